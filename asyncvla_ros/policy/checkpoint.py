@@ -1,0 +1,81 @@
+"""Policy checkpoints: safetensors for tensors, JSON for configs and statistics; nothing is unpickled.
+
+Layout of a checkpoint directory:
+
+    asyncvla_policy.json        format tag, PolicyConfig, normalisation statistics
+    action_model.safetensors    action expert + confidence rater
+    backbone/                   Qwen2.5-VL in transformers' own layout (config.json, model.safetensors,
+                                tokenizer, preprocessor_config.json), loadable with from_pretrained
+
+A directory holding only a Qwen2.5-VL checkpoint (config.json without asyncvla_policy.json) loads as a
+policy whose action expert and rater are freshly initialised, the starting point for training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from asyncvla_ros.policy.config import PolicyConfig
+
+logger = logging.getLogger(__name__)
+
+POLICY_FILE = "asyncvla_policy.json"
+WEIGHTS_FILE = "action_model.safetensors"
+BACKBONE_DIR = "backbone"
+FORMAT = "asyncvla_ros.policy/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory that cannot be loaded; the message says what is missing."""
+
+
+def save_policy(policy, directory: str | Path) -> Path:
+    """Write `policy` to `directory` (created if needed). Returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    policy.backbone.save_pretrained(directory / BACKBONE_DIR)
+    tensors = {f"expert.{k}": v for k, v in policy.expert.state_dict().items()}
+    tensors.update({f"rater.{k}": v for k, v in policy.rater.state_dict().items()})
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, directory / WEIGHTS_FILE)
+    config = dataclasses.asdict(policy.config)
+    config["backbone"]["pretrained_dir"] = None  # the weights now live in backbone/
+    meta = {"format": FORMAT, "config": config, "normalization": dataclasses.asdict(policy.normalizer)}
+    (directory / POLICY_FILE).write_text(json.dumps(meta, indent=2))
+    return directory
+
+
+def load_policy(directory: str | Path, device: str | torch.device = "cpu", dtype: str | None = None):
+    """Load a policy saved by `save_policy`, or start one from a bare Qwen2.5-VL directory."""
+    from asyncvla_ros.policy.backbone import VLBackbone
+    from asyncvla_ros.policy.normalization import Normalizer
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy, _torch_dtype
+
+    directory = Path(directory)
+    meta_path = directory / POLICY_FILE
+    if not meta_path.is_file():
+        if (directory / "config.json").is_file():
+            logger.warning("%s holds a bare VLM checkpoint: action expert and rater start untrained", directory)
+            config = PolicyConfig(dtype=dtype or "bfloat16")
+            config.backbone.pretrained_dir = str(directory)
+            return AsyncVLAPolicy.build(config).to(device)
+        raise CheckpointError(f"{directory} is not a policy checkpoint: no {POLICY_FILE} (nor a VLM config.json)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: format {meta.get('format')!r}, this version reads {FORMAT!r}")
+    config = PolicyConfig.from_dict(meta["config"])
+    if dtype is not None:
+        config.dtype = dtype
+    torch_dtype = _torch_dtype(config.dtype)
+    backbone = VLBackbone.load(config.backbone, directory / BACKBONE_DIR, dtype=torch_dtype)
+    policy = AsyncVLAPolicy(config, backbone, Normalizer.from_dict(meta["normalization"]))
+    weights = load_file(directory / WEIGHTS_FILE)
+    for name, module in (("expert", policy.expert), ("rater", policy.rater)):
+        prefix = name + "."
+        module.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, strict=True)
+    return policy.to(device=device, dtype=torch_dtype).eval()

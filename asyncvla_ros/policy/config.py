@@ -1,0 +1,167 @@
+"""Configuration dataclasses for the AsyncVLA policy.
+
+Every config validates itself in ``__post_init__`` and names the field and the bad value, so a typo
+in a params file fails at start-up rather than as a shape error deep inside a forward pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SYSTEM_PROMPT = "You are a helpful physical assistant."
+ACT_MODES = ("asyncvla", "sfm_only", "random_mask")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{type(obj).__name__}.{name} must be a positive int, got {value!r}")
+
+
+def tiny_vlm_config(hidden_size: int = 64, num_layers: int = 2) -> dict[str, Any]:
+    """Keyword arguments of a ``Qwen2_5_VLConfig`` small enough for CPU tests and the embedded default.
+
+    The text model keeps Qwen2.5-VL's structure (GQA, 3-D rotary positions, RMSNorm, SwiGLU); only the
+    sizes shrink. ``mrope_section`` must sum to head_dim / 2.
+    """
+    num_heads = 4
+    head_dim = hidden_size // num_heads
+    half = head_dim // 2
+    # Split the rotary frequencies between the temporal, height and width position axes.
+    height = width = (half - half // 4) // 2
+    mrope = [half - height - width, height, width]
+    return {
+        "text_config": {
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "num_hidden_layers": num_layers,
+            "num_attention_heads": num_heads,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "rms_norm_eps": 1e-6,
+            "vocab_size": 512,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+        },
+        "vision_config": {
+            "depth": 1,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            "fullatt_block_indexes": [0],
+        },
+        "tie_word_embeddings": False,
+    }
+
+
+@dataclass
+class BackboneConfig:
+    """The vision-language backbone (Qwen2.5-VL) and how one observation becomes a prompt."""
+
+    # Local directory holding a Qwen2.5-VL checkpoint (config.json + safetensors + tokenizer +
+    # preprocessor_config.json). None builds a randomly initialised model from `vlm_config`.
+    pretrained_dir: str | None = None
+    # Keyword arguments for Qwen2_5_VLConfig when building from scratch (ignored with pretrained_dir).
+    vlm_config: dict[str, Any] = field(default_factory=tiny_vlm_config)
+    camera_names: tuple[str, ...] = ("front", "wrist")
+    # Every image must arrive at exactly this size (pixels); the camera side resizes, the policy
+    # never reshapes silently. Multiples of 28 (patch 14 x merge 2).
+    image_height_px: int = 56
+    image_width_px: int = 56
+    # Fixed capacity of the cached prefix (tokens). A prompt longer than this is an error.
+    max_prefix_tokens: int = 128
+    # Put the robot state into the prompt as 256-bin discretised text (the action side always sees it).
+    state_in_prompt: bool = False
+    system_prompt: str = SYSTEM_PROMPT
+
+    def __post_init__(self) -> None:
+        self.camera_names = tuple(self.camera_names)
+        if not self.camera_names:
+            raise ValueError("BackboneConfig.camera_names must name at least one camera, got ()")
+        _positive(self, "image_height_px", "image_width_px", "max_prefix_tokens")
+        for name in ("image_height_px", "image_width_px"):
+            if getattr(self, name) % 28:
+                raise ValueError(f"BackboneConfig.{name} must be a multiple of 28, got {getattr(self, name)}")
+
+
+@dataclass
+class ActionExpertConfig:
+    """Action-side tokens: state, executed-action history and the L noisy action tokens."""
+
+    action_dim: int = 6  # joints (rad) incl. gripper
+    state_dim: int = 6  # joint positions (rad)
+    chunk_len: int = 10  # L: actions per chunk, one per control period
+    # K: executed actions given as condition tokens (~1 s of control in the decoupling paper); 0 = off.
+    history_len: int = 20
+    # Sinusoidal time embedding periods (flow time tau in [0, 1]).
+    time_min_period: float = 4e-3
+    time_max_period: float = 4.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "action_dim", "state_dim", "chunk_len")
+        if not isinstance(self.history_len, int) or self.history_len < 0:
+            raise ValueError(f"ActionExpertConfig.history_len must be an int >= 0, got {self.history_len!r}")
+        if not 0 < self.time_min_period < self.time_max_period:
+            raise ValueError(
+                "ActionExpertConfig needs 0 < time_min_period < time_max_period, got "
+                f"{self.time_min_period!r}, {self.time_max_period!r}"
+            )
+
+
+@dataclass
+class RaterConfig:
+    """Confidence rater (paper: 4 layers, 32 heads, FFN 6144 over the 3B model's 2048-wide tokens)."""
+
+    num_layers: int = 2
+    num_heads: int = 4
+    hidden_size: int = 64
+    ffn_size: int = 128
+    threshold: float = 0.5  # T: tokens with confidence p < T are regenerated by AFM
+
+    def __post_init__(self) -> None:
+        _positive(self, "num_layers", "num_heads", "hidden_size", "ffn_size")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"RaterConfig.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"RaterConfig.threshold must be in (0, 1), got {self.threshold!r}")
+
+
+@dataclass
+class PolicyConfig:
+    """The whole AsyncVLA policy."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    expert: ActionExpertConfig = field(default_factory=ActionExpertConfig)
+    rater: RaterConfig = field(default_factory=RaterConfig)
+    num_flow_steps: int = 10  # Euler steps per flow (SFM and AFM each)
+    dtype: str = "float32"  # weights and activations; bfloat16 on GPU
+    model_id: str = "asyncvla-tiny"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.backbone, dict):
+            self.backbone = BackboneConfig(**self.backbone)
+        if isinstance(self.expert, dict):
+            self.expert = ActionExpertConfig(**self.expert)
+        if isinstance(self.rater, dict):
+            self.rater = RaterConfig(**self.rater)
+        _positive(self, "num_flow_steps")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"PolicyConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PolicyConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"PolicyConfig: unknown fields {unknown}; valid fields are {sorted(known)}")
+        return cls(**data)

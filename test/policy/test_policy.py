@@ -1,0 +1,169 @@
+"""act(), its modes, input checks, configs and checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from asyncvla_ros.policy.backbone import InputError, SemanticCondition
+from asyncvla_ros.policy.checkpoint import CheckpointError
+from asyncvla_ros.policy.config import BackboneConfig, PolicyConfig, RaterConfig
+from asyncvla_ros.policy.normalization import FeatureStats, Normalizer
+from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+from .conftest import INSTRUCTIONS, random_images, tiny_config
+
+
+def test_act_returns_a_complete_chunk_record(policy, cond):
+    r = policy.act(cond, np.zeros(6), np.zeros((3, 6)), seed=0)
+    L, A = policy.config.expert.chunk_len, policy.config.expert.action_dim
+    assert r.actions.shape == r.sfm_actions.shape == (L, A)
+    assert r.confidence.shape == r.regenerated.shape == (L,)
+    assert np.all((r.confidence > 0) & (r.confidence < 1))
+    np.testing.assert_array_equal(r.regenerated, r.confidence < policy.config.rater.threshold)
+    # AFM changed exactly the regenerated steps.
+    changed = np.any(r.actions != r.sfm_actions, axis=1)
+    np.testing.assert_array_equal(changed, r.regenerated)
+    assert min(r.sfm_ms, r.rater_ms, r.afm_ms) >= 0 and r.total_ms >= r.sfm_ms
+    assert r.semantic_stamp_ns == 123
+
+
+def test_act_is_deterministic_per_seed_and_modes_share_the_sfm_chunk(policy, cond):
+    a = policy.act(cond, np.ones(6), seed=7)
+    b = policy.act(cond, np.ones(6), seed=7)
+    c = policy.act(cond, np.ones(6), seed=8)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    assert not np.array_equal(a.sfm_actions, c.sfm_actions)
+    sfm = policy.act(cond, np.ones(6), mode="sfm_only", seed=7)
+    rnd = policy.act(cond, np.ones(6), mode="random_mask", seed=7)
+    np.testing.assert_array_equal(sfm.sfm_actions, a.sfm_actions)
+    np.testing.assert_array_equal(sfm.actions, sfm.sfm_actions)
+    assert not sfm.regenerated.any() and sfm.afm_ms < 1.0
+    keep = ~rnd.regenerated
+    np.testing.assert_array_equal(rnd.actions[keep], rnd.sfm_actions[keep])
+
+
+def test_afm_with_full_mask_from_the_same_noise_equals_sfm(policy, cond):
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        ctx = policy.action_context(cond, torch.zeros(1, 6), torch.zeros(1, 4, 6), torch.ones(1, 4, dtype=torch.bool))
+        noise = torch.randn(1, 8, 6, generator=g)
+        full = torch.ones(1, 8, dtype=torch.bool)
+        sfm = policy.sample(ctx, noise, full)
+        afm = policy.sample(ctx, noise, full, init=torch.randn(1, 8, 6, generator=g))
+        assert torch.equal(sfm, afm)
+        none = torch.zeros(1, 8, dtype=torch.bool)
+        assert torch.equal(policy.sample(ctx, noise, none, init=sfm), sfm)
+
+
+def test_history_changes_the_plan(policy, cond):
+    a = policy.act(cond, np.zeros(6), None, seed=1)
+    b = policy.act(cond, np.zeros(6), np.full((4, 6), 0.5), seed=1)
+    assert not np.allclose(a.sfm_actions, b.sfm_actions)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(state=np.zeros(5)), "state: expected shape"),
+        (dict(state=np.array([0, 0, np.nan, 0, 0, 0.0])), "state: contains NaN"),
+        (dict(state=np.array([0, 0, np.inf, 0, 0, 0.0])), "state: contains NaN"),
+        (dict(history=np.zeros((3, 5))), "history: expected shape"),
+        (dict(history=np.zeros((5, 6))), "history: expected shape"),
+        (dict(history=np.full((2, 6), np.nan)), "history: contains NaN"),
+        (dict(mode="fast"), "mode: expected one of"),
+    ],
+)
+def test_act_rejects_bad_input_by_name(policy, cond, kwargs, match):
+    args = dict(state=np.zeros(6), history=None) | kwargs
+    with pytest.raises(InputError, match=match):
+        policy.act(cond, **args)
+
+
+@pytest.mark.parametrize(
+    "images, match",
+    [
+        (random_images(n=1), "expected 2 images"),
+        (random_images(n=3), "expected 2 images"),
+        (random_images(size=112), "image 'front': expected uint8 array of shape"),
+        ([random_images()[0], np.zeros((56, 56, 3), np.float32)], "image 'wrist'"),
+        ([random_images()[0], np.zeros((56, 56), np.uint8)], "image 'wrist'"),
+    ],
+)
+def test_encode_rejects_wrong_images_by_name(policy, images, match):
+    with pytest.raises(InputError, match=match):
+        policy.encode(images, INSTRUCTIONS[0])
+
+
+def test_encode_rejects_bad_instruction_and_overlong_prompt(policy):
+    with pytest.raises(InputError, match="instruction"):
+        policy.encode(random_images(), "   ")
+    with pytest.raises(InputError, match="max_prefix_tokens"):
+        policy.encode(random_images(), " ".join(["cube"] * 200))
+
+
+def test_state_in_prompt_needs_a_valid_state():
+    config = tiny_config()
+    config.backbone.state_in_prompt = True
+    p = AsyncVLAPolicy.build(config, INSTRUCTIONS)
+    with pytest.raises(InputError, match="state"):
+        p.encode(random_images(), INSTRUCTIONS[0])
+    with pytest.raises(InputError, match="state: contains NaN"):
+        p.encode(random_images(), INSTRUCTIONS[0], state=np.full(6, np.nan))
+    a = p.encode(random_images(), INSTRUCTIONS[0], state=np.zeros(6))
+    b = p.encode(random_images(), INSTRUCTIONS[0], state=np.ones(6))
+    assert int(a.num_prefix_tokens[0]) > p.backbone.tokens_per_image * 2 + 6
+    assert not torch.equal(a.vl_embeddings, b.vl_embeddings)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: BackboneConfig(image_height_px=50), "image_height_px must be a multiple of 28, got 50"),
+        (lambda: BackboneConfig(camera_names=()), "camera_names"),
+        (lambda: RaterConfig(threshold=1.5), "threshold must be in"),
+        (lambda: RaterConfig(hidden_size=30, num_heads=4), "divisible"),
+        (lambda: PolicyConfig(num_flow_steps=0), "num_flow_steps must be a positive int, got 0"),
+        (lambda: PolicyConfig(dtype="fp8"), "dtype must be one of"),
+        (lambda: tiny_config(history_len=-1), "history_len"),
+        (lambda: PolicyConfig.from_dict({"bogus": 1}), "unknown fields"),
+    ],
+)
+def test_configs_name_the_bad_field(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_checkpoint_round_trip_gives_bit_identical_act(tmp_path):
+    config = tiny_config()
+    p = AsyncVLAPolicy.build(config, INSTRUCTIONS, seed=3).eval()
+    p.normalizer = Normalizer(FeatureStats([0.1] * 6, [2.0] * 6), FeatureStats([-0.2] * 6, [0.5] * 6))
+    p.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "asyncvla_policy.json").read_text())
+    assert meta["normalization"]["action"]["std"] == [0.5] * 6
+    q = AsyncVLAPolicy.from_pretrained(tmp_path)
+    images, state, hist = random_images(4), np.linspace(-1, 1, 6), np.ones((4, 6))
+    a = p.act(p.encode(images, INSTRUCTIONS[1]), state, hist, seed=11)
+    b = q.act(q.encode(images, INSTRUCTIONS[1]), state, hist, seed=11)
+    for field in ("actions", "sfm_actions", "confidence", "regenerated"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_loading_a_bare_qwen_directory_and_refusing_other_directories(tmp_path, policy):
+    policy.backbone.save_pretrained(tmp_path / "qwen")  # transformers' own layout, as a downloaded model has
+    p = AsyncVLAPolicy.from_pretrained(tmp_path / "qwen", dtype="float32")
+    assert p.config.backbone.pretrained_dir == str(tmp_path / "qwen")
+    for name, t in policy.backbone.state_dict().items():
+        assert torch.equal(t, p.backbone.state_dict()[name]), name
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="not a policy checkpoint"):
+        AsyncVLAPolicy.from_pretrained(tmp_path / "empty")
+
+
+def test_semantic_condition_tensor_round_trip(cond):
+    again = SemanticCondition.from_tensors(cond.tensors(), cond.stamp_ns, cond.instruction)
+    for name, t in cond.tensors().items():
+        assert torch.equal(t, again.tensors()[name])
+    with pytest.raises(InputError, match="missing"):
+        SemanticCondition.from_tensors({"keys.0": cond.keys[0]})
