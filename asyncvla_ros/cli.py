@@ -1,0 +1,32 @@
+"""`asyncvla-ros`: the package's command-line entry point.
+
+Each subcommand lives in its own module and is imported only when used, so `asyncvla-ros --help` works
+on a robot computer without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module with a `main(argv) -> int`, one-line help)
+COMMANDS = {
+    "bench-policy": ("asyncvla_ros.bench.policy_latency", "latency of encode() and act() as JSON"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="asyncvla-ros", description="AsyncVLA policies on ROS 2 arms.")
+    parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(f"{k}: {v[1]}" for k, v in COMMANDS.items()))
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    args = parser.parse_args(argv[:1])
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
