@@ -1,0 +1,126 @@
+"""The control-rate action module: latest semantics + current state + own history -> next command.
+
+Each tick replans a full chunk with `policy.act()` (SFM -> rater -> AFM), blends it with the still
+valid earlier chunks (temporal ensembling) and returns the target for this tick. When what the plan
+would rest on is too old it holds instead, and says why:
+
+- joint state missing or older than `max_state_age_s`: no command at all (the arm's position is unknown;
+  the safety filter would refuse anything anyway);
+- semantics missing or older than `max_semantic_age_s`, or their publisher gone: hold the last target.
+
+Ensembling and history restart after every hold, since plans made before it no longer match the arm.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from asyncvla_ros.control.ensembling import TemporalEnsembler
+from asyncvla_ros.control.history import ActionHistory
+from asyncvla_ros.control.semantic_store import SemanticItem
+from asyncvla_ros.policy.config import ACT_MODES  # a plain dataclass module: no torch
+
+
+@dataclass
+class ActionLoopConfig:
+    control_rate_hz: float = 20.0  # ticks per second
+    max_semantic_age_s: float = 1.0  # hold when the encoded observation is older than this
+    max_state_age_s: float = 0.25  # no command when the joint state is older than this
+    ensemble_decay: float = 0.1  # ACT's m in w_i = exp(-m i), i = 0 oldest
+    mode: str = "asyncvla"  # asyncvla | sfm_only | random_mask
+    seed: int = 0  # noise seed of tick k is seed + k
+
+    def __post_init__(self) -> None:
+        for name in ("control_rate_hz", "max_semantic_age_s", "max_state_age_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"ActionLoopConfig.{name} must be a positive number, got {value!r}")
+        if not self.ensemble_decay >= 0:
+            raise ValueError(f"ActionLoopConfig.ensemble_decay must be >= 0, got {self.ensemble_decay!r}")
+        if self.mode not in ACT_MODES:
+            raise ValueError(f"ActionLoopConfig.mode must be one of {ACT_MODES}, got {self.mode!r}")
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+
+@dataclass
+class TickResult:
+    tick: int
+    command: np.ndarray | None  # joint targets for this tick (robot units); None = send nothing
+    holding: bool
+    reason: str  # why it holds; "" when acting
+    chunk: Any | None  # policy ChunkResult when a chunk was planned
+    chunk_id: int  # id of the latest planned chunk (0 before the first)
+    semantic_seq: int
+    semantic_stamp_ns: int
+    semantic_age_s: float  # nan when there are no semantics
+    state_age_s: float  # nan when there is no state
+    plan_ms: float  # wall time of this tick's planning and blending
+
+
+class ActionLoop:
+    """Stateful per-tick logic of the action node (not thread-safe: one control thread calls `tick`)."""
+
+    def __init__(self, policy, config: ActionLoopConfig) -> None:
+        e = policy.config.expert
+        self.policy = policy
+        self.config = config
+        self.ensembler = TemporalEnsembler(e.chunk_len, e.action_dim, config.ensemble_decay)
+        self.history = ActionHistory(e.history_len, e.action_dim)
+        self.tick_count = 0
+        self.chunk_id = 0
+        self.last_command: np.ndarray | None = None
+
+    def _hold(self, reason: str, command: np.ndarray | None, **info) -> TickResult:
+        self.ensembler.reset()
+        self.history.clear()
+        return TickResult(self.tick_count, command, True, reason, None, self.chunk_id, plan_ms=0.0, **info)
+
+    def tick(self, now_ns: int, semantics: SemanticItem | None, state: np.ndarray | None, state_stamp_ns: int,
+             semantics_alive: bool = True) -> TickResult:
+        """Plan and return this tick's command (or a hold).
+
+        Args:
+            now_ns: current time.
+            semantics: latest committed semantic condition, or None.
+            state: current joint positions (policy order), or None.
+            state_stamp_ns: capture stamp of `state`.
+            semantics_alive: False when the semantic publisher is known to be gone.
+        """
+        self.tick_count += 1
+        c = self.config
+        sem_age = (now_ns - semantics.stamp_ns) * 1e-9 if semantics else float("nan")
+        state_age = (now_ns - state_stamp_ns) * 1e-9 if state is not None else float("nan")
+        info = dict(
+            semantic_seq=semantics.seq if semantics else 0,
+            semantic_stamp_ns=semantics.stamp_ns if semantics else 0,
+            semantic_age_s=sem_age,
+            state_age_s=state_age,
+        )
+        if state is None:
+            return self._hold("no joint state received yet", None, **info)
+        if state_age > c.max_state_age_s:
+            return self._hold(f"joint state is {state_age:.2f} s old (limit {c.max_state_age_s} s)", None, **info)
+        hold_at = self.last_command if self.last_command is not None else np.asarray(state, dtype=np.float64)
+        if semantics is None:
+            return self._hold("no semantic features received yet", hold_at, **info)
+        if not semantics_alive:
+            return self._hold("semantic features publisher is gone", hold_at, **info)
+        if sem_age > c.max_semantic_age_s:
+            return self._hold(f"semantic features are {sem_age:.2f} s old (limit {c.max_semantic_age_s} s)", hold_at, **info)
+
+        t0 = time.perf_counter()
+        chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count)
+        self.chunk_id += 1
+        self.ensembler.add(self.tick_count, chunk.actions)
+        command = self.ensembler.target(self.tick_count)
+        self.history.append(command)
+        self.last_command = command
+        plan_ms = (time.perf_counter() - t0) * 1e3
+        return TickResult(self.tick_count, command, False, "", chunk, self.chunk_id, plan_ms=plan_ms, **info)
