@@ -1,0 +1,71 @@
+"""The task: put the red cube in the coloured area the instruction names.
+
+Plain constants and the instruction vocabulary; no MuJoCo import, so configs and nodes can use them.
+Lengths are in metres in the world frame: the robot base at the origin on the table top (z = 0),
+facing +x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+JOINT_NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+CAMERA_NAMES = ("front", "wrist")
+CUBE_HALF_SIZE_M = 0.0175
+TARGET_HALF_SIZE_M = 0.04  # the areas are 8 cm squares
+TABLE_TOP_Z_M = 0.0
+# Where target areas may lie: polar (radius m, bearing rad) around the base, all within reach of a
+# gripper pointing straight down. A reset puts the areas' colours on these slots in a random order.
+# (A gripper pointing down reaches radii of about 0.15-0.27 m near the table.)
+TARGET_SLOTS_POLAR = ((0.21, 1.05), (0.21, 0.0), (0.21, -1.05))
+# Cube spawn: polar ranges around the base, rejecting spots nearer than CUBE_CLEARANCE_M (in both x
+# and y) to a slot centre, so the cube never starts on an area whatever its yaw (area half-width
+# 0.04 m + cube half-diagonal 0.025 m + margin).
+CUBE_RADIUS_RANGE_M = (0.15, 0.26)
+CUBE_BEARING_RANGE_RAD = (-1.3, 1.3)
+CUBE_CLEARANCE_M = 0.07
+CUBE_RGBA = (0.85, 0.1, 0.1, 1.0)
+TARGET_COLOURS = {
+    "blue": (0.1, 0.25, 0.9, 1.0),
+    "green": (0.1, 0.7, 0.2, 1.0),
+    "purple": (0.6, 0.2, 0.75, 1.0),
+}
+INSTRUCTION_TEMPLATE = "put the red cube in the {colour} area"
+INSTRUCTIONS = tuple(INSTRUCTION_TEMPLATE.format(colour=colour) for colour in TARGET_COLOURS)
+
+
+def instruction_for(colour: str) -> str:
+    """The instruction that asks for the cube to go to the ``colour`` area."""
+    if colour not in TARGET_COLOURS:
+        raise ValueError(f"unknown target colour {colour!r}, choose from {tuple(TARGET_COLOURS)}")
+    return INSTRUCTION_TEMPLATE.format(colour=colour)
+
+
+def colour_of(instruction: str) -> str:
+    """The target colour an instruction names.
+
+    Raises:
+        ValueError: the instruction is not one of :data:`INSTRUCTIONS` (they are listed).
+    """
+    for colour in TARGET_COLOURS:
+        if instruction == INSTRUCTION_TEMPLATE.format(colour=colour):
+            return colour
+    raise ValueError(f"unsupported instruction {instruction!r}; supported: {list(INSTRUCTIONS)}")
+
+
+def sample_cube_xy(rng: np.random.Generator, max_tries: int = 1000) -> np.ndarray:
+    """A cube spawn position (m) clear of every target slot, drawn from ``rng``."""
+    slots = np.array([target_slot_xy(i) for i in range(len(TARGET_SLOTS_POLAR))])
+    for _ in range(max_tries):
+        radius = rng.uniform(*CUBE_RADIUS_RANGE_M)
+        bearing = rng.uniform(*CUBE_BEARING_RANGE_RAD)
+        xy = np.array([radius * np.cos(bearing), radius * np.sin(bearing)])
+        if np.all(np.max(np.abs(slots - xy), axis=1) >= CUBE_CLEARANCE_M):
+            return xy
+    raise RuntimeError(f"no cube spawn position clear of the target slots in {max_tries} tries")
+
+
+def target_slot_xy(slot: int) -> np.ndarray:
+    """World (x, y) in m of a target slot's centre."""
+    radius, bearing = TARGET_SLOTS_POLAR[slot]
+    return np.array([radius * np.cos(bearing), radius * np.sin(bearing)])
