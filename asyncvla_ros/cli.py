@@ -12,6 +12,7 @@ import sys
 
 # subcommand -> (module with a `main(argv) -> int`, one-line help)
 COMMANDS = {
+    "launch": ("asyncvla_ros.launcher", "start the node graph (sim by default) and print live figures"),
     "bench-policy": ("asyncvla_ros.bench.policy_latency", "latency of encode() and act() as JSON"),
 }
 

@@ -31,8 +31,8 @@ class SafetyConfig:
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
-        if n == 0 or len(set(self.joint_names)) != n:
-            raise ValueError(f"SafetyConfig.joint_names must be unique and non-empty, got {self.joint_names!r}")
+        if n == 0 or len(set(self.joint_names)) != n or not all(isinstance(j, str) and j for j in self.joint_names):
+            raise ValueError(f"SafetyConfig.joint_names must be unique non-empty names, got {self.joint_names!r}")
         for name in ("position_lower_rad", "position_upper_rad", "max_step_rad"):
             values = tuple(float(v) for v in getattr(self, name))
             if len(values) != n or not all(math.isfinite(v) for v in values):

@@ -276,6 +276,13 @@ class SimArm:
 
     # -- rendering ---------------------------------------------------------------------------------
 
+    def pose_snapshot(self) -> PoseSnapshot:
+        """The pose of the last reset or step (immutable): what a renderer in another process needs."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            raise RuntimeError("pose_snapshot() before reset(): call reset() first")
+        return snapshot
+
     def _publish_snapshot(self) -> None:
         self._snapshot = PoseSnapshot.of(self._data)  # one reference swap: readers see old or new
 

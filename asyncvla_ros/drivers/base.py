@@ -1,0 +1,57 @@
+"""The interface every driver backend implements, mirroring the lifecycle of the driver node:
+
+    configure  -> connect()     open the link (serial port, SDK, simulator); read-only afterwards
+    activate   -> enable()      motion allowed (torque on); commands are applied
+    deactivate -> disable()     no more motion (torque off or hold); commands are ignored
+    cleanup    -> disconnect()  close the link
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class DriverError(RuntimeError):
+    """The backend cannot do what was asked (not connected, link lost, bad command); says why."""
+
+
+@dataclass(frozen=True)
+class JointReading:
+    positions_rad: np.ndarray  # (n,) in joint_names order
+    velocities_rad_s: np.ndarray  # (n,)
+    stamp_ns: int  # when the positions were measured (capture time)
+
+
+class DriverBackend(abc.ABC):
+    joint_names: tuple[str, ...]
+
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def enable(self) -> None: ...
+
+    @abc.abstractmethod
+    def disable(self) -> None: ...
+
+    @abc.abstractmethod
+    def disconnect(self) -> None: ...
+
+    @abc.abstractmethod
+    def read(self) -> JointReading:
+        """The latest measured joint state. Raises DriverError when not connected or the link failed."""
+
+    @abc.abstractmethod
+    def command(self, positions_rad: np.ndarray) -> None:
+        """Set joint position targets (joint_names order). Raises DriverError when not enabled."""
+
+    def update(self, now_ns: int) -> None:
+        """Called by the node at its state rate; backends that must be driven (the simulator) advance here."""
+
+    @property
+    def period_s(self) -> float:
+        """How often the node should call update() and publish the joint state."""
+        return 0.05

@@ -1,0 +1,181 @@
+"""Action node: at the control rate, plan a chunk from the latest semantics and publish the next command.
+
+Commands go out as JointState targets on `joint_command` (to the safety filter); every planned chunk
+goes out as an ActionChunk on `action_chunk` with its confidences, regenerated steps and stage times.
+When semantics or joint state are too old, or the semantic publisher is gone, it holds and says why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
+from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
+from asyncvla_ros.msg import ActionChunk, SemanticFeatures
+from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions, joint_state, to_time
+from asyncvla_ros.nodes.params import OK, WARN, declare, diagnostics, set_torch_threads
+from asyncvla_ros.nodes.qos import FEATURES
+
+class ActionNode(Node):
+    """Args: policy/store are injected when co-located with the semantic node."""
+
+    def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, **kwargs) -> None:
+        super().__init__("action", **kwargs)
+        model_dir = declare(self, "model_dir", "", "policy checkpoint or Qwen2.5-VL directory; empty = embedded default")
+        device = declare(self, "device", "cpu", "torch device, e.g. cpu or cuda:0")
+        self.torch_threads = declare(self, "torch_threads", 0, "CPU threads for torch in this process; 0 = torch's default", low=0, high=256)
+        self.joint_names = tuple(declare(self, "joint_names", [""], "joints the policy commands, in its action order"))
+        config = ActionLoopConfig(
+            control_rate_hz=declare(self, "control_rate_hz", 20.0, "control ticks per second, Hz", low=1.0, high=1000.0),
+            max_semantic_age_s=declare(self, "max_semantic_age_s", 1.0, "hold when the encoded observation is older, s", low=0.01, high=60.0),
+            max_state_age_s=declare(self, "max_state_age_s", 0.25, "send nothing when the joint state is older, s", low=0.001, high=10.0),
+            ensemble_decay=declare(self, "ensemble_decay", 0.1, "temporal ensembling decay m in exp(-m i)", low=0.0, high=10.0),
+            mode=declare(self, "mode", "asyncvla", "asyncvla | sfm_only | random_mask"),
+            seed=declare(self, "seed", 0, "noise seed of tick k is seed + k", low=0, high=2**31 - 1),
+        )
+        if policy is None:
+            from asyncvla_ros.policy.default import load_policy
+
+            policy, model_id = load_policy(model_dir, device)
+        self.policy, self.model_id = policy, model_id
+        e = policy.config.expert
+        if len(self.joint_names) != e.action_dim or not all(self.joint_names):
+            raise ValueError(f"joint_names {list(self.joint_names)} must name the policy's {e.action_dim} action dimensions")
+        self.loop = ActionLoop(policy, config)
+        self.store = store or LatestSemantics()
+        self.colocated = store is not None
+        self.state: np.ndarray | None = None
+        self.state_stamp_ns = 0
+        self.semantics_alive = True
+        self.rejected = 0
+        self.tick_walls: deque[float] = deque(maxlen=200)
+        self.plan_ms: deque[float] = deque(maxlen=200)
+        self.last_result = None
+
+        inputs = ReentrantCallbackGroup()
+        events = SubscriptionEventCallbacks(liveliness=self.on_liveliness)
+        self.create_subscription(SemanticFeatures, "semantic_features", self.on_features, FEATURES,
+                                 callback_group=inputs, event_callbacks=events)
+        self.create_subscription(JointState, "joint_states", self.on_state, 10, callback_group=inputs)
+        self.cmd_pub = self.create_publisher(JointState, "joint_command", 10)
+        self.chunk_pub = self.create_publisher(ActionChunk, "action_chunk", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        # The control tick has a group of its own so slow work elsewhere never delays it.
+        self.create_timer(config.period_s, self.on_tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, self.publish_diagnostics, callback_group=inputs)
+        self.get_logger().info(f"model {model_id}; {config.control_rate_hz} Hz; mode {config.mode}; joints {list(self.joint_names)}")
+
+    # -- inputs ------------------------------------------------------------------------------------
+
+    def on_liveliness(self, event) -> None:
+        alive = event.alive_count > 0
+        if alive != self.semantics_alive:
+            self.get_logger().warning(f"semantic features publisher {'back' if alive else 'gone'}")
+        self.semantics_alive = alive
+
+    def on_features(self, msg: SemanticFeatures) -> None:
+        if msg.model_id != self.model_id:
+            self.rejected += 1
+            self.get_logger().error(f"semantic features from model {msg.model_id!r}, this node runs {self.model_id!r}: ignored",
+                                    throttle_duration_sec=2.0)
+            return
+        self.semantics_alive = True
+        if msg.transport == SemanticFeatures.TRANSPORT_IN_PROCESS:
+            return  # the co-located semantic node committed the tensors to the shared store itself
+        try:
+            from asyncvla_ros.nodes.semantic_transport import from_message
+
+            cond = from_message(msg, self.policy.device)
+        except MessageError as err:
+            self.rejected += 1
+            self.get_logger().error(f"semantic features seq {msg.seq} rejected: {err}", throttle_duration_sec=2.0)
+            return
+        self.store.commit(SemanticItem(cond, int(msg.seq), from_time(msg.header.stamp), msg.instruction, msg.encode_time_ms))
+
+    def on_state(self, msg: JointState) -> None:
+        try:
+            positions = joint_positions(msg, self.joint_names)
+        except MessageError as err:
+            self.rejected += 1
+            self.get_logger().error(f"joint state rejected: {err}", throttle_duration_sec=2.0)
+            return
+        self.state, self.state_stamp_ns = positions, from_time(msg.header.stamp)
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def on_tick(self) -> None:
+        now = time.time_ns()
+        self.tick_walls.append(time.monotonic())
+        result = self.loop.tick(now, self.store.latest(), self.state, self.state_stamp_ns, self.semantics_alive)
+        self.last_result = result
+        if result.holding:
+            self.get_logger().warning(f"holding: {result.reason}", throttle_duration_sec=1.0)
+        if result.command is not None:
+            self.cmd_pub.publish(joint_state(self.joint_names, result.command, now))
+        if result.chunk is not None:
+            self.plan_ms.append(result.plan_ms)
+            self.chunk_pub.publish(self.chunk_message(result))
+
+    def chunk_message(self, result) -> ActionChunk:
+        chunk = result.chunk
+        msg = ActionChunk()
+        msg.header.stamp = to_time(self.state_stamp_ns)
+        msg.semantic_stamp = to_time(result.semantic_stamp_ns)
+        msg.semantic_age_s = float((self.state_stamp_ns - result.semantic_stamp_ns) * 1e-9)
+        msg.semantic_seq = int(result.semantic_seq)
+        msg.chunk_id = int(result.chunk_id)
+        msg.step_period_s = float(self.loop.config.period_s)
+        msg.joint_names = list(self.joint_names)
+        msg.horizon, msg.action_dim = (int(n) for n in chunk.actions.shape)
+        msg.actions = chunk.actions.astype(np.float32).ravel().tolist()
+        msg.sfm_actions = chunk.sfm_actions.astype(np.float32).ravel().tolist()
+        msg.confidence = chunk.confidence.astype(np.float32).tolist()
+        msg.regenerated = [bool(r) for r in chunk.regenerated]
+        msg.sfm_time_ms, msg.rater_time_ms, msg.afm_time_ms = float(chunk.sfm_ms), float(chunk.rater_ms), float(chunk.afm_ms)
+        msg.total_time_ms = float(result.plan_ms)
+        msg.mode = chunk.mode
+        return msg
+
+    def publish_diagnostics(self) -> None:
+        walls = np.diff(np.asarray(self.tick_walls)) if len(self.tick_walls) > 2 else np.array([np.nan])
+        r = self.last_result
+        values = {
+            "rate_hz": float(1.0 / np.median(walls)) if np.isfinite(walls).all() else float("nan"),
+            "period_p99_ms": float(np.percentile(walls, 99) * 1e3),
+            "plan_ms_p50": float(np.median(self.plan_ms)) if self.plan_ms else float("nan"),
+            "semantic_age_s": float(r.semantic_age_s) if r else float("nan"),
+            "state_age_s": float(r.state_age_s) if r else float("nan"),
+            "chunks": self.loop.chunk_id,
+            "rejected_messages": self.rejected,
+        }
+        holding = r is not None and r.holding
+        message = f"holding: {r.reason}" if holding else "acting"
+        self.diag_pub.publish(diagnostics(self, time.time_ns(), "action", WARN if holding else OK, message, values))
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = ActionNode()
+    set_torch_threads(node.torch_threads)
+    executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

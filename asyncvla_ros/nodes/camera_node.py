@@ -1,0 +1,120 @@
+"""Camera node: publishes sensor_msgs/Image + CameraInfo, stamped at capture.
+
+Backends:
+- `opencv`: a V4L2 device index ("0") or a stream URL, read with OpenCV (install opencv-python);
+- `sim`: renders the embedded simulator's world from the driver's `sim/world_state` snapshots; the
+  image is stamped with the stamp of the snapshot it shows (its capture time).
+Any other ROS camera driver publishing `<camera_name>/image_raw` can replace this node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+
+from asyncvla_ros.msg import SimWorldState
+from asyncvla_ros.nodes.conversions import from_time, to_time
+from asyncvla_ros.nodes.images import rgb_to_image
+from asyncvla_ros.nodes.params import declare
+
+BACKENDS = ("sim", "opencv")
+
+
+class CameraNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("camera", **kwargs)
+        self.camera_name = declare(self, "camera_name", "front", "camera name; topics <camera_name>/image_raw and camera_info")
+        self.backend = declare(self, "backend", "sim", f"image source, one of {list(BACKENDS)}")
+        self.device = declare(self, "device", "0", "opencv: device index or stream URL")
+        self.rate_hz = declare(self, "rate_hz", 10.0, "frames per second", low=0.1, high=120.0)
+        self.size_px = declare(self, "image_size_px", 112, "sim: side of the square image, px", low=16, high=2048)
+        self.render_backend = declare(self, "render_backend", "auto", "sim: headless OpenGL backend auto | egl | osmesa")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} unknown; valid backends are {list(BACKENDS)}")
+        self.frame_id = f"{self.camera_name}_camera"
+        self.image_pub = self.create_publisher(Image, f"{self.camera_name}/image_raw", 2)
+        self.info_pub = self.create_publisher(CameraInfo, f"{self.camera_name}/camera_info", 2)
+        self.snapshot = None
+        self.snapshot_stamp_ns = 0
+        self.last_rendered_ns = 0
+        self.lock = threading.Lock()
+        if self.backend == "sim":
+            from asyncvla_ros.sim.world_view import WorldView
+
+            self.view = WorldView(self.size_px, self.render_backend)
+            self.create_subscription(SimWorldState, "sim/world_state", self.on_world, 2)
+        else:
+            import cv2  # opencv-python; only this backend needs it
+
+            source = int(self.device) if self.device.isdigit() else self.device
+            self.capture = cv2.VideoCapture(source)
+            if not self.capture.isOpened():
+                raise RuntimeError(f"cannot open camera {self.device!r} with OpenCV")
+        self.create_timer(1.0 / self.rate_hz, self.on_timer)
+        self.get_logger().info(f"camera {self.camera_name}: backend {self.backend} at {self.rate_hz} Hz")
+
+    def on_world(self, msg: SimWorldState) -> None:
+        from asyncvla_ros.sim.render import PoseSnapshot
+
+        snap = PoseSnapshot(float(msg.sim_time_s), np.asarray(msg.qpos, dtype=np.float64),
+                            np.asarray(msg.mocap_pos, dtype=np.float64).reshape(-1, 3),
+                            np.asarray(msg.mocap_quat, dtype=np.float64).reshape(-1, 4))
+        with self.lock:
+            self.snapshot, self.snapshot_stamp_ns = snap, from_time(msg.header.stamp)
+
+    def grab(self) -> tuple[np.ndarray, int] | None:
+        if self.backend == "sim":
+            with self.lock:
+                snap, stamp = self.snapshot, self.snapshot_stamp_ns
+            if snap is None or stamp == self.last_rendered_ns:
+                return None  # nothing new to show
+            self.last_rendered_ns = stamp
+            return self.view.render(self.camera_name, snap), stamp
+        ok, bgr = self.capture.read()
+        stamp = time.time_ns()  # OpenCV gives no capture time; read() returns right after the grab
+        if not ok:
+            self.get_logger().error(f"camera {self.device!r} returned no frame", throttle_duration_sec=2.0)
+            return None
+        return bgr[:, :, ::-1], stamp
+
+    def on_timer(self) -> None:
+        try:
+            grabbed = self.grab()
+        except ValueError as err:
+            self.get_logger().error(f"cannot render: {err}", throttle_duration_sec=2.0)
+            return
+        if grabbed is None:
+            return
+        rgb, stamp = grabbed
+        self.image_pub.publish(rgb_to_image(rgb, stamp, self.frame_id))
+        info = CameraInfo(height=rgb.shape[0], width=rgb.shape[1])
+        info.header.stamp, info.header.frame_id = to_time(stamp), self.frame_id
+        self.info_pub.publish(info)
+
+    def close(self) -> None:
+        if self.backend == "sim":
+            self.view.close()
+        else:
+            self.capture.release()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = CameraNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

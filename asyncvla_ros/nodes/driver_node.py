@@ -1,0 +1,148 @@
+"""Driver bridge: a lifecycle node between the safety filter and a robot backend.
+
+configure connects the backend, activate enables motion, deactivate stops it, cleanup disconnects.
+Joint states (rad, capture-stamped) are published from configure on, so an inactive arm can be
+watched; commands are applied only while active. A failing backend is reported on diagnostics and
+the node deactivates itself rather than keep writing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from sensor_msgs.msg import JointState
+
+from asyncvla_ros.drivers import BACKENDS, DriverError, make_backend
+from asyncvla_ros.msg import SimWorldState
+from asyncvla_ros.nodes.conversions import MessageError, joint_positions, joint_state, to_time
+from asyncvla_ros.nodes.params import ERROR, OK, WARN, declare, diagnostics
+
+
+class DriverNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("driver", **kwargs)
+        self.backend_name = declare(self, "backend", "sim", f"robot backend, one of {list(BACKENDS)}")
+        self.sim_step_period_s = declare(self, "sim.step_period_s", 0.05, "sim: simulated time per update, s", low=0.001, high=1.0)
+        self.sim_episode_seed = declare(self, "sim.episode_seed", 0, "sim: scene seed (cube pose, area layout)", low=0, high=2**31 - 1)
+        self.sim_instruction = declare(self, "sim.instruction", "", "sim: task instruction; empty draws one from the seed")
+        self.backend = None
+        self.timer = None
+        self.active = False
+        self.counts = {"commands": 0, "applied": 0, "rejected": 0, "read_errors": 0}
+        self.last_error = ""
+        self.state_pub = self.create_publisher(JointState, "joint_states", 10)
+        self.world_pub = self.create_publisher(SimWorldState, "sim/world_state", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        self.create_subscription(JointState, "safe_joint_command", self.on_command, 10)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            params = {}
+            if self.backend_name == "sim":
+                params = dict(step_period_s=self.sim_step_period_s, episode_seed=self.sim_episode_seed, instruction=self.sim_instruction)
+            self.backend = make_backend(self.backend_name, params)
+            self.backend.connect()
+        except (DriverError, ValueError, OSError) as err:
+            self.get_logger().error(f"configure failed: {err}")
+            self.backend = None
+            return TransitionCallbackReturn.FAILURE
+        self.timer = self.create_timer(self.backend.period_s, self.on_timer)
+        self.get_logger().info(f"backend {self.backend_name} connected; joints {list(self.backend.joint_names)}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self.backend.enable()
+        except DriverError as err:
+            self.get_logger().error(f"activate failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        self.active = True
+        self.get_logger().info("motion enabled")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        self.backend.disable()
+        self.get_logger().info("motion disabled")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self) -> None:
+        self.active = False
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+            self.timer = None
+        if self.backend is not None:
+            self.backend.disconnect()
+            self.backend = None
+
+    # -- work --------------------------------------------------------------------------------------
+
+    def on_timer(self) -> None:
+        now = time.time_ns()
+        try:
+            self.backend.update(now)
+            reading = self.backend.read()
+        except DriverError as err:
+            self.counts["read_errors"] += 1
+            self.last_error = str(err)
+            self.get_logger().error(f"backend failed: {err}; disabling motion", throttle_duration_sec=1.0)
+            self.active = False
+            self.backend.disable()
+            self.diag_pub.publish(diagnostics(self, now, "driver", ERROR, self.last_error, self.counts))
+            return
+        self.state_pub.publish(joint_state(self.backend.joint_names, reading.positions_rad, reading.stamp_ns, reading.velocities_rad_s))
+        world = self.backend.world_snapshot() if hasattr(self.backend, "world_snapshot") else None
+        if world is not None:
+            snap, instruction = world
+            msg = SimWorldState(sim_time_s=snap.time_s, qpos=snap.qpos.tolist(), mocap_pos=snap.mocap_pos.ravel().tolist(),
+                                mocap_quat=snap.mocap_quat.ravel().tolist(), episode_seed=self.sim_episode_seed, instruction=instruction)
+            msg.header.stamp = to_time(reading.stamp_ns)
+            self.world_pub.publish(msg)
+        level = OK if self.active else WARN
+        message = "active" if self.active else "inactive: commands are ignored"
+        self.diag_pub.publish(diagnostics(self, now, "driver", level, message, self.counts))
+
+    def on_command(self, msg: JointState) -> None:
+        self.counts["commands"] += 1
+        if not self.active or self.backend is None:
+            self.counts["rejected"] += 1
+            self.get_logger().warning("command ignored: driver not active", throttle_duration_sec=2.0)
+            return
+        try:
+            targets = joint_positions(msg, self.backend.joint_names)
+            self.backend.command(targets)
+        except (MessageError, DriverError) as err:
+            self.counts["rejected"] += 1
+            self.get_logger().error(f"command rejected: {err}", throttle_duration_sec=1.0)
+            return
+        self.counts["applied"] += 1
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = DriverNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node._teardown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

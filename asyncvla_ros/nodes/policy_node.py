@@ -1,0 +1,41 @@
+"""The semantic and action nodes co-located in one process, sharing one policy and one store.
+
+The semantic condition is handed over in memory (no serialisation, no copy: on a GPU it stays on
+the GPU); the semantic_features topic still carries its metadata, so recorders and monitors work.
+A MultiThreadedExecutor runs the encode loop and the control tick in separate callback groups, so a
+slow encode never delays a control tick (torch releases the GIL inside its kernels).
+"""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+from asyncvla_ros.control.semantic_store import LatestSemantics
+from asyncvla_ros.nodes.action_node import ActionNode
+from asyncvla_ros.nodes.params import set_torch_threads
+from asyncvla_ros.nodes.semantic_node import SemanticNode
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    # The action node loads the policy from its parameters; the semantic node reuses it.
+    store = LatestSemantics()
+    action = ActionNode(store=store)
+    semantic = SemanticNode(policy=action.policy, model_id=action.model_id, store=store)
+    set_torch_threads(action.torch_threads)
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(action)
+    executor.add_node(semantic)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        semantic.destroy_node()
+        action.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

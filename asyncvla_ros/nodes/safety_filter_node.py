@@ -1,0 +1,141 @@
+"""Safety filter node: every command to the driver passes `SafetyFilter` first.
+
+Subscribes to the action node's `joint_command` and the driver's `joint_states`; publishes what is
+safe as `safe_joint_command` (JointState, for our driver bridge) and `safe_joint_trajectory` (a
+one-point JointTrajectory, for a ros2_control joint_trajectory_controller). Refusals and clamps go
+out as SafetyEvent messages and log lines, and are counted on diagnostics. The e-stop (topic
+`estop`, std_msgs/Bool true; service `set_estop`, std_srvs/SetBool) latches until released through
+the service. A watchdog reports a joint state that stops arriving.
+"""
+
+from __future__ import annotations
+
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory
+
+from asyncvla_ros.control.safety import SafetyConfig, SafetyEventInfo, SafetyFilter
+from asyncvla_ros.msg import SafetyEvent
+from asyncvla_ros.nodes.conversions import from_time, joint_state, single_point_trajectory, to_time
+from asyncvla_ros.nodes.params import ERROR, OK, WARN, declare, diagnostics
+
+
+class SafetyFilterNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("safety_filter", **kwargs)
+        names = declare(self, "joint_names", [""], "joints of the robot, in the order of the limit arrays")
+        config = SafetyConfig(
+            joint_names=tuple(names),
+            position_lower_rad=tuple(declare(self, "position_lower_rad", [0.0], "per-joint lower position limit, rad")),
+            position_upper_rad=tuple(declare(self, "position_upper_rad", [0.0], "per-joint upper position limit, rad")),
+            max_step_rad=tuple(declare(self, "max_step_rad", [0.0], "per-joint largest |target - measured| per command, rad")),
+            command_timeout_s=declare(self, "command_timeout_s", 0.25, "refuse commands older than this, s", low=0.001, high=10.0),
+            state_timeout_s=declare(self, "state_timeout_s", 0.25, "refuse commands while the joint state is older than this, s", low=0.001, high=10.0),
+        )
+        self.trajectory_time_s = declare(self, "trajectory_time_from_start_s", 0.05, "time_from_start of the published trajectory point, s", low=0.001, high=10.0)
+        self.filter = SafetyFilter(config)
+        self.accepted = 0
+        self.last_state_ns = 0
+        self.stale_reported = False
+        self.cmd_pub = self.create_publisher(JointState, "safe_joint_command", 10)
+        self.traj_pub = self.create_publisher(JointTrajectory, "safe_joint_trajectory", 10)
+        self.event_pub = self.create_publisher(SafetyEvent, "safety_events", 50)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        self.create_subscription(JointState, "joint_states", self.on_state, 10)
+        self.create_subscription(JointState, "joint_command", self.on_command, 10)
+        self.create_subscription(Bool, "estop", self.on_estop_topic, 10)
+        self.create_service(SetBool, "set_estop", self.on_estop_service)
+        self.create_timer(0.1, self.on_watchdog)
+        self.get_logger().info(f"guarding joints {list(config.joint_names)}")
+
+    def report(self, event: SafetyEventInfo) -> None:
+        msg = SafetyEvent(source_node=self.get_fully_qualified_name(), kind=event.kind, detail=event.detail,
+                          refusal_count=sum(self.filter.counts.values()), estop_latched=self.filter.estop_latched)
+        msg.header.stamp = to_time(time.time_ns())
+        self.event_pub.publish(msg)
+        # rclpy fixes severity and throttling per call site, hence two calls. Every refusal is logged;
+        # clamps (frequent with a jittery policy) at most once a second.
+        if event.refused:
+            self.get_logger().warning(f"refused ({event.kind}): {event.detail}")
+        else:
+            self.get_logger().info(f"altered ({event.kind}): {event.detail}", throttle_duration_sec=1.0)
+
+    def on_state(self, msg: JointState) -> None:
+        problem = self.filter.update_state(msg.name, msg.position, from_time(msg.header.stamp))
+        if problem:
+            self.report(problem)
+        else:
+            self.last_state_ns = time.time_ns()
+            self.stale_reported = False
+
+    def on_command(self, msg: JointState) -> None:
+        verdict = self.filter.check(msg.name, msg.position, from_time(msg.header.stamp), time.time_ns())
+        for event in verdict.events:
+            self.report(event)
+        if verdict.accepted:
+            self.publish(verdict.positions)
+
+    def publish(self, positions) -> None:
+        now = time.time_ns()
+        names = self.filter.config.joint_names
+        self.cmd_pub.publish(joint_state(names, positions, now))
+        self.traj_pub.publish(single_point_trajectory(names, positions, now, self.trajectory_time_s))
+        self.accepted += 1
+
+    def engage(self, reason: str) -> None:
+        stop = self.filter.engage_estop(reason)
+        if stop is not None:
+            self.publish(stop)  # one last command: stay where the arm is
+        self.report(SafetyEventInfo("estop", f"e-stop latched: {reason}", True))
+
+    def on_estop_topic(self, msg: Bool) -> None:
+        if msg.data:
+            self.engage("estop topic")
+        else:
+            self.get_logger().warning("estop topic false ignored: release the e-stop with the set_estop service")
+
+    def on_estop_service(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data:
+            self.engage("set_estop service")
+            response.message = "e-stop latched"
+        else:
+            was = self.filter.release_estop()
+            response.message = "e-stop released" if was else "e-stop was not latched"
+            self.report(SafetyEventInfo("estop", response.message, False))
+        response.success = True
+        return response
+
+    def on_watchdog(self) -> None:
+        now = time.time_ns()
+        age = (now - self.last_state_ns) * 1e-9 if self.last_state_ns else float("inf")
+        stale = age > self.filter.config.state_timeout_s
+        if stale and not self.stale_reported:
+            self.stale_reported = True
+            what = "no joint state received yet" if self.last_state_ns == 0 else f"joint state stale: last one {age:.2f} s ago"
+            self.report(SafetyEventInfo("stale_state", f"{what}; commands are refused", True))
+        level = ERROR if self.filter.estop_latched else (WARN if stale else OK)
+        message = "e-stop latched" if self.filter.estop_latched else ("joint state stale" if stale else "ok")
+        values = {"accepted": self.accepted, "state_age_s": age, **{f"count_{k}": v for k, v in self.filter.counts.items()}}
+        self.diag_pub.publish(diagnostics(self, now, "safety_filter", level, message, values))
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = SafetyFilterNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

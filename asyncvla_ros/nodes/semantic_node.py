@@ -1,0 +1,147 @@
+"""Semantic node: encodes the newest synchronised camera frames and the instruction, back to back.
+
+Every encode produces a SemanticFeatures message stamped with the capture time of the frames it
+encoded. Inline transport puts the tensors in the message; in-process transport (co-located with
+the action node) commits them to the shared store and sends only the metadata.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from asyncvla_ros.control.frame_sync import FrameSyncConfig, FrameSynchronizer
+from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
+from asyncvla_ros.msg import SemanticFeatures
+from asyncvla_ros.nodes.conversions import MessageError, from_time
+from asyncvla_ros.nodes.images import image_to_rgb, resize_rgb
+from asyncvla_ros.nodes.params import OK, WARN, declare, diagnostics, set_torch_threads
+from asyncvla_ros.nodes.qos import FEATURES, LATCHED
+
+
+class SemanticNode(Node):
+    """Args: policy/store are injected when co-located with the action node (in-process transport)."""
+
+    def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, **kwargs) -> None:
+        super().__init__("semantic", **kwargs)
+        model_dir = declare(self, "model_dir", "", "policy checkpoint or Qwen2.5-VL directory; empty = embedded default")
+        device = declare(self, "device", "cpu", "torch device, e.g. cpu or cuda:0")
+        cameras = declare(self, "camera_names", ["front", "wrist"], "cameras in the policy's order; topics <name>/image_raw")
+        self.instruction = declare(self, "instruction", "", "task instruction; the latched 'instruction' topic overrides it", read_only=False)
+        max_skew = declare(self, "max_skew_s", 0.05, "largest capture-time spread of one frame set, s", low=0.001, high=5.0)
+        max_age = declare(self, "max_frame_age_s", 0.5, "frames older than this are dropped, never encoded, s", low=0.01, high=30.0)
+        max_rate = declare(self, "max_rate_hz", 0.0, "cap on encodes per second; 0 = back to back", low=0.0, high=1000.0)
+        self.torch_threads = declare(self, "torch_threads", 0, "CPU threads for torch in this process; 0 = torch's default", low=0, high=256)
+        self.min_interval_s = 1.0 / max_rate if max_rate > 0 else 0.0
+        self.last_encode_start = 0.0
+        self.inline = store is None
+        if policy is None:
+            from asyncvla_ros.policy.default import load_policy
+
+            policy, model_id = load_policy(model_dir, device)
+        self.policy, self.model_id, self.store = policy, model_id, store
+        names = tuple(self.policy.config.backbone.camera_names)
+        if tuple(cameras) != names:
+            raise ValueError(f"camera_names {list(cameras)} differ from the policy's cameras {list(names)}")
+        bb = self.policy.backbone.config
+        self.image_size = (bb.image_height_px, bb.image_width_px)
+        self.sync = FrameSynchronizer(FrameSyncConfig(camera_names=names, max_skew_s=max_skew, max_age_s=max_age))
+        self.lock = threading.Lock()  # frame buffers: written by image callbacks, read by the encode loop
+        self.seq = 0
+        self.rejected_images = 0
+        self.encode_ms: list[float] = []
+        self.encode_stamps: list[float] = []
+
+        # Image/instruction callbacks must keep running while an encode takes hundreds of ms.
+        inputs = ReentrantCallbackGroup()
+        for name in names:
+            self.create_subscription(Image, f"{name}/image_raw", lambda msg, n=name: self.on_image(n, msg), 2, callback_group=inputs)
+        self.create_subscription(String, "instruction", self.on_instruction, LATCHED, callback_group=inputs)
+        self.pub = self.create_publisher(SemanticFeatures, "semantic_features", FEATURES)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        # The encode loop gets its own group: it never blocks the inputs, nor (co-located) the control loop.
+        self.create_timer(0.005, self.encode_once, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, self.publish_diagnostics, callback_group=inputs)
+        self.get_logger().info(f"model {self.model_id}; cameras {list(names)}; transport {'inline' if self.inline else 'in_process'}")
+
+    def on_image(self, camera: str, msg: Image) -> None:
+        try:
+            rgb = image_to_rgb(msg)
+        except MessageError as err:
+            self.rejected_images += 1
+            self.get_logger().error(f"image from {camera} rejected: {err}", throttle_duration_sec=2.0)
+            return
+        with self.lock:
+            self.sync.add(camera, from_time(msg.header.stamp), rgb)
+
+    def on_instruction(self, msg: String) -> None:
+        text = msg.data.strip()
+        if not text:
+            self.get_logger().error("empty instruction ignored")
+            return
+        if text != self.instruction:
+            self.get_logger().info(f"instruction: {text!r}")
+        self.instruction = text
+
+    def encode_once(self) -> None:
+        if not self.instruction or time.monotonic() - self.last_encode_start < self.min_interval_s:
+            return
+        with self.lock:
+            frames = self.sync.take(time.time_ns())
+        if frames is None:
+            return
+        images = [resize_rgb(f, self.image_size) for f in frames.frames]
+        self.last_encode_start = time.monotonic()
+        t0 = time.perf_counter()
+        cond = self.policy.encode(images, self.instruction, stamp_ns=frames.stamp_ns)
+        encode_ms = (time.perf_counter() - t0) * 1e3
+        self.seq += 1
+        if self.store is not None:
+            self.store.commit(SemanticItem(cond, self.seq, frames.stamp_ns, self.instruction, encode_ms))
+        from asyncvla_ros.nodes.semantic_transport import to_message
+
+        self.pub.publish(to_message(cond, self.seq, self.model_id, encode_ms, inline=self.inline))
+        self.encode_ms.append(encode_ms)
+        self.encode_stamps.append(time.monotonic())
+
+    def publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        recent = [t for t in self.encode_stamps if now - t < 5.0]
+        self.encode_stamps = recent
+        ms = self.encode_ms[-len(recent):] if recent else []
+        self.encode_ms = ms
+        with self.lock:
+            stats = self.sync.stats
+            values = {"refresh_hz": len(recent) / 5.0, "encode_ms_p50": float(np.median(ms)) if ms else float("nan"),
+                      "frames_dropped_stale": stats.dropped_stale, "frames_received": stats.received,
+                      "images_rejected": self.rejected_images, "seq": self.seq}
+            reason = stats.last_reason
+        level, message = (OK, "encoding") if recent else (WARN, f"not encoding: {reason if self.instruction else 'no instruction'}")
+        self.diag_pub.publish(diagnostics(self, time.time_ns(), "semantic", level, message, values))
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = SemanticNode()
+    set_torch_threads(node.torch_threads)
+    executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The embedded default policy, used when no model directory is given.
+
+A trained checkpoint shipped in the package (`asyncvla_ros/models/default/`) is used when present.
+Until one exists, the default is the real model code with an untrained tiny configuration, built
+deterministically (fixed seed, fixed vocabulary) so that separate semantic and action processes hold
+identical weights. Its actions are noise around the arm's home pose, scaled down by the normalisation
+statistics: the graph runs and the arm moves, but it does not do the task.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig
+from asyncvla_ros.policy.normalization import FeatureStats, Normalizer
+from asyncvla_ros.sim.task import INSTRUCTIONS
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+UNTRAINED_ID = "asyncvla-tiny-untrained"
+# SO-101 home pose (rad) and a spread small enough that untrained noise stays near it.
+_HOME_RAD = [0.0, -0.1, 0.16, 1.5, 0.0, 0.6]
+_SPREAD_RAD = 0.15
+
+
+def untrained_config() -> PolicyConfig:
+    return PolicyConfig(
+        backbone=BackboneConfig(image_height_px=112, image_width_px=112),
+        expert=ActionExpertConfig(action_dim=6, state_dim=6, chunk_len=10, history_len=20),
+        model_id=UNTRAINED_ID,
+    )
+
+
+def load_policy(model_dir: str = "", device: str = "cpu"):
+    """The policy a node should run: `model_dir` if given, else the bundled default, else untrained tiny.
+
+    Returns:
+        (policy in eval mode, model id string)
+    """
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+    if model_dir:
+        policy = AsyncVLAPolicy.from_pretrained(model_dir, device=device)
+        return policy, str(Path(model_dir).resolve())
+    if (BUNDLED_DIR / "asyncvla_policy.json").is_file():
+        policy = AsyncVLAPolicy.from_pretrained(BUNDLED_DIR, device=device)
+        return policy, policy.config.model_id
+    logger.warning("no model given and no trained default bundled: running an UNTRAINED tiny policy")
+    policy = AsyncVLAPolicy.build(untrained_config(), list(INSTRUCTIONS), seed=0)
+    home = FeatureStats(mean=list(_HOME_RAD), std=[_SPREAD_RAD] * 6)
+    policy.normalizer = Normalizer(state=home, action=home)
+    return policy.to(device).eval(), UNTRAINED_ID
