@@ -13,7 +13,6 @@ from collections import deque
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -61,17 +60,16 @@ class ActionNode(Node):
         self.plan_ms: deque[float] = deque(maxlen=200)
         self.last_result = None
 
-        inputs = ReentrantCallbackGroup()
         events = SubscriptionEventCallbacks(liveliness=self.on_liveliness)
-        self.create_subscription(SemanticFeatures, "semantic_features", self.on_features, FEATURES,
-                                 callback_group=inputs, event_callbacks=events)
-        self.create_subscription(JointState, "joint_states", self.on_state, 10, callback_group=inputs)
+        self.create_subscription(SemanticFeatures, "semantic_features", self.on_features, FEATURES, event_callbacks=events)
+        self.create_subscription(JointState, "joint_states", self.on_state, 10)
         self.cmd_pub = self.create_publisher(JointState, "joint_command", 10)
         self.chunk_pub = self.create_publisher(ActionChunk, "action_chunk", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
-        # The control tick has a group of its own so slow work elsewhere never delays it.
-        self.create_timer(config.period_s, self.on_tick, callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(1.0, self.publish_diagnostics, callback_group=inputs)
+        # Every callback here is short (the tick plans one chunk; decoding features is a copy), so one
+        # thread serves them all; the slow semantic work runs on the semantic node's own worker thread.
+        self.create_timer(config.period_s, self.on_tick)
+        self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(f"model {model_id}; {config.control_rate_hz} Hz; mode {config.mode}; joints {list(self.joint_names)}")
 
     # -- inputs ------------------------------------------------------------------------------------
@@ -166,10 +164,8 @@ def main(args=None) -> None:
     rclpy.init(args=args)
     node = ActionNode()
     set_torch_threads(node.torch_threads)
-    executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
     try:
-        executor.spin()
+        rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:

@@ -2,14 +2,14 @@
 
 The semantic condition is handed over in memory (no serialisation, no copy: on a GPU it stays on
 the GPU); the semantic_features topic still carries its metadata, so recorders and monitors work.
-A MultiThreadedExecutor runs the encode loop and the control tick in separate callback groups, so a
-slow encode never delays a control tick (torch releases the GIL inside its kernels).
+Encoding runs on the semantic node's worker thread, so a slow encode never delays the control tick
+served by the executor here (torch releases the GIL inside its kernels).
 """
 
 from __future__ import annotations
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from asyncvla_ros.control.semantic_store import LatestSemantics
 from asyncvla_ros.nodes.action_node import ActionNode
@@ -24,7 +24,7 @@ def main(args=None) -> None:
     action = ActionNode(store=store)
     semantic = SemanticNode(policy=action.policy, model_id=action.model_id, store=store)
     set_torch_threads(action.torch_threads)
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = SingleThreadedExecutor()
     executor.add_node(action)
     executor.add_node(semantic)
     try:

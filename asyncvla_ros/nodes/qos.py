@@ -6,8 +6,12 @@ from rclpy.qos import DurabilityPolicy, LivelinessPolicy, QoSProfile, Reliabilit
 # Latched: a late subscriber still gets the last instruction.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
-# Semantic features assert liveliness automatically with a short lease, so the action node learns
-# within ~0.1 s that the semantic publisher died and holds, instead of waiting for the age limit.
+# The semantic publisher asserts its liveliness by hand every SEMANTIC_HEARTBEAT_S, independent of
+# the (slow, irregular) encodes, with a lease of two 20 Hz control periods: when the semantic process
+# dies or is cut off, the action node learns it within 0.1 s and holds, instead of acting on for up
+# to max_semantic_age_s. (AUTOMATIC liveliness was asserted only with the samples here, so a lease
+# shorter than the refresh period flapped between "gone" and "back".)
 SEMANTIC_LIVELINESS_S = 0.1
-FEATURES = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, liveliness=LivelinessPolicy.AUTOMATIC,
+SEMANTIC_HEARTBEAT_S = 0.025
+FEATURES = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, liveliness=LivelinessPolicy.MANUAL_BY_TOPIC,
                       liveliness_lease_duration=Duration(seconds=SEMANTIC_LIVELINESS_S))

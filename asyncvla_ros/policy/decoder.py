@@ -16,6 +16,8 @@ sequence with the same block attention pattern.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,23 +36,42 @@ def key_bias(key_valid: torch.Tensor, num_new: int, dtype: torch.dtype) -> torch
     return bias[:, None, None, :]
 
 
+@dataclass
+class NewTokens:
+    """Where a block of S new tokens sits: its rotary tables and what it may attend to.
+
+    Computed once per block placement; every flow step of an `act()` reuses the same one.
+    """
+
+    cos: torch.Tensor  # (B, S, head_dim)
+    sin: torch.Tensor  # (B, S, head_dim)
+    bias: torch.Tensor  # (B, 1, 1, P + S) additive attention bias
+
+
+def place_tokens(text_model: nn.Module, positions: torch.Tensor, prefix_valid: torch.Tensor, dtype: torch.dtype) -> NewTokens:
+    """Rotary tables and attention bias for new tokens at `positions` (B, S) after a prefix."""
+    B, S = positions.shape
+    rope_positions = positions.unsqueeze(0).expand(3, B, S)  # (3, B, S): text tokens use one position on all axes
+    probe = torch.empty(0, device=positions.device, dtype=dtype)  # only its dtype/device are read
+    cos, sin = text_model.rotary_emb(probe, rope_positions)  # (B, S, head_dim) each
+    return NewTokens(cos, sin, key_bias(prefix_valid, S, dtype))
+
+
 def forward_with_prefix(
     text_model: nn.Module,
     hidden: torch.Tensor,
-    positions: torch.Tensor,
+    placement: NewTokens,
     prefix_keys: tuple[torch.Tensor, ...],
     prefix_values: tuple[torch.Tensor, ...],
-    prefix_valid: torch.Tensor,
     return_kv: bool = False,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Run new tokens through the Qwen2.5-VL text decoder, attending to a fixed prefix and each other.
 
     Args:
-        text_model: the backbone's `Qwen2_5_VLTextModel` (its layers, rotary embedding and norm are used).
+        text_model: the backbone's `Qwen2_5_VLTextModel` (its layers and final norm are used).
         hidden: (B, S, d) input embeddings of the new tokens.
-        positions: (B, S) rotary positions of the new tokens (the same on all three M-RoPE axes).
+        placement: their rotary tables and attention bias (`place_tokens`).
         prefix_keys / prefix_values: per layer (B, kv_heads, P, head_dim); read only.
-        prefix_valid: (B, P) bool, which prefix slots hold real tokens.
         return_kv: also return the new tokens' per-layer keys/values (B, kv_heads, S, head_dim).
 
     Returns:
@@ -58,9 +79,7 @@ def forward_with_prefix(
         unless `return_kv`.
     """
     B, S, _ = hidden.shape
-    rope_positions = positions.unsqueeze(0).expand(3, B, S)  # (3, B, S): text tokens use one position on all axes
-    cos, sin = text_model.rotary_emb(hidden, rope_positions)  # (B, S, head_dim) each
-    bias = key_bias(prefix_valid, S, hidden.dtype)  # (B, 1, 1, P + S)
+    cos, sin, bias = placement.cos, placement.sin, placement.bias
     new_keys, new_values = [], []
     for i, layer in enumerate(text_model.layers):
         attn = layer.self_attn

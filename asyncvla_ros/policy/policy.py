@@ -23,7 +23,7 @@ from torch import nn
 from asyncvla_ros.policy.action_expert import ActionExpert
 from asyncvla_ros.policy.backbone import InputError, SemanticCondition, VLBackbone
 from asyncvla_ros.policy.config import ACT_MODES, PolicyConfig
-from asyncvla_ros.policy.decoder import forward_with_prefix
+from asyncvla_ros.policy.decoder import NewTokens, forward_with_prefix, place_tokens
 from asyncvla_ros.policy.normalization import Normalizer
 from asyncvla_ros.policy.rater import ConfidenceRater
 from asyncvla_ros.policy.sampler import flow_sample
@@ -40,6 +40,7 @@ class ActionContext:
     values: tuple[torch.Tensor, ...]
     valid: torch.Tensor  # (B, P + C) bool
     action_positions: torch.Tensor  # (B, L) rotary positions of the action tokens
+    actions: NewTokens  # rotary tables and attention bias of the action tokens, shared by every step
 
 
 @dataclass
@@ -142,33 +143,33 @@ class AsyncVLAPolicy(nn.Module):
             cond: semantic condition with batch B.
             state: (B, state_dim) normalised. history: (B, K, action_dim) normalised. history_valid: (B, K).
         """
+        text_model = self.backbone.text_model
         ctx = self.expert.context_tokens(state, history, history_valid)  # (B, C, d)
         B, C, _ = ctx.shape
         offsets = torch.arange(C + self.config.expert.chunk_len, device=ctx.device)
         positions = cond.next_position.to(ctx.device)[:, None] + offsets  # (B, C + L)
-        _, ctx_keys, ctx_values = forward_with_prefix(
-            self.backbone.text_model, ctx, positions[:, :C], cond.keys, cond.values, cond.key_valid, return_kv=True
-        )
+        placed = place_tokens(text_model, positions[:, :C], cond.key_valid, ctx.dtype)
+        _, ctx_keys, ctx_values = forward_with_prefix(text_model, ctx, placed, cond.keys, cond.values, return_kv=True)
+        valid = torch.cat([cond.key_valid, cond.key_valid.new_ones(B, C)], dim=1)  # (B, P + C)
         return ActionContext(
             keys=tuple(torch.cat(kv, dim=2) for kv in zip(cond.keys, ctx_keys)),
             values=tuple(torch.cat(kv, dim=2) for kv in zip(cond.values, ctx_values)),
-            valid=torch.cat([cond.key_valid, cond.key_valid.new_ones(B, C)], dim=1),
+            valid=valid,
             action_positions=positions[:, C:],
+            actions=place_tokens(text_model, positions[:, C:], valid, ctx.dtype),
         )
 
     def velocity(self, ctx: ActionContext, noisy_actions: torch.Tensor, token_time: torch.Tensor) -> torch.Tensor:
         """One flow step's velocity V(o, l, a^tau): (B, L, A) actions, (B, L) times -> (B, L, A)."""
         tokens = self.expert.action_tokens(noisy_actions, token_time)  # (B, L, d)
-        hidden, _, _ = forward_with_prefix(
-            self.backbone.text_model, tokens, ctx.action_positions, ctx.keys, ctx.values, ctx.valid
-        )
+        hidden, _, _ = forward_with_prefix(self.backbone.text_model, tokens, ctx.actions, ctx.keys, ctx.values)
         return self.expert.velocity(hidden)
 
     def sample(self, ctx: ActionContext, noise: torch.Tensor, mask: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
         """Algorithm 1 with this policy's velocity; SFM when `mask` is all ones and `init` is None."""
         return flow_sample(partial(self.velocity, ctx), noise, mask, init, self.config.num_flow_steps)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, cond: SemanticCondition, state: np.ndarray, history: np.ndarray | None = None, mode: str = "asyncvla", seed: int = 0) -> ChunkResult:
         """Plan one action chunk.
 

@@ -44,7 +44,7 @@ def test_cached_prefix_equals_full_forward(policy):
         a = torch.randn(2, 8, 6, generator=g)
         t = torch.rand(2, 8, generator=g)
         tokens = policy.expert.action_tokens(a, t)
-        cached, _, _ = forward_with_prefix(policy.backbone.text_model, tokens, ctx.action_positions, ctx.keys, ctx.values, ctx.valid)
+        cached, _, _ = forward_with_prefix(policy.backbone.text_model, tokens, ctx.actions, ctx.keys, ctx.values)
         ctx_tokens = policy.expert.context_tokens(state, hist, hv)
         ctx_pos = ctx.action_positions[:, :1] - ctx_tokens.shape[1] + torch.arange(ctx_tokens.shape[1])
         ref = _full_sequence_reference(policy, inputs, ctx_tokens, tokens, ctx_pos, ctx.action_positions)
