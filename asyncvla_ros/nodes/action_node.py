@@ -21,7 +21,7 @@ from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
 from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import ActionChunk, SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions, joint_state, to_time
-from asyncvla_ros.nodes.params import OK, WARN, declare, diagnostics, set_torch_threads
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
 from asyncvla_ros.nodes.qos import FEATURES
 
 class ActionNode(Node):
@@ -55,7 +55,7 @@ class ActionNode(Node):
         self.state: np.ndarray | None = None
         self.state_stamp_ns = 0
         self.semantics_alive = True
-        self.rejected = 0
+        self.rejections = Rejections(self)
         self.tick_walls: deque[float] = deque(maxlen=200)
         self.plan_ms: deque[float] = deque(maxlen=200)
         self.last_result = None
@@ -82,9 +82,7 @@ class ActionNode(Node):
 
     def on_features(self, msg: SemanticFeatures) -> None:
         if msg.model_id != self.model_id:
-            self.rejected += 1
-            self.get_logger().error(f"semantic features from model {msg.model_id!r}, this node runs {self.model_id!r}: ignored",
-                                    throttle_duration_sec=2.0)
+            self.rejections.reject(f"semantic features from model {msg.model_id!r}, this node runs {self.model_id!r}: ignored")
             return
         self.semantics_alive = True
         if msg.transport == SemanticFeatures.TRANSPORT_IN_PROCESS:
@@ -94,8 +92,7 @@ class ActionNode(Node):
 
             cond = from_message(msg, self.policy.device)
         except MessageError as err:
-            self.rejected += 1
-            self.get_logger().error(f"semantic features seq {msg.seq} rejected: {err}", throttle_duration_sec=2.0)
+            self.rejections.reject(f"semantic features seq {msg.seq} rejected: {err}")
             return
         self.store.commit(SemanticItem(cond, int(msg.seq), from_time(msg.header.stamp), msg.instruction, msg.encode_time_ms))
 
@@ -103,8 +100,7 @@ class ActionNode(Node):
         try:
             positions = joint_positions(msg, self.joint_names)
         except MessageError as err:
-            self.rejected += 1
-            self.get_logger().error(f"joint state rejected: {err}", throttle_duration_sec=2.0)
+            self.rejections.reject(f"joint state rejected: {err}")
             return
         self.state, self.state_stamp_ns = positions, from_time(msg.header.stamp)
 
@@ -153,7 +149,7 @@ class ActionNode(Node):
             "semantic_age_s": float(r.semantic_age_s) if r else float("nan"),
             "state_age_s": float(r.state_age_s) if r else float("nan"),
             "chunks": self.loop.chunk_id,
-            "rejected_messages": self.rejected,
+            "rejected_messages": self.rejections.count,
         }
         holding = r is not None and r.holding
         message = f"holding: {r.reason}" if holding else "acting"

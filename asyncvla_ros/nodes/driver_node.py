@@ -18,7 +18,7 @@ from sensor_msgs.msg import JointState
 from asyncvla_ros.drivers import BACKENDS, DriverError, make_backend
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import MessageError, joint_positions, joint_state, to_time
-from asyncvla_ros.nodes.params import ERROR, OK, WARN, declare, diagnostics
+from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare, diagnostics
 
 
 class DriverNode(LifecycleNode):
@@ -33,6 +33,7 @@ class DriverNode(LifecycleNode):
         self.active = False
         self.counts = {"commands": 0, "applied": 0, "rejected": 0, "read_errors": 0}
         self.last_error = ""
+        self.rejections = Rejections(self)
         self.state_pub = self.create_publisher(JointState, "joint_states", 10)
         self.world_pub = self.create_publisher(SimWorldState, "sim/world_state", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
@@ -119,14 +120,14 @@ class DriverNode(LifecycleNode):
         self.counts["commands"] += 1
         if not self.active or self.backend is None:
             self.counts["rejected"] += 1
-            self.get_logger().warning("command ignored: driver not active", throttle_duration_sec=2.0)
+            self.rejections.reject("command ignored: driver not active")
             return
         try:
             targets = joint_positions(msg, self.backend.joint_names)
             self.backend.command(targets)
         except (MessageError, DriverError) as err:
             self.counts["rejected"] += 1
-            self.get_logger().error(f"command rejected: {err}", throttle_duration_sec=1.0)
+            self.rejections.reject(f"command rejected: {err}")
             return
         self.counts["applied"] += 1
 

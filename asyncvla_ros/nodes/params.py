@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
@@ -31,6 +33,31 @@ def diagnostics(node: Node, stamp_ns: int, name: str, level: int, message: str, 
 
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+
+class Rejections:
+    """Counts rejected inputs and logs each reason: a new reason at once, a repeat at most once per second.
+
+    (rclpy's own throttling is per call site, so it would hide a second, different reason.)
+    """
+
+    def __init__(self, node: Node, repeat_interval_s: float = 1.0) -> None:
+        self.node = node
+        self.count = 0
+        self.interval_ns = int(repeat_interval_s * 1e9)
+        self._last_reason = ""
+        self._last_logged_ns = 0
+        self._suppressed = 0
+
+    def reject(self, reason: str) -> None:
+        self.count += 1
+        now = time.monotonic_ns()
+        if reason != self._last_reason or now - self._last_logged_ns >= self.interval_ns:
+            repeats = f" (and {self._suppressed} similar)" if self._suppressed else ""
+            self.node.get_logger().error(reason + repeats)
+            self._last_reason, self._last_logged_ns, self._suppressed = reason, now, 0
+        else:
+            self._suppressed += 1
 
 
 def set_torch_threads(count: int) -> None:

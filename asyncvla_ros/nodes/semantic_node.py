@@ -27,7 +27,7 @@ from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time
 from asyncvla_ros.nodes.images import image_to_rgb, resize_rgb
-from asyncvla_ros.nodes.params import OK, WARN, declare, diagnostics, set_torch_threads
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
 from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
 
 
@@ -60,7 +60,7 @@ class SemanticNode(Node):
         self.sync = FrameSynchronizer(FrameSyncConfig(camera_names=names, max_skew_s=max_skew, max_age_s=max_age))
         self.lock = threading.Lock()  # frame buffers: written by image callbacks, read by the encode loop
         self.seq = 0
-        self.rejected_images = 0
+        self.rejections = Rejections(self)
         self.encode_ms: list[float] = []
         self.encode_stamps: list[float] = []
 
@@ -81,8 +81,7 @@ class SemanticNode(Node):
         try:
             rgb = image_to_rgb(msg)
         except MessageError as err:
-            self.rejected_images += 1
-            self.get_logger().error(f"image from {camera} rejected: {err}", throttle_duration_sec=2.0)
+            self.rejections.reject(f"image from {camera} rejected: {err}")
             return
         with self.lock:
             self.sync.add(camera, from_time(msg.header.stamp), rgb)
@@ -146,7 +145,7 @@ class SemanticNode(Node):
             stats = self.sync.stats
             values = {"refresh_hz": len(recent) / 5.0, "encode_ms_p50": float(np.median(ms)) if ms else float("nan"),
                       "frames_dropped_stale": stats.dropped_stale, "frames_received": stats.received,
-                      "images_rejected": self.rejected_images, "seq": self.seq}
+                      "images_rejected": self.rejections.count, "seq": self.seq}
             reason = stats.last_reason
         level, message = (OK, "encoding") if recent else (WARN, f"not encoding: {reason if self.instruction else 'no instruction'}")
         self.diag_pub.publish(diagnostics(self, time.time_ns(), "semantic", level, message, values))
