@@ -14,6 +14,7 @@ import sys
 COMMANDS = {
     "launch": ("asyncvla_ros.launcher", "start the node graph (sim by default) and print live figures"),
     "bench-policy": ("asyncvla_ros.bench.policy_latency", "latency of encode() and act() as JSON"),
+    "bench-graph": ("asyncvla_ros.bench.graph", "run the sim graph and print control/semantic timing as JSON"),
 }
 
 

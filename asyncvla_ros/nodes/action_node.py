@@ -58,6 +58,11 @@ class ActionNode(Node):
         self.rejections = Rejections(self)
         self.tick_walls: deque[float] = deque(maxlen=200)
         self.plan_ms: deque[float] = deque(maxlen=200)
+        # Semantic hand-over costs: DDS time (publish -> receive, from the samples' timestamps),
+        # decode time (inline payload -> tensors), payload size.
+        self.transport_ms: deque[float] = deque(maxlen=100)
+        self.decode_ms: deque[float] = deque(maxlen=100)
+        self.payload_bytes = 0
         self.last_result = None
 
         events = SubscriptionEventCallbacks(liveliness=self.on_liveliness)
@@ -80,7 +85,8 @@ class ActionNode(Node):
             self.get_logger().warning(f"semantic features publisher {'back' if alive else 'gone'}")
         self.semantics_alive = alive
 
-    def on_features(self, msg: SemanticFeatures) -> None:
+    def on_features(self, msg: SemanticFeatures, info) -> None:
+        self.transport_ms.append((info["received_timestamp"] - info["source_timestamp"]) * 1e-6)
         if msg.model_id != self.model_id:
             self.rejections.reject(f"semantic features from model {msg.model_id!r}, this node runs {self.model_id!r}: ignored")
             return
@@ -90,7 +96,10 @@ class ActionNode(Node):
         try:
             from asyncvla_ros.nodes.semantic_transport import from_message
 
+            t0 = time.perf_counter()
             cond = from_message(msg, self.policy.device)
+            self.decode_ms.append((time.perf_counter() - t0) * 1e3)
+            self.payload_bytes = sum(len(blob.data) for blob in msg.tensors)
         except MessageError as err:
             self.rejections.reject(f"semantic features seq {msg.seq} rejected: {err}")
             return
@@ -145,15 +154,23 @@ class ActionNode(Node):
         values = {
             "rate_hz": float(1.0 / np.median(walls)) if np.isfinite(walls).all() else float("nan"),
             "period_p99_ms": float(np.percentile(walls, 99) * 1e3),
-            "plan_ms_p50": float(np.median(self.plan_ms)) if self.plan_ms else float("nan"),
+            "plan_ms_p50": _p(self.plan_ms, 50),
             "semantic_age_s": float(r.semantic_age_s) if r else float("nan"),
             "state_age_s": float(r.state_age_s) if r else float("nan"),
             "chunks": self.loop.chunk_id,
+            "semantic_transport_ms_p50": _p(self.transport_ms, 50),
+            "semantic_transport_ms_p99": _p(self.transport_ms, 99),
+            "semantic_decode_ms_p50": _p(self.decode_ms, 50),
+            "semantic_payload_bytes": self.payload_bytes,
             "rejected_messages": self.rejections.count,
         }
         holding = r is not None and r.holding
         message = f"holding: {r.reason}" if holding else "acting"
         self.diag_pub.publish(diagnostics(self, time.time_ns(), "action", WARN if holding else OK, message, values))
+
+
+def _p(values, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
 def main(args=None) -> None:

@@ -1,0 +1,124 @@
+"""Run the sim graph for a while and print its timing figures as JSON, separate and co-located.
+
+    asyncvla-ros bench-graph --duration 60
+
+Per mode: control-loop period p50/p99 and jitter (from the commands' own stamps, i.e. when each
+tick ran, with no DDS in between), plan latency (SFM/rater/AFM and the whole tick), semantic
+refresh rate and age, and the semantic hand-over: DDS transport time of the SemanticFeatures
+message (publish -> receive in the action node, from the samples' timestamps), decode time and
+payload size. Inline carries the tensors in the message; co-located hands them over in memory and
+sends only the metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from asyncvla_ros.launch_graph import LaunchArgs, graph, params_file_for
+from asyncvla_ros.launcher import Graph, Monitor
+
+
+def _stats(values, scale: float = 1.0) -> dict:
+    a = np.asarray(values, dtype=np.float64) * scale
+    if a.size == 0:
+        return {"n": 0}
+    return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3),
+            "mean": round(float(a.mean()), 3), "n": int(a.size)}
+
+
+def _num(diag: dict, key: str) -> float | None:
+    """A diagnostics value (text on the wire) as a number; None when absent or not measured."""
+    try:
+        value = float(diag[key])
+    except (KeyError, ValueError):
+        return None
+    return None if np.isnan(value) else value
+
+
+def run_mode(colocated: bool, duration_s: float, monitor: Monitor, log_dir: Path) -> dict:
+    from sensor_msgs.msg import JointState
+
+    from asyncvla_ros.msg import ActionChunk, SemanticFeatures
+    from asyncvla_ros.nodes.conversions import from_time
+    from asyncvla_ros.nodes.qos import FEATURES
+
+    args = LaunchArgs(colocated=colocated)
+    specs = graph(args)
+    recording = {"cmd": [], "chunk": [], "features": []}
+    node = monitor.node
+    subs = [
+        node.create_subscription(JointState, "joint_command", lambda m: recording["cmd"].append(from_time(m.header.stamp)), 100),
+        node.create_subscription(ActionChunk, "action_chunk", lambda m: recording["chunk"].append(m), 100),
+        node.create_subscription(SemanticFeatures, "semantic_features", lambda m: recording["features"].append(time.monotonic()), FEATURES),
+    ]
+    procs = Graph(specs, params_file_for(args), log_dir / ("colocated" if colocated else "separate"))
+    try:
+        procs.start()
+        monitor.transition("driver", "configure")
+        monitor.transition("driver", "activate")
+        deadline = time.monotonic() + 120
+        while len(recording["chunk"]) < 40:  # warm-up: models loaded, semantics flowing
+            if time.monotonic() > deadline or procs.dead():
+                raise RuntimeError(f"graph did not start; dead: {procs.dead()}")
+            time.sleep(0.2)
+        for values in recording.values():
+            values.clear()
+        t0 = time.monotonic()
+        time.sleep(duration_s)
+        elapsed = time.monotonic() - t0
+        diag = dict(monitor.status.get("action", ("", {}))[1])
+    finally:
+        procs.stop()
+        for sub in subs:
+            node.destroy_subscription(sub)
+
+    stamps = np.asarray(sorted(recording["cmd"]), dtype=np.int64)
+    periods_ms = np.diff(stamps) * 1e-6
+    nominal_ms = 1e3 / 20.0
+    chunks = recording["chunk"]
+    return {
+        "mode": "colocated (in-process hand-over)" if colocated else "separate processes (inline payload)",
+        "seconds": round(elapsed, 1),
+        "control_period_ms": _stats(periods_ms),
+        "control_jitter_ms": {"std": round(float(periods_ms.std()), 3) if periods_ms.size else None,
+                              "p99_abs_deviation": round(float(np.percentile(np.abs(periods_ms - nominal_ms), 99)), 3) if periods_ms.size else None},
+        "commands_hz": round(len(stamps) / elapsed, 2),
+        "plan_ms": _stats([c.total_time_ms for c in chunks]),
+        "sfm_ms": _stats([c.sfm_time_ms for c in chunks]),
+        "rater_ms": _stats([c.rater_time_ms for c in chunks]),
+        "afm_ms": _stats([c.afm_time_ms for c in chunks]),
+        "regenerated_steps_mean": round(float(np.mean([sum(c.regenerated) for c in chunks])), 2) if chunks else None,
+        "semantic_refresh_hz": round(len(recording["features"]) / elapsed, 2),
+        "semantic_age_s": _stats([c.semantic_age_s for c in chunks]),
+        "semantic_dds_transport_ms": {"p50": _num(diag, "semantic_transport_ms_p50"), "p99": _num(diag, "semantic_transport_ms_p99")},
+        "semantic_decode_ms_p50": _num(diag, "semantic_decode_ms_p50"),
+        "semantic_payload_bytes": _num(diag, "semantic_payload_bytes"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="asyncvla-ros bench-graph", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per mode (after warm-up)")
+    parser.add_argument("--modes", choices=("both", "separate", "colocated"), default="both")
+    opts = parser.parse_args(argv)
+    modes = {"both": (False, True), "separate": (False,), "colocated": (True,)}[opts.modes]
+    monitor = Monitor()
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="asyncvla-bench-") as logs:
+            for colocated in modes:
+                results.append(run_mode(colocated, opts.duration, monitor, Path(logs)))
+    finally:
+        monitor.close()
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ..ros_support import require_ros_messages
+
+
+def test_bench_graph_prints_control_and_semantic_figures():
+    require_ros_messages()
+    pytest.importorskip("mujoco")
+    out = subprocess.run([sys.executable, "-m", "asyncvla_ros.cli", "bench-graph", "--duration", "4", "--modes", "colocated"],
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (report,) = json.loads(out.stdout)
+    assert report["control_period_ms"]["n"] > 40
+    assert 40.0 < report["control_period_ms"]["p50"] < 60.0
+    assert report["semantic_refresh_hz"] > 0 and report["semantic_age_s"]["n"] > 0
+    assert report["semantic_payload_bytes"] == 0  # co-located: the tensors never go on the wire
+    assert report["semantic_dds_transport_ms"]["p50"] is not None
