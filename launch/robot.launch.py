@@ -3,16 +3,19 @@
 
 The node list comes from asyncvla_ros.launch_graph, which `asyncvla-ros launch` uses too, so the two
 launchers start the same graph. The driver is a lifecycle node: it is configured, then activated
-once it reports "inactive".
+once configuring has ended in "inactive". As with `asyncvla-ros launch`, a failed configure or activate,
+or a node process that ends on its own, stops the whole graph (the driver's teardown disables motion).
 """
 
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.event_handler import EventHandler
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
+from launch_ros.events.lifecycle import ChangeState, StateTransition
 from lifecycle_msgs.msg import Transition
 
 from asyncvla_ros.launch_graph import ARGUMENTS, LaunchArgs, graph, params_file_for, share_dir
@@ -20,38 +23,83 @@ from asyncvla_ros.launch_graph import ARGUMENTS, LaunchArgs, graph, params_file_
 PACKAGE = "asyncvla_ros"
 
 
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
+def _flag(name: str, text: str) -> bool:
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name} must be true or false, got {text!r}")
 
 
-def _lifecycle_actions(node: LifecycleNode) -> list:
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+
+
+# (start state, goal state) of a failed configure or activate: the "failure" and the "error" outcomes.
+FAILED_STARTUP = {("configuring", "unconfigured"), ("configuring", "errorprocessing"),
+                  ("activating", "inactive"), ("activating", "errorprocessing")}
+
+
+def _lifecycle_actions(node: LifecycleNode, name: str) -> list:
     def change(transition_id):
         return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
 
+    def startup_failed(event) -> bool:
+        return (isinstance(event, StateTransition) and event.action is node
+                and (event.start_state, event.goal_state) in FAILED_STARTUP)
+
+    # Activate only when *configuring* ends in "inactive": a later deactivate (an operator stopping
+    # motion, `ros2 lifecycle set /driver deactivate`) also ends in "inactive" and must stay there.
     activate_when_configured = RegisterEventHandler(OnStateTransition(
-        target_lifecycle_node=node, goal_state="inactive", entities=[change(Transition.TRANSITION_ACTIVATE)]))
-    return [node, activate_when_configured, change(Transition.TRANSITION_CONFIGURE)]
+        target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
+        entities=[change(Transition.TRANSITION_ACTIVATE)]))
+    # As `asyncvla-ros launch` does: no graph left running without its driver.
+    reason = f"lifecycle node {name!r} failed to configure or activate; see its log"
+    stop_when_failed = RegisterEventHandler(EventHandler(matcher=startup_failed, entities=[
+        LogInfo(msg=f"asyncvla_ros: {reason}; stopping"), Shutdown(reason=reason)]))
+    return [node, activate_when_configured, stop_when_failed, change(Transition.TRANSITION_CONFIGURE)]
+
+
+def _installed(package: str) -> bool:
+    try:
+        get_package_prefix(package)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def _stop_graph_on_exit(event, context):
+    """on_exit of every node: a process ending on its own (not by Ctrl-C) takes the graph down."""
+    if context.is_shutdown:
+        return None
+    reason = f"process {event.process_name} exited with code {event.returncode}"
+    return [LogInfo(msg=f"asyncvla_ros: {reason}; stopping"), Shutdown(reason=reason)]
 
 
 def _nodes(context, *_, **__):
     value = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     args = LaunchArgs(
         robot=value("robot"), params_file=value("params_file"), model=value("model"),
-        instruction=value("instruction"), control_rate_hz=float(value("control_rate_hz") or 0),
-        colocated=_truthy(value("colocated")), rviz=_truthy(value("rviz")),
+        instruction=value("instruction"), control_rate_hz=_number("control_rate_hz", value("control_rate_hz")),
+        colocated=_flag("colocated", value("colocated")), rviz=_flag("rviz", value("rviz")),
     )
     params_file = str(params_file_for(args))
     actions = [LogInfo(msg=f"asyncvla_ros: {args.robot} graph with {params_file}")]
     for spec in graph(args):
-        common = dict(package=PACKAGE, executable=spec.executable, output="screen",
+        common = dict(package=PACKAGE, executable=spec.executable, output="screen", on_exit=_stop_graph_on_exit,
                       parameters=[params_file, spec.parameters] if spec.parameters else [params_file])
         if spec.lifecycle:
-            actions += _lifecycle_actions(LifecycleNode(name=spec.name, namespace="", **common))
+            actions += _lifecycle_actions(LifecycleNode(name=spec.name, namespace="", **common), spec.name)
         elif spec.rename:
             actions.append(Node(name=spec.name, **common))
         else:
             actions.append(Node(**common))
-    if args.rviz:
+    if args.rviz and not _installed("rviz2"):
+        actions.append(LogInfo(msg="asyncvla_ros: rviz:=true, but rviz2 is not installed: starting without RViz"))
+    elif args.rviz:
         rviz_config = share_dir() / "config" / "asyncvla.rviz"
         rviz_args = ["-d", str(rviz_config)] if rviz_config.is_file() else []
         actions.append(Node(package="rviz2", executable="rviz2", arguments=rviz_args, output="screen"))

@@ -5,8 +5,8 @@
 #
 #   scripts/check_ros2_launch.sh SRC_DIR [SECONDS]
 #
-# SRC_DIR holds exported sources (not clones needed, `git archive` is enough) of, ideally, the
-# branches matching the ROS wheels (Kilted):
+# SRC_DIR holds exported sources (`git archive` output is enough) of, ideally, the branches matching
+# the ROS wheels (Kilted):
 #   SRC_DIR/launch          github.com/ros2/launch          (launch, launch_xml, launch_yaml)
 #   SRC_DIR/launch_ros      github.com/ros2/launch_ros      (launch_ros, ros2launch)
 #   SRC_DIR/ros2cli         github.com/ros2/ros2cli         (ros2cli, ros2pkg)
@@ -19,10 +19,12 @@
 # They are installed into a scratch venv that sees the project venv's packages (the project venv made by
 # scripts/setup_env.sh is not modified). Then each run starts the graph, probes it after SECONDS-6 s
 # (default 30 s per run), presses Ctrl-C and checks that every node started from the install space, the
-# driver was configured and activated by the launch file, the action node acts, and all processes ended
-# cleanly. Runs: default args, colocated:=true, instruction:=..., all with a terminal's Ctrl-C (SIGINT to
-# the whole process group, `ros2 launch` interactive), and default args once more with SIGINT sent to
-# `ros2 launch` alone (non-interactive, as a supervisor would; launch forwards it to the nodes).
+# driver was configured and activated by the launch file, the action node acts (no "holding" logged in
+# the second half of the run), and all processes ended cleanly. Runs: default args, colocated:=true,
+# instruction:=..., all with a terminal's Ctrl-C (SIGINT to the whole process group, `ros2 launch`
+# interactive), and default args once more with SIGINT sent to `ros2 launch` alone (non-interactive, as
+# a supervisor would; launch forwards it to the nodes), where the probe also deactivates the driver and
+# checks that it stays inactive (the launch file must activate it only once, after configuring).
 #
 # Environment: ASYNCVLA_VENV, ASYNCVLA_WS (as for setup_env.sh), ASYNCVLA_CHECK_DIR (scratch venv,
 # workspace and logs; default /tmp/asyncvla-launch-check), ROS_DOMAIN_ID (default 91).
@@ -37,7 +39,7 @@ WS="${ASYNCVLA_WS:-$REPO/.ws}"
 CHECK="${ASYNCVLA_CHECK_DIR:-/tmp/asyncvla-launch-check}"
 SVENV="$CHECK/venv"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
-((SECS >= 20)) || { echo "SECONDS must be >= 20 (the policy takes ~10 s to load)" >&2; exit 2; }
+((SECS >= 24)) || { echo "SECONDS must be >= 24 (the policy takes ~10 s to load)" >&2; exit 2; }
 for d in launch/launch launch/launch_xml launch/launch_yaml launch_ros/launch_ros launch_ros/ros2launch \
          ros2cli/ros2cli ros2cli/ros2pkg rcl_interfaces/composition_interfaces; do
   [[ -f "$SRC/$d/package.xml" ]] || { echo "missing $SRC/$d (see the usage at the top of $0)" >&2; exit 2; }
@@ -114,24 +116,17 @@ check "--show-args lists every argument with its description and default" "missi
 
 # --- probe of a running graph -------------------------------------------------------------------------
 cat >"$CHECK/probe.py" <<'EOF'
-"""probe.py LAUNCH_PID SECONDS: the graph's processes, nodes, driver state, /diagnostics, semantic instruction."""
+"""probe.py LAUNCH_PID SECONDS: the graph's processes, nodes, driver state, /diagnostics, semantic instruction.
+probe.py LAUNCH_PID deactivate: deactivate the driver, wait 3 s, print its state."""
 import sys, time
 import psutil, rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from lifecycle_msgs.srv import GetState
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import GetParameters
 
-launch_pid, seconds = int(sys.argv[1]), float(sys.argv[2])
-procs = psutil.Process(launch_pid).children(recursive=True)
-print("pids:", " ".join(str(p.pid) for p in procs))
-print("exes:", " ".join(sorted({(p.cmdline()[1:2] or ["?"])[0] for p in procs})))  # [0] is the interpreter
 rclpy.init()
 node = rclpy.create_node("launch_check_probe")
-status = {}
-node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: status.update({s.name: s for s in m.status}), 50)
-end = time.monotonic() + seconds
-while time.monotonic() < end:
-    rclpy.spin_once(node, timeout_sec=0.1)
 
 def call(srv, name, request):
     client = node.create_client(srv, name)
@@ -140,6 +135,23 @@ def call(srv, name, request):
     future = client.call_async(request)
     rclpy.spin_until_future_complete(node, future, timeout_sec=5.0)
     return future.result()
+
+if sys.argv[2] == "deactivate":
+    done = call(ChangeState, "/driver/change_state",
+                ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+    time.sleep(3.0)
+    state = call(GetState, "/driver/get_state", GetState.Request())
+    print("deactivated:", bool(done and done.success), "state 3 s later:", state.current_state.label if state else "no answer")
+    sys.exit(0)
+
+procs = psutil.Process(int(sys.argv[1])).children(recursive=True)
+print("pids:", " ".join(str(p.pid) for p in procs))
+print("exes:", " ".join(sorted({(p.cmdline()[1:2] or ["?"])[0] for p in procs})))  # [0] is the interpreter
+status = {}
+node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: status.update({s.name: s for s in m.status}), 50)
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
 
 state = call(GetState, "/driver/get_state", GetState.Request())
 params = call(GetParameters, "/semantic/get_parameters", GetParameters.Request(names=["instruction"]))
@@ -163,6 +175,7 @@ wait_gone() {  # wait_gone PID TIMEOUT_S: 0 once PID has exited
 
 run_check() {  # run_check LABEL terminal|launch-only [LAUNCH ARG:=VALUE]...
   local label="$1" sigint="$2"; shift 2
+  local deactivate=false; [[ "$sigint" == launch-only ]] && deactivate=true
   local log="$CHECK/logs/$label.log" probe="$CHECK/logs/$label.probe" cmd pid waiter rc
   local colocated=false instruction="" a
   for a in "$@"; do
@@ -180,28 +193,38 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
     sleep 1
     pid="$(pgrep -P "$waiter" | head -n1)"
   else
-    setsid bash -c "exec $cmd" </dev/null >"$log" 2>&1 &
+    # Own session, and SIGINT back to its default: bash starts background commands with SIGINT ignored.
+    setsid env --default-signal=INT bash -c "exec $cmd" </dev/null >"$log" 2>&1 &
     waiter=$!
     pid=$waiter
   fi
-  sleep $((SECS - 6))
+  if [[ -z "$pid" ]]; then
+    check "$label: ros2 launch started" "see $log" false
+    wait "$waiter" || true
+    return
+  fi
+  sleep $((SECS / 2))
+  local mark_start mark_end
+  mark_start="$(wc -l <"$log")"  # the graph has started by now: no "holding" from here on
+  sleep $((SECS - SECS / 2 - 6))
   python "$CHECK/probe.py" "$pid" 5 >"$probe" 2>&1 || true
-  local probed_lines
-  probed_lines="$(wc -l <"$log")"
-  if [[ "$sigint" == terminal ]]; then kill -INT -- "-$pid"; else kill -INT "$pid"; fi
+  mark_end="$(wc -l <"$log")"
+  if $deactivate; then python "$CHECK/probe.py" "$pid" deactivate >>"$probe" 2>&1 || true; fi
+  if [[ "$sigint" == terminal ]]; then kill -INT -- "-$pid" || true; else kill -INT "$pid" || true; fi
   local stopped=true
   wait_gone "$waiter" 30 || { stopped=false; kill -KILL -- "-$pid" 2>/dev/null || true; }
   rc=0; wait "$waiter" || rc=$?
   sed -i 's/\r$//' "$log"
 
-  local leftover="" p
-  for p in $(sed -n 's/^pids: //p' "$probe"); do alive "$p" && leftover+=" $p"; done
+  local leftover="" p pids=()
+  read -ra pids <<<"$(sed -n 's/^pids: //p' "$probe")"
+  for p in "${pids[@]}"; do wait_gone "$p" 5 || leftover+=" $p"; done
   local exes nodes want_nodes="action driver front_camera safety_filter semantic wrist_camera"
   exes="$(sed -n 's/^exes: //p' "$probe")"
   nodes="$(sed -n 's/^nodes: //p' "$probe")"
   local action_diag holding_after
   action_diag="$(grep '^diag action:' "$probe" || true)"
-  holding_after="$(tail -n +"$((probed_lines + 1))" "$log" | grep -c 'holding' || true)"
+  holding_after="$(sed -n "$((mark_start + 1)),${mark_end}p" "$log" | grep -c 'holding' || true)"
   check "$label: $nprocs processes started" "$(grep -c 'process started' "$log") started" \
     test "$(grep -c 'process started' "$log")" -eq "$nprocs"
   check "$label: every node executable is the install space's" "$exes" \
@@ -210,12 +233,16 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   check "$label: driver configured and activated by the launch file" \
     "state $(sed -n 's/^driver_state: //p' "$probe"); 'motion enabled' logged $(grep -c 'motion enabled' "$log") times" \
     test "$(sed -n 's/^driver_state: //p' "$probe")" == active -a "$(grep -c 'motion enabled' "$log")" -eq 1
-  check "$label: action node acting (diagnostics), no 'holding' logged after the probe" \
-    "${action_diag:-no action diagnostics}; $holding_after holding lines after the probe" \
+  check "$label: action node acting (diagnostics), no 'holding' logged in the second half" \
+    "${action_diag:-no action diagnostics}; $holding_after holding lines in the second half" \
     test "$(sed -n 's/^diag action: \([a-z]*\) .*/\1/p' "$probe")" == acting -a "$holding_after" -eq 0
   if [[ -n "$instruction" ]]; then
     check "$label: semantic node got instruction '$instruction'" "$(grep '^instruction:' "$probe")" \
       test "$(sed -n 's/^instruction: //p' "$probe")" == "$instruction"
+  fi
+  if $deactivate; then
+    check "$label: driver stays inactive after a deactivate (not re-activated by the launch file)" \
+      "$(grep '^deactivated:' "$probe" || echo 'no answer')" grep -q '^deactivated: True state 3 s later: inactive$' "$probe"
   fi
   check "$label: Ctrl-C stops ros2 launch within 30 s (exit $rc)" "still running; killed" $stopped
   check "$label: every process finished cleanly" \

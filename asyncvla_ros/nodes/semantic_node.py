@@ -19,13 +19,13 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from asyncvla_ros.control.frame_sync import FrameSyncConfig, FrameSynchronizer
 from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import SemanticFeatures
-from asyncvla_ros.nodes.conversions import MessageError, from_time
+from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions
 from asyncvla_ros.nodes.images import image_to_rgb, resize_rgb
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
 from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
@@ -46,6 +46,7 @@ class SemanticNode(Node):
         self.torch_threads = declare(self, "torch_threads", 0, "CPU threads for torch in this process; 0 = torch's default", low=0, high=256)
         self.min_interval_s = 1.0 / max_rate if max_rate > 0 else 0.0
         self.last_encode_start = 0.0
+        self.joint_names = tuple(declare(self, "joint_names", [""], "joints of the robot state, in the policy's state order (read when the policy puts the state in its prompt)"))
         self.inline = store is None
         if policy is None:
             from asyncvla_ros.policy.default import load_policy
@@ -67,6 +68,12 @@ class SemanticNode(Node):
         for name in names:
             self.create_subscription(Image, f"{name}/image_raw", lambda msg, n=name: self.on_image(n, msg), 2)
         self.create_subscription(String, "instruction", self.on_instruction, LATCHED)
+        self.state: tuple[np.ndarray, int] | None = None  # (positions, capture stamp ns)
+        self.uses_state = self.policy.config.backbone.state_in_prompt
+        if self.uses_state:
+            if not all(self.joint_names):
+                raise ValueError("this policy reads the robot state in its prompt: set joint_names")
+            self.create_subscription(JointState, "joint_states", self.on_state, 10)
         self.pub = self.create_publisher(SemanticFeatures, "semantic_features", FEATURES)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_timer(1.0, self.publish_diagnostics)
@@ -86,6 +93,12 @@ class SemanticNode(Node):
         with self.lock:
             self.sync.add(camera, from_time(msg.header.stamp), rgb)
         self.new_frames.set()
+
+    def on_state(self, msg: JointState) -> None:
+        try:
+            self.state = (joint_positions(msg, self.joint_names), from_time(msg.header.stamp))
+        except MessageError as err:
+            self.rejections.reject(f"joint state rejected: {err}")
 
     def on_instruction(self, msg: String) -> None:
         text = msg.data.strip()
@@ -116,17 +129,21 @@ class SemanticNode(Node):
             frames = self.sync.take(time.time_ns())
         if frames is None:
             return
+        state, state_stamp = self.state if (self.uses_state and self.state is not None) else (None, 0)
+        if self.uses_state and state is None:
+            self.get_logger().warning("waiting for a joint state: this policy reads it in its prompt", throttle_duration_sec=2.0)
+            return
         images = [resize_rgb(f, self.image_size) for f in frames.frames]
         self.last_encode_start = time.monotonic()
         t0 = time.perf_counter()
-        cond = self.policy.encode(images, self.instruction, stamp_ns=frames.stamp_ns)
+        cond = self.policy.encode(images, self.instruction, state=state, stamp_ns=frames.stamp_ns)
         encode_ms = (time.perf_counter() - t0) * 1e3
         self.seq += 1
         if self.store is not None:
             self.store.commit(SemanticItem(cond, self.seq, frames.stamp_ns, self.instruction, encode_ms))
         from asyncvla_ros.nodes.semantic_transport import to_message
 
-        self.pub.publish(to_message(cond, self.seq, self.model_id, encode_ms, inline=self.inline))
+        self.pub.publish(to_message(cond, self.seq, self.model_id, encode_ms, inline=self.inline, state_stamp_ns=state_stamp))
         self.encode_ms.append(encode_ms)
         self.encode_stamps.append(time.monotonic())
 

@@ -19,9 +19,11 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
           "int64": torch.int64, "bool": torch.bool}
 
 
-def to_message(cond: SemanticCondition, seq: int, model_id: str, encode_ms: float, inline: bool) -> SemanticFeatures:
+def to_message(cond: SemanticCondition, seq: int, model_id: str, encode_ms: float, inline: bool,
+               state_stamp_ns: int = 0) -> SemanticFeatures:
     msg = SemanticFeatures()
     msg.header.stamp = to_time(cond.stamp_ns)
+    msg.state_stamp = to_time(state_stamp_ns)
     msg.seq = int(seq)
     msg.instruction = cond.instruction
     msg.model_id = model_id

@@ -101,3 +101,23 @@ def test_perturbed_history_has_the_requested_noise():
     assert torch.equal(perturb_history(h, 0.0), h)
     with pytest.raises(ValueError, match="std"):
         perturb_history(h, -1.0)
+
+
+def test_normalizer_statistics_from_data_round_trip():
+    import numpy as np
+
+    from asyncvla_ros.policy.normalization import FeatureStats, Normalizer
+
+    data = np.random.default_rng(0).normal([1.0, -2.0, 0.5], [0.5, 2.0, 0.0], size=(1000, 3))
+    stats = FeatureStats.from_data(data)
+    assert stats.std[2] == 0.01  # a constant dimension gets the floor, not a division by zero
+    norm = Normalizer(state=stats, action=stats)
+    z = norm.normalize_action(data.astype(np.float32))
+    assert abs(z[:, :2].mean()) < 0.05 and abs(z[:, :2].std() - 1) < 0.05
+    np.testing.assert_allclose(norm.unnormalize_action(z), data, atol=1e-5)
+    t = torch.as_tensor(data[:4], dtype=torch.float32)
+    torch.testing.assert_close(norm.unnormalize_action(norm.normalize_action(t)), t)
+    with pytest.raises(ValueError, match="finite"):
+        FeatureStats.from_data(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="std must be finite and > 0"):
+        FeatureStats(mean=[0.0], std=[0.0])
