@@ -1,0 +1,45 @@
+"""Training configuration (paper defaults where the paper gives them)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # stage-1 optimizer steps
+    rater_steps: int = 500  # stage-2 optimizer steps (0 skips stage 2)
+    batch_size: int = 16
+    lr_language_model: float = 1e-4  # backbone decoder (AsyncVLA Sec. 4.1)
+    lr_action_expert: float = 1e-4  # action expert (AsyncVLA Sec. 4.1)
+    lr_vision: float = 2e-5  # vision encoder (AsyncVLA Sec. 4.1)
+    lr_rater: float = 1e-4
+    weight_decay: float = 0.0  # AdamW, paper: 0
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to 0
+    grad_clip_norm: float = 1.0
+    unified: bool = True  # Alg. 2 random masks; False trains plain SFM (the "w/o unified training" ablation)
+    time_misalignment: bool = True  # pair targets with observations up to one chunk older
+    history_noise_std: float = 0.02  # Gaussian perturbation of the ground-truth history (normalised units)
+    checkpoint_every: int = 500  # steps; the final step is always saved
+    log_every: int = 10  # steps between logged scalars
+    seed: int = 0
+    device: str = "cpu"
+    bf16: bool = False  # autocast to bfloat16 (GPU)
+    gradient_checkpointing: bool = False
+    num_workers: int = 0  # DataLoader workers
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
+        for name in ("rater_steps", "warmup_steps", "num_workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {value!r}")
+        for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "weight_decay",
+                     "grad_clip_norm", "history_noise_std"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")

@@ -1,0 +1,91 @@
+"""Training samples from recorded episodes: what the action module sees at step t.
+
+For a step t of an episode of length T (decoupling paper, Sec. 3):
+- the action target is the chunk a[t : t+L]; steps past the episode's end repeat the last action and
+  are marked invalid (excluded from the loss);
+- the state is the current one, s[t] (the action side always reads a fresh state);
+- the history is the K executed actions a[t-K : t]; slots before the episode began are marked empty;
+- the observation (images, and the state if the policy puts it in its prompt) comes from step
+  max(episode start, t - d): d = 0 without time-misalignment training, else d ~ U{0..L} (up to one
+  chunk older, as the action node sees semantics at deployment).
+
+The dataset is a deterministic accessor; every random draw (indices, delays, history noise) is made
+by the trainer from its own generator, so a resumed run draws exactly what the original would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from asyncvla_ros.policy.normalization import FeatureStats, Normalizer
+
+
+@dataclass
+class Episode:
+    """One demonstration."""
+
+    states: np.ndarray  # (T, state_dim) robot state per step
+    actions: np.ndarray  # (T, action_dim) commanded action per step
+    task: str  # the instruction
+    frames: Callable[[int], list[np.ndarray]]  # step -> one HxWx3 uint8 image per camera
+
+    def __post_init__(self) -> None:
+        if self.states.ndim != 2 or self.actions.ndim != 2 or len(self.states) != len(self.actions) or len(self.states) == 0:
+            raise ValueError(f"Episode: states {self.states.shape} and actions {self.actions.shape} must be (T, dim) with the same T > 0")
+
+
+class ChunkSamples:
+    """Index space over all steps of all episodes, and the sample at (index, delay)."""
+
+    def __init__(self, episodes: Sequence[Episode], chunk_len: int, history_len: int) -> None:
+        if not episodes:
+            raise ValueError("ChunkSamples needs at least one episode")
+        self.episodes = list(episodes)
+        self.chunk_len = chunk_len
+        self.history_len = history_len
+        lengths = np.array([len(e.states) for e in self.episodes])
+        self._starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # global index of each episode's step 0
+        self._total = int(lengths.sum())
+
+    def __len__(self) -> int:
+        return self._total
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(episode number, step within it) of a global index."""
+        if not 0 <= index < self._total:
+            raise IndexError(f"sample index {index} outside [0, {self._total})")
+        ep = int(np.searchsorted(self._starts, index, side="right") - 1)
+        return ep, index - int(self._starts[ep])
+
+    def normalizer(self) -> Normalizer:
+        """Normalisation statistics of every state and action in the episodes."""
+        return Normalizer(
+            state=FeatureStats.from_data(np.concatenate([e.states for e in self.episodes])),
+            action=FeatureStats.from_data(np.concatenate([e.actions for e in self.episodes])),
+        )
+
+    def sample(self, index: int, delay: int = 0) -> dict:
+        """Raw (unnormalised) sample; see the module docstring."""
+        ep_i, t = self.locate(index)
+        ep = self.episodes[ep_i]
+        T, L, K = len(ep.actions), self.chunk_len, self.history_len
+        future = np.arange(t, t + L)
+        action_valid = future < T
+        actions = ep.actions[np.minimum(future, T - 1)]  # (L, A): past the end, repeat the last action
+        past = np.arange(t - K, t)
+        history_valid = past >= 0
+        history = ep.actions[np.maximum(past, 0)]  # (K, A): empty slots are masked, their values unused
+        obs_t = max(0, t - int(delay))
+        return {
+            "images": ep.frames(obs_t),
+            "task": ep.task,
+            "obs_state": ep.states[obs_t].astype(np.float32),
+            "state": ep.states[t].astype(np.float32),
+            "history": history.astype(np.float32),
+            "history_valid": history_valid,
+            "actions": actions.astype(np.float32),
+            "action_valid": action_valid,
+        }

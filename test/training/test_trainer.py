@@ -1,0 +1,86 @@
+"""The two-stage trainer on synthetic episodes: it runs, saves, and resumes exactly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from asyncvla_ros.policy.policy import AsyncVLAPolicy
+from asyncvla_ros.training.config import TrainConfig
+from asyncvla_ros.training.samples import ChunkSamples, Episode
+from asyncvla_ros.training.state import read_progress
+from asyncvla_ros.training.trainer import Trainer, lr_scale
+
+from ..policy.conftest import INSTRUCTIONS, tiny_config
+
+
+def episodes(n=3, T=12, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        states = np.cumsum(rng.normal(0, 0.05, (T, 6)), axis=0).astype(np.float32)
+        actions = np.roll(states, -1, axis=0)
+        images = rng.integers(0, 256, (T, 2, 56, 56, 3), dtype=np.uint8)
+        out.append(Episode(states, actions, INSTRUCTIONS[i % 2], lambda t, im=images: list(im[t])))
+    return out
+
+
+def test_samples_pad_the_chunk_mask_the_history_and_delay_the_observation():
+    eps = episodes(n=2, T=12)
+    s = ChunkSamples(eps, chunk_len=8, history_len=4)
+    assert len(s) == 24 and s.locate(13) == (1, 1)
+    x = s.sample(13, delay=5)  # episode 1, step 1
+    ep = eps[1]
+    np.testing.assert_array_equal(x["state"], ep.states[1])
+    np.testing.assert_array_equal(x["obs_state"], ep.states[0])  # delay clipped at the episode start
+    assert x["history_valid"].tolist() == [False, False, False, True]
+    np.testing.assert_array_equal(x["history"][-1], ep.actions[0])
+    late = s.sample(23)  # last step: one valid action, the rest repeat it
+    assert late["action_valid"].tolist() == [True] + [False] * 7
+    np.testing.assert_array_equal(late["actions"][-1], ep.actions[-1])
+    with pytest.raises(IndexError):
+        s.sample(24)
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    assert lr_scale(0, 100, 10) == pytest.approx(0.1)
+    assert lr_scale(10, 100, 10) == pytest.approx(1.0)
+    assert lr_scale(100, 100, 10) == pytest.approx(0.0)
+
+
+def test_two_stages_train_log_and_save_a_loadable_policy(tmp_path):
+    policy = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS)
+    samples = ChunkSamples(episodes(), chunk_len=8, history_len=4)
+    cfg = TrainConfig(steps=4, rater_steps=2, batch_size=4, checkpoint_every=2, log_every=1, warmup_steps=1)
+    rater_before = {k: v.clone() for k, v in policy.rater.state_dict().items()}
+    final = Trainer(policy, samples, cfg, tmp_path).fit()
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {(m["stage"], m["step"]) for m in lines if "stage1/loss" in m} == {(1, s) for s in range(1, 5)}
+    assert {(m["stage"], m["step"]) for m in lines if "stage2/loss" in m} == {(2, 1), (2, 2)}
+    assert list((tmp_path / "tensorboard").iterdir())
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert ckpts == ["stage1-step000002", "stage1-step000004", "stage2-step000002"]
+    loaded = AsyncVLAPolicy.from_pretrained(final)
+    assert loaded.normalizer.action.std != [1.0] * 6  # statistics of the data, saved with the policy
+    assert any(not torch.equal(v, loaded.rater.state_dict()[k]) for k, v in rater_before.items())
+    stage1 = AsyncVLAPolicy.from_pretrained(tmp_path / "checkpoints" / "stage1-step000004")
+    for k, v in stage1.expert.state_dict().items():  # stage 2 leaves the action expert alone
+        assert torch.equal(v, loaded.expert.state_dict()[k])
+
+
+def test_resume_continues_from_the_same_step_and_optimizer_state(tmp_path):
+    samples = ChunkSamples(episodes(), chunk_len=8, history_len=4)
+    cfg = TrainConfig(steps=6, rater_steps=0, batch_size=3, checkpoint_every=3, log_every=3, warmup_steps=2)
+    Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=1), samples, cfg, tmp_path / "a").fit()
+    mid = tmp_path / "a" / "checkpoints" / "stage1-step000003"
+    assert read_progress(mid)["step"] == 3
+    resumed = Trainer.resume(mid, samples, tmp_path / "b")
+    assert resumed.step == 3 and resumed.stage == 1
+    state = resumed.optimizer.state_dict()["state"]
+    assert state and all(float(s["step"]) == 3 for s in state.values())
+    resumed.fit()
+    a = AsyncVLAPolicy.from_pretrained(tmp_path / "a" / "final")
+    b = AsyncVLAPolicy.from_pretrained(tmp_path / "b" / "final")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
