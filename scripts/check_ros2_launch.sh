@@ -210,6 +210,8 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   python "$CHECK/probe.py" "$pid" 5 >"$probe" 2>&1 || true
   mark_end="$(wc -l <"$log")"
   if $deactivate; then python "$CHECK/probe.py" "$pid" deactivate >>"$probe" 2>&1 || true; fi
+  local mark_sigint
+  mark_sigint="$(wc -l <"$log")"
   if [[ "$sigint" == terminal ]]; then kill -INT -- "-$pid" || true; else kill -INT "$pid" || true; fi
   local stopped=true
   wait_gone "$waiter" 30 || { stopped=false; kill -KILL -- "-$pid" 2>/dev/null || true; }
@@ -222,7 +224,8 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   local exes nodes want_nodes="action driver front_camera safety_filter semantic wrist_camera"
   exes="$(sed -n 's/^exes: //p' "$probe")"
   nodes="$(sed -n 's/^nodes: //p' "$probe")"
-  local action_diag holding_after
+  local action_diag holding_after errors
+  errors="$( (grep -E 'process has died|Traceback' "$log"; sed -n "$((mark_sigint + 1)),\$p" "$log" | grep -F '[ERROR]') | head -n3)" || true
   action_diag="$(grep '^diag action:' "$probe" || true)"
   holding_after="$(sed -n "$((mark_start + 1)),${mark_end}p" "$log" | grep -c 'holding' || true)"
   check "$label: $nprocs processes started" "$(grep -c 'process started' "$log") started" \
@@ -245,9 +248,9 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
       "$(grep '^deactivated:' "$probe" || echo 'no answer')" grep -q '^deactivated: True state 3 s later: inactive$' "$probe"
   fi
   check "$label: Ctrl-C stops ros2 launch within 30 s (exit $rc)" "still running; killed" $stopped
-  check "$label: every process finished cleanly" \
-    "$(grep -c 'finished cleanly' "$log") finished cleanly; $(grep -E 'process has died|Traceback|\[ERROR\]' "$log" | head -n3)" \
-    test "$(grep -c 'finished cleanly' "$log")" -eq "$nprocs" -a -z "$(grep -E 'process has died|Traceback|\[ERROR\]' "$log")"
+  check "$label: every process finished cleanly, no error logged after Ctrl-C" \
+    "$(grep -c 'finished cleanly' "$log") finished cleanly; $errors" \
+    test "$(grep -c 'finished cleanly' "$log")" -eq "$nprocs" -a -z "$errors"
   check "$label: no process left behind" "alive:$leftover" test -z "$leftover"
 }
 

@@ -4,12 +4,13 @@ import sys
 
 import pytest
 
+from ..sim._support import skip_without_sim
 from ..ros_support import require_ros_messages
 
 
 def test_bench_graph_prints_control_and_semantic_figures():
     require_ros_messages()
-    pytest.importorskip("mujoco")
+    skip_without_sim()
     out = subprocess.run([sys.executable, "-m", "asyncvla_ros.cli", "bench-graph", "--duration", "4", "--modes", "colocated"],
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+from ..sim._support import skip_without_sim
 from ..ros_support import REPO, NodeProcess, Probe, require_ros_messages
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
@@ -13,7 +14,7 @@ JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_ro
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
     require_ros_messages()
-    pytest.importorskip("mujoco")
+    skip_without_sim()
     from sensor_msgs.msg import JointState
 
     from asyncvla_ros.launch_graph import NodeSpec

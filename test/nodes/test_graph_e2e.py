@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from ..sim._support import skip_without_sim
 from ..ros_support import REPO, NodeProcess, Probe, require_ros_messages
 
 PARAMS = REPO / "config" / "sim.yaml"
@@ -60,7 +61,7 @@ class RunningGraph:
 @pytest.fixture(scope="module", params=[False, True], ids=["separate", "colocated"])
 def running(request, tmp_path_factory):
     require_ros_messages()
-    pytest.importorskip("mujoco")
+    skip_without_sim()
     pytest.importorskip("torch")
     g = RunningGraph(request.param, tmp_path_factory.mktemp("graph"))
     yield g

@@ -1,0 +1,132 @@
+"""Closed-loop evaluation of a policy on the embedded sim, on held-out seeds.
+
+Each episode runs the deployed control path: `ActionLoop` (the action node's own per-tick logic:
+act(), temporal ensembling, executed-action history) and `SafetyFilter` (the safety node's clamps)
+between the policy and the simulated arm, in simulated time. Semantics are refreshed every
+`semantic_period_steps` ticks from the observation of that tick and become usable
+`semantic_latency_steps` ticks later, so 1/0 is synchronous and larger values reproduce the stale
+semantics of the asynchronous split.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
+from asyncvla_ros.control.safety import SafetyConfig, SafetyFilter
+from asyncvla_ros.control.semantic_store import SemanticItem
+from asyncvla_ros.policy.config import ACT_MODES
+
+STEP_NS = 50_000_000  # one 20 Hz control period in simulated nanoseconds
+
+
+@dataclass
+class EvalConfig:
+    mode: str = "asyncvla"  # asyncvla | sfm_only | random_mask
+    max_steps: int = 300  # per episode (15 s at 20 Hz)
+    semantic_period_steps: int = 1  # refresh semantics every this many ticks
+    semantic_latency_steps: int = 0  # a refresh becomes usable this many ticks after its observation
+    ensemble_decay: float = 0.1
+    max_step_rad: float = 0.1  # safety filter step limit per tick, every joint
+    policy_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ACT_MODES:
+            raise ValueError(f"EvalConfig.mode must be one of {ACT_MODES}, got {self.mode!r}")
+        for name in ("max_steps", "semantic_period_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.semantic_latency_steps < 0:
+            raise ValueError(f"EvalConfig.semantic_latency_steps must be >= 0, got {self.semantic_latency_steps!r}")
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    instruction: str
+    success: bool
+    steps: int
+    mean_regenerated: float  # AFM-regenerated steps per chunk
+    mean_semantic_age_steps: float
+    wall_s: float
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
+    """One episode on `arm` (a SimArm with the policy's cameras) from `arm.reset(seed)`."""
+    t_wall = time.perf_counter()
+    obs = arm.reset(seed=seed)
+    cameras = policy.config.backbone.camera_names
+    lower, upper = arm.joint_limits_rad
+    safety = SafetyFilter(SafetyConfig(arm.joint_names, tuple(lower), tuple(upper), (config.max_step_rad,) * len(lower)))
+    loop = ActionLoop(policy, ActionLoopConfig(max_semantic_age_s=1e6, ensemble_decay=config.ensemble_decay,
+                                               mode=config.mode, seed=config.policy_seed))
+    in_prompt = policy.config.backbone.state_in_prompt
+    pending: list[tuple[int, SemanticItem]] = []  # (tick it becomes usable, semantics)
+    current: SemanticItem | None = None
+    regenerated, ages = [], []
+    success = False
+    step = 0
+    for step in range(config.max_steps):
+        now_ns = step * STEP_NS
+        if step % config.semantic_period_steps == 0:
+            images = [obs.images[c] for c in cameras]
+            state = obs.joint_positions_rad if in_prompt else None
+            cond = policy.encode(images, obs.instruction, state=state, stamp_ns=now_ns)
+            pending.append((step + config.semantic_latency_steps, SemanticItem(cond, step, now_ns, obs.instruction)))
+        while pending and pending[0][0] <= step:
+            current = pending.pop(0)[1]
+        safety.update_state(arm.joint_names, obs.joint_positions_rad, now_ns)
+        result = loop.tick(now_ns, current, obs.joint_positions_rad, now_ns)
+        if result.command is None:
+            target = obs.joint_positions_rad  # no semantics yet: hold
+        else:
+            verdict = safety.check(arm.joint_names, result.command, now_ns, now_ns)
+            target = verdict.positions if verdict.accepted else obs.joint_positions_rad
+        if result.chunk is not None:
+            regenerated.append(int(result.chunk.regenerated.sum()))
+            ages.append((now_ns - result.semantic_stamp_ns) / STEP_NS)
+        obs = arm.step(target)
+        if arm.is_success():
+            success = True
+            break
+    return EpisodeResult(seed, obs.instruction, success, step + 1,
+                         float(np.mean(regenerated)) if regenerated else 0.0,
+                         float(np.mean(ages)) if ages else 0.0, time.perf_counter() - t_wall)
+
+
+def make_arm(policy):
+    """A SimArm rendering the policy's cameras at the policy's image size."""
+    from asyncvla_ros.sim import SimArm, SimArmConfig
+
+    bb = policy.config.backbone
+    if bb.image_height_px != bb.image_width_px:
+        raise ValueError(f"the sim renders square images; the policy wants {bb.image_height_px}x{bb.image_width_px}")
+    return SimArm(SimArmConfig(image_size_px=bb.image_height_px, cameras=tuple(bb.camera_names)))
+
+
+def evaluate(policy, seeds, config: EvalConfig, progress=None) -> list[EpisodeResult]:
+    """Run every seed; `progress` (e.g. a tqdm bar) gets update(1) per episode."""
+    arm = make_arm(policy)
+    try:
+        results = []
+        for seed in seeds:
+            results.append(run_episode(policy, arm, int(seed), config))
+            if progress is not None:
+                progress.update(1)
+        return results
+    finally:
+        arm.close()

@@ -1,0 +1,31 @@
+import pytest
+
+from ..sim._support import skip_without_sim  # noqa: E402
+
+skip_without_sim()
+
+from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate, wilson_interval  # noqa: E402
+from asyncvla_ros.policy.default import load_policy  # noqa: E402
+
+
+def test_wilson_interval_hand_values():
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_episodes_run_through_the_deployed_control_path_with_stale_semantics():
+    policy, _ = load_policy()  # untrained tiny default: measures the harness, not the policy
+    sync = evaluate(policy, [3], EvalConfig(max_steps=8))
+    assert sync[0].steps == 8 and not sync[0].success and sync[0].mean_semantic_age_steps == 0.0
+    stale = evaluate(policy, [3], EvalConfig(max_steps=12, semantic_period_steps=4, semantic_latency_steps=2))
+    # Ages cycle 2, 3, 4, 5 ticks once semantics first arrive at tick 2.
+    assert 2.0 <= stale[0].mean_semantic_age_steps <= 5.0
+    assert stale[0].instruction.startswith("put the red cube in the")
+
+
+def test_eval_config_names_the_bad_field():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        EvalConfig(mode="best")
+    with pytest.raises(ValueError, match="semantic_period_steps"):
+        EvalConfig(semantic_period_steps=0)
