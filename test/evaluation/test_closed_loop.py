@@ -29,3 +29,21 @@ def test_eval_config_names_the_bad_field():
         EvalConfig(mode="best")
     with pytest.raises(ValueError, match="semantic_period_steps"):
         EvalConfig(semantic_period_steps=0)
+
+
+def test_eval_command_writes_results_and_a_plot(tmp_path):
+    import json
+
+    from asyncvla_ros.evaluation.cli import main, parse_seeds
+
+    policy, _ = load_policy()
+    policy.save_pretrained(tmp_path / "model")
+    assert parse_seeds("4:7") == [4, 5, 6] and parse_seeds("1,9") == [1, 9]
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds("a:b")
+    assert main(["--model", f"main={tmp_path / 'model'}", "--seeds", "1,2", "--max-steps", "4", "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "results.json").read_text())
+    names = [s["condition"] for s in report["summary"]]
+    assert names == ["main: sfm_only", "main: asyncvla", "main: random_mask", "main: asyncvla, stale semantics"]
+    assert len(report["episodes"]) == 8 and all(s["episodes"] == 2 for s in report["summary"])
+    assert (tmp_path / "eval" / "success_rates.png").stat().st_size > 1000
