@@ -6,7 +6,6 @@ the node tests are skipped with that reason.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time

@@ -11,7 +11,6 @@ import time
 from collections import deque
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
@@ -21,6 +20,7 @@ from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
 from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import ActionChunk, SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions, joint_state, to_time
+from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
 from asyncvla_ros.nodes.qos import FEATURES
 
@@ -174,17 +174,12 @@ def _p(values, q: float) -> float:
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = ActionNode()
-    set_torch_threads(node.torch_threads)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    def make() -> ActionNode:
+        node = ActionNode()
+        set_torch_threads(node.torch_threads)
+        return node
 
+    run(make, args)
 
 if __name__ == "__main__":
     main()

@@ -13,13 +13,13 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import from_time, to_time
 from asyncvla_ros.nodes.images import rgb_to_image
+from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.params import declare
 
 BACKENDS = ("sim", "opencv")
@@ -104,17 +104,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = CameraNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-
+    run(CameraNode, args)
 
 if __name__ == "__main__":
     main()

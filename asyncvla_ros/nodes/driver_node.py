@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
@@ -18,6 +17,7 @@ from sensor_msgs.msg import JointState
 from asyncvla_ros.drivers import BACKENDS, DriverError, make_backend
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import MessageError, joint_positions, joint_state, to_time
+from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare, diagnostics
 
 
@@ -73,14 +73,15 @@ class DriverNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._teardown()
+        self.close()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._teardown()
+        self.close()
         return TransitionCallbackReturn.SUCCESS
 
-    def _teardown(self) -> None:
+    def close(self) -> None:
+        """Stop the timer and disconnect the backend (also on shutdown)."""
         self.active = False
         if self.timer is not None:
             self.destroy_timer(self.timer)
@@ -133,17 +134,7 @@ class DriverNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = DriverNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node._teardown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-
+    run(DriverNode, args)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -23,6 +22,7 @@ from trajectory_msgs.msg import JointTrajectory
 from asyncvla_ros.control.safety import SafetyConfig, SafetyEventInfo, SafetyFilter
 from asyncvla_ros.msg import SafetyEvent
 from asyncvla_ros.nodes.conversions import from_time, joint_state, single_point_trajectory, to_time
+from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.params import ERROR, OK, WARN, declare, diagnostics
 
 
@@ -126,16 +126,7 @@ class SafetyFilterNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = SafetyFilterNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-
+    run(SafetyFilterNode, args)
 
 if __name__ == "__main__":
     main()

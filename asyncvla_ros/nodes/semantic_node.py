@@ -16,7 +16,6 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -27,6 +26,7 @@ from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions
 from asyncvla_ros.nodes.images import image_to_rgb, resize_rgb
+from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
 from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
 
@@ -169,17 +169,12 @@ class SemanticNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = SemanticNode()
-    set_torch_threads(node.torch_threads)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    def make() -> SemanticNode:
+        node = SemanticNode()
+        set_torch_threads(node.torch_threads)
+        return node
 
+    run(make, args)
 
 if __name__ == "__main__":
     main()

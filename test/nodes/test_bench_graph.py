@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from ..sim._support import skip_without_sim
 from ..ros_support import require_ros_messages
