@@ -4,7 +4,7 @@
 The node list comes from asyncvla_ros.launch_graph, which `asyncvla-ros launch` uses too, so the two
 launchers start the same graph. The driver is a lifecycle node: it is configured, then activated
 once configuring has ended in "inactive". As with `asyncvla-ros launch`, a failed configure or activate,
-or a node process that ends on its own, stops the whole graph (the driver's teardown disables motion).
+or a node process that fails, stops the whole graph (the driver's teardown disables motion).
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
@@ -72,8 +72,12 @@ def _installed(package: str) -> bool:
 
 
 def _stop_graph_on_exit(event, context):
-    """on_exit of every node: a process ending on its own (not by Ctrl-C) takes the graph down."""
-    if context.is_shutdown:
+    """on_exit of every node: a node that fails (exits non-zero) while the graph runs takes the graph down.
+
+    Exit code 0 is left alone: on a terminal's Ctrl-C the nodes get SIGINT too and may exit before launch
+    has handled its own, and a Shutdown from here would make launch send them a second SIGINT.
+    """
+    if context.is_shutdown or event.returncode == 0:
         return None
     reason = f"process {event.process_name} exited with code {event.returncode}"
     return [LogInfo(msg=f"asyncvla_ros: {reason}; stopping"), Shutdown(reason=reason)]

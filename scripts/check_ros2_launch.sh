@@ -227,7 +227,7 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   local action_diag holding_after errors
   errors="$( (grep -E 'process has died|Traceback' "$log"; sed -n "$((mark_sigint + 1)),\$p" "$log" | grep -F '[ERROR]') | head -n3)" || true
   action_diag="$(grep '^diag action:' "$probe" || true)"
-  holding_after="$(sed -n "$((mark_start + 1)),${mark_end}p" "$log" | grep -c 'holding' || true)"
+  holding_after="$(sed -n "$((mark_start + 1)),${mark_end}p" "$log" | grep -o 'holding: .*' | sort | uniq -c || true)"
   check "$label: $nprocs processes started" "$(grep -c 'process started' "$log") started" \
     test "$(grep -c 'process started' "$log")" -eq "$nprocs"
   check "$label: every node executable is the install space's" "$exes" \
@@ -236,9 +236,11 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   check "$label: driver configured and activated by the launch file" \
     "state $(sed -n 's/^driver_state: //p' "$probe"); 'motion enabled' logged $(grep -c 'motion enabled' "$log") times" \
     test "$(sed -n 's/^driver_state: //p' "$probe")" == active -a "$(grep -c 'motion enabled' "$log")" -eq 1
-  check "$label: action node acting (diagnostics), no 'holding' logged in the second half" \
-    "${action_diag:-no action diagnostics}; $holding_after holding lines in the second half" \
-    test "$(sed -n 's/^diag action: \([a-z]*\) .*/\1/p' "$probe")" == acting -a "$holding_after" -eq 0
+  check "$label: action node acting (diagnostics: 'acting', chunks > 0)" "${action_diag:-no action diagnostics}" \
+    test "$(sed -n 's/^diag action: \([a-z]*\) .*chunks=\([1-9]\).*/\1/p' "$probe")" == acting
+  # On a busy machine, brief holds (a joint state a few ms late) come from CPU contention: see the reasons.
+  check "$label: action node logged no 'holding' in the second half" "$(tr '\n' ';' <<<"$holding_after")" \
+    test -z "$holding_after"
   if [[ -n "$instruction" ]]; then
     check "$label: semantic node got instruction '$instruction'" "$(grep '^instruction:' "$probe")" \
       test "$(sed -n 's/^instruction: //p' "$probe")" == "$instruction"
