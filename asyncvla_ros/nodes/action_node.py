@@ -179,7 +179,7 @@ def main(args=None) -> None:
         set_torch_threads(node.torch_threads)
         return node
 
-    run(make, args)
+    raise SystemExit(run(make, args))
 
 if __name__ == "__main__":
     main()

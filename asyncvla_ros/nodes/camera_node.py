@@ -104,7 +104,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> None:
-    run(CameraNode, args)
+    raise SystemExit(run(CameraNode, args))
 
 if __name__ == "__main__":
     main()

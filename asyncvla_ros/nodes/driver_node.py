@@ -134,7 +134,7 @@ class DriverNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    run(DriverNode, args)
+    raise SystemExit(run(DriverNode, args))
 
 if __name__ == "__main__":
     main()

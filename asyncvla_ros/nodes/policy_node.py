@@ -8,33 +8,22 @@ served by the executor here (torch releases the GIL inside its kernels).
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
 from asyncvla_ros.control.semantic_store import LatestSemantics
 from asyncvla_ros.nodes.action_node import ActionNode
 from asyncvla_ros.nodes.params import set_torch_threads
+from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.semantic_node import SemanticNode
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    # The action node loads the policy from its parameters; the semantic node reuses it.
-    store = LatestSemantics()
-    action = ActionNode(store=store)
-    semantic = SemanticNode(policy=action.policy, model_id=action.model_id, store=store)
-    set_torch_threads(action.torch_threads)
-    executor = SingleThreadedExecutor()
-    executor.add_node(action)
-    executor.add_node(semantic)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        semantic.destroy_node()
-        action.destroy_node()
-        rclpy.try_shutdown()
+    def make() -> list:
+        # The action node loads the policy from its parameters; the semantic node reuses it.
+        store = LatestSemantics()
+        action = ActionNode(store=store)
+        set_torch_threads(action.torch_threads)
+        return [action, SemanticNode(policy=action.policy, model_id=action.model_id, store=store)]
+
+    raise SystemExit(run(make, args))
 
 
 if __name__ == "__main__":

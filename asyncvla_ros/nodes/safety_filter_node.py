@@ -126,7 +126,7 @@ class SafetyFilterNode(Node):
 
 
 def main(args=None) -> None:
-    run(SafetyFilterNode, args)
+    raise SystemExit(run(SafetyFilterNode, args))
 
 if __name__ == "__main__":
     main()

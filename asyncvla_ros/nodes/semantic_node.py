@@ -147,10 +147,10 @@ class SemanticNode(Node):
         self.encode_ms.append(encode_ms)
         self.encode_stamps.append(time.monotonic())
 
-    def destroy_node(self) -> None:
+    def close(self) -> None:
+        """Stop the encode worker (before the node and the rclpy context go away)."""
         self.stopping.set()
-        self.worker.join(timeout=5.0)
-        super().destroy_node()
+        self.worker.join(timeout=10.0)
 
     def publish_diagnostics(self) -> None:
         now = time.monotonic()
@@ -174,7 +174,7 @@ def main(args=None) -> None:
         set_torch_threads(node.torch_threads)
         return node
 
-    run(make, args)
+    raise SystemExit(run(make, args))
 
 if __name__ == "__main__":
     main()
