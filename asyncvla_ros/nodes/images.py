@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image as PILImage
 from sensor_msgs.msg import Image
 
 from asyncvla_ros.nodes.conversions import MessageError, to_time
@@ -39,16 +38,3 @@ def rgb_to_image(rgb: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
     msg.step = 3 * msg.width
     msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
     return msg
-
-
-def resize_rgb(rgb: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Centre-crop to the target aspect ratio, then resize (bilinear) to (H, W); a no-op at the right size."""
-    h, w = rgb.shape[:2]
-    th, tw = size_hw
-    if (h, w) == (th, tw):
-        return rgb
-    scale = min(h / th, w / tw)
-    ch, cw = int(round(th * scale)), int(round(tw * scale))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = rgb[top : top + ch, left : left + cw]
-    return np.asarray(PILImage.fromarray(crop).resize((tw, th), PILImage.BILINEAR))

@@ -25,7 +25,8 @@ from asyncvla_ros.control.frame_sync import FrameSyncConfig, FrameSynchronizer
 from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions
-from asyncvla_ros.nodes.images import image_to_rgb, resize_rgb
+from asyncvla_ros.imaging import resize_rgb
+from asyncvla_ros.nodes.images import image_to_rgb
 from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
 from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S

@@ -46,7 +46,8 @@ def test_images_decode_rgb_bgr_mono_and_padded_rows():
     from sensor_msgs.msg import Image
 
     from asyncvla_ros.nodes.conversions import MessageError
-    from asyncvla_ros.nodes.images import image_to_rgb, resize_rgb, rgb_to_image
+    from asyncvla_ros.imaging import resize_rgb
+    from asyncvla_ros.nodes.images import image_to_rgb, rgb_to_image
 
     rgb = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
     np.testing.assert_array_equal(image_to_rgb(rgb_to_image(rgb, 0, "f")), rgb)

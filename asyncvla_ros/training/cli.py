@@ -1,0 +1,98 @@
+"""`asyncvla-ros train`: both training stages on a local LeRobotDataset.
+
+    asyncvla-ros train --dataset data/sim_demos --out runs/tiny
+    asyncvla-ros train --dataset DIR --out runs/3b --init /models/Qwen2.5-VL-3B-Instruct --device cuda --bf16
+    asyncvla-ros train --dataset DIR --out runs/tiny --resume runs/tiny/checkpoints/stage1-step000500
+
+Without --init a tiny policy is built (cameras, state and action sizes from the dataset, vocabulary
+from its tasks). Writes checkpoints/, tensorboard/, metrics.jsonl and final/ (the policy to run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+
+from asyncvla_ros.training.config import TrainConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asyncvla-ros train", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True, help="LeRobotDataset folder (local; never fetched)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--init", default="", help="start from this policy checkpoint or Qwen2.5-VL directory")
+    p.add_argument("--resume", default="", help="continue from a checkpoints/stage*-step* directory of a run")
+    p.add_argument("--image-size-px", type=int, default=112, help="new tiny policy: square image size")
+    p.add_argument("--chunk-len", type=int, default=10, help="new policy: actions per chunk (L)")
+    p.add_argument("--history-len", type=int, default=20, help="new policy: executed actions as condition (K); 0 = no history")
+    p.add_argument("--no-time-misalignment", action="store_true", help="train with synchronised semantics only")
+    p.add_argument("--sfm-only", action="store_true", help="plain SFM training (the 'w/o unified training' ablation)")
+    defaults = TrainConfig()
+    for name in ("steps", "rater_steps", "batch_size", "warmup_steps", "checkpoint_every", "log_every", "seed"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_std"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    return p
+
+
+def new_policy(dataset, cameras, opts):
+    from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+    features = dataset.meta.features
+    size = opts.image_size_px
+    config = PolicyConfig(
+        backbone=BackboneConfig(camera_names=tuple(cameras), image_height_px=size, image_width_px=size,
+                                max_prefix_tokens=len(cameras) * (size // 28) ** 2 + 64),
+        expert=ActionExpertConfig(action_dim=int(features["action"]["shape"][0]),
+                                  state_dim=int(features["observation.state"]["shape"][0]),
+                                  chunk_len=opts.chunk_len, history_len=opts.history_len),
+        model_id=f"asyncvla-tiny-{time.strftime('%Y%m%d-%H%M%S')}",
+    )
+    return AsyncVLAPolicy.build(config, list(dataset.meta.tasks.index), seed=opts.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from asyncvla_ros.data.load import load_dataset
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+    from asyncvla_ros.training.lerobot_episodes import camera_names, episodes_from_lerobot, required_features
+    from asyncvla_ros.training.samples import ChunkSamples
+    from asyncvla_ros.training.trainer import Trainer
+
+    config = TrainConfig(
+        **{f.name: getattr(opts, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(opts, f.name)},
+        unified=not opts.sfm_only, time_misalignment=not opts.no_time_misalignment,
+    )
+    probe = load_dataset(opts.dataset, required=["observation.state", "action", "task"])
+    cameras = camera_names(probe)
+    dataset = load_dataset(opts.dataset, required=required_features(cameras))
+    if opts.resume:
+        policy = AsyncVLAPolicy.from_pretrained(opts.resume)
+    elif opts.init:
+        policy = AsyncVLAPolicy.from_pretrained(opts.init, dtype="float32")
+    else:
+        policy = new_policy(dataset, cameras, opts)
+    if tuple(policy.config.backbone.camera_names) != tuple(cameras):
+        raise SystemExit(f"the policy's cameras {list(policy.config.backbone.camera_names)} are not the dataset's {cameras}")
+    bb, e = policy.config.backbone, policy.config.expert
+    episodes = episodes_from_lerobot(dataset, cameras, (bb.image_height_px, bb.image_width_px))
+    samples = ChunkSamples(episodes, e.chunk_len, e.history_len)
+    trainer = Trainer.resume(opts.resume, samples, opts.out, config) if opts.resume else Trainer(policy, samples, config, opts.out)
+    t0 = time.perf_counter()
+    final = trainer.fit()
+    report = {"final": str(final), "episodes": len(episodes), "frames": len(samples), "seconds": round(time.perf_counter() - t0, 1),
+              "device": config.device, "config": dataclasses.asdict(config)}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

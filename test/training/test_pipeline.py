@@ -1,0 +1,40 @@
+"""The whole pipeline on CPU: demonstrations -> LeRobotDataset -> both training stages -> checkpoint
+-> reload -> one closed-loop episode in the sim."""
+
+import importlib.util
+import json
+
+import pytest
+
+from ..sim._support import skip_without_sim
+
+skip_without_sim()
+if importlib.util.find_spec("lerobot") is None:
+    pytest.skip("lerobot is not installed (scripts/setup_env.sh installs it)", allow_module_level=True)
+
+
+def report_episodes(root) -> int:
+    info = json.loads((root / "meta" / "info.json").read_text())
+    return int(info["total_episodes"])
+
+
+def test_demos_train_reload_and_evaluate(tmp_path, capsys):
+    from asyncvla_ros.data.record import record_demos
+    from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+    from asyncvla_ros.training.cli import main as train
+
+    report = record_demos(tmp_path / "demos", episodes=2, seed=0, image_size_px=56)
+    assert report["episodes_saved"] >= 1
+    args = ["--dataset", str(tmp_path / "demos"), "--out", str(tmp_path / "run"), "--image-size-px", "56",
+            "--steps", "3", "--rater-steps", "2", "--batch-size", "2", "--warmup-steps", "1", "--checkpoint-every", "2",
+            "--chunk-len", "8", "--history-len", "4"]
+    assert train(args) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(printed[printed.index("{"):])
+    assert report["episodes"] == report_episodes(tmp_path / "demos") and report["final"].endswith("final")
+    policy = AsyncVLAPolicy.from_pretrained(tmp_path / "run" / "final")
+    assert tuple(policy.config.backbone.camera_names) == ("front", "wrist")
+    assert policy.config.expert.chunk_len == 8
+    (result,) = evaluate(policy, [100], EvalConfig(max_steps=5))
+    assert result.steps == 5
