@@ -120,9 +120,19 @@ else
   # constrains torch's own dependencies so the second step doesn't reinstall them.
   run "${PIP[@]}" install -c "$REQ_ENV" -r "$REQ_TORCH"
   run "${PIP[@]}" install -r "$REQ_ENV"
-  run "${PIP[@]}" check
-  # After `pip check`: these packages' own metadata asks for more than we use (see the file).
+  # --no-deps: these packages' own metadata asks for more than we use (see the file).
   run "${PIP[@]}" install --no-deps -r "$REQ_NODEPS"
+  # Every other package must be consistent; what pip says of the --no-deps ones is expected.
+  nodeps_names="$(sed -e 's/#.*//' -e 's/[=<>~!;[ ].*//' "$REQ_NODEPS" | tr 'A-Z_' 'a-z-' | grep -v '^$' || true)"
+  check_out="$("${PIP[@]}" check 2>&1 || true)"
+  printf '$ pip check\n%s\n' "$check_out" >>"$LOG"
+  problems="$(printf '%s\n' "$check_out" | { grep -v '^No broken requirements' || true; } | while read -r name _; do
+    [[ -z "$name" ]] && continue
+    grep -qxF "$(printf '%s' "$name" | tr 'A-Z_' 'a-z-')" <<<"$nodeps_names" || printf '%s\n' "$name"
+  done)"
+  if [[ -n "$problems" ]]; then
+    fail "pip check reports broken requirements of: $(echo $problems) (see $LOG)"
+  fi
   printf '%s\n' "$req_hash" >"$req_stamp"
   note "installed; torch $("$PY" -c 'import torch; print(torch.__version__)')"
 fi
