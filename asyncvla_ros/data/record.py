@@ -1,0 +1,224 @@
+"""Record scripted-expert demonstrations from the embedded sim into a local LeRobotDataset.
+
+One frame per control step: the observation the expert acted on (both camera images, the measured
+joint positions) and the joint-position targets it commanded, with the episode's instruction as
+LeRobot's task. The dataset is LeRobot's own format (v3.0: parquet with PNG-embedded images,
+``meta/``), written to a local folder and never pushed anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asyncvla_ros.data.features import ACTION, CAMERA_KEYS, DEFAULT_REPO_ID, STATE, TASK, demo_features
+from asyncvla_ros.data.load import VIDEO_BACKEND, hub_offline
+
+logger = logging.getLogger(__name__)
+
+# LeRobot's info.json field; says what produced the data to whoever reads the dataset.
+ROBOT_TYPE = "so101_sim"
+
+
+def _invalid(field: str, requirement: str, value) -> ValueError:
+    return ValueError(f"RecordConfig.{field} {requirement}, got {value!r}")
+
+
+@dataclass
+class RecordConfig:
+    """What :func:`record_demos` records and how."""
+
+    episodes: int = 10  # episodes attempted; episode i resets the sim with seed + i
+    seed: int = 0  # seed of the first episode (each seed draws the instruction and the layout)
+    image_size_px: int = 112  # side of both square camera images, px
+    fps: int = 20  # control and recording rate, Hz; the sim steps 1/fps s per frame
+    max_duration_s: float = 20.0  # an episode not solved within this much sim time fails, s
+    # Once the expert has finished, how long the cube may take to come to rest in the area before the
+    # episode counts as failed, s (the expert then only holds its pose).
+    settle_s: float = 1.0
+    repo_id: str = DEFAULT_REPO_ID  # LeRobot's dataset name; local only
+    # Threads that PNG-encode the images while the sim steps on; 0 encodes in the recording thread.
+    image_writer_threads: int = 2
+    render_backend: str = "auto"  # headless OpenGL: "auto", "egl" or "osmesa" (see SimArmConfig)
+
+    def __post_init__(self):
+        for name in ("episodes", "seed", "image_size_px", "fps", "image_writer_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _invalid(name, "must be an int", value)
+        if self.episodes < 1:
+            raise _invalid("episodes", "must be >= 1", self.episodes)
+        if self.seed < 0:
+            raise _invalid("seed", "must be >= 0", self.seed)
+        if not 16 <= self.image_size_px <= 2048:
+            raise _invalid("image_size_px", "must be in [16, 2048] px", self.image_size_px)
+        if not 1 <= self.fps <= 1000:
+            raise _invalid("fps", "must be in [1, 1000] Hz", self.fps)
+        if not math.isfinite(self.max_duration_s) or self.max_duration_s <= 0:
+            raise _invalid("max_duration_s", "must be a positive number of seconds", self.max_duration_s)
+        if not math.isfinite(self.settle_s) or self.settle_s < 0:
+            raise _invalid("settle_s", "must be a non-negative number of seconds", self.settle_s)
+        if self.image_writer_threads < 0:
+            raise _invalid("image_writer_threads", "must be >= 0", self.image_writer_threads)
+        if "/" not in self.repo_id:
+            raise _invalid("repo_id", 'must look like "owner/name"', self.repo_id)
+
+    @property
+    def max_steps(self) -> int:
+        return max(1, round(self.max_duration_s * self.fps))
+
+    @property
+    def settle_steps(self) -> int:
+        return round(self.settle_s * self.fps)
+
+
+def record_demos(
+    out_dir: str | Path,
+    episodes: int,
+    seed: int = 0,
+    image_size_px: int = 112,
+    fps: int = 20,
+    *,
+    progress: bool = False,
+    **options,
+) -> dict:
+    """Run the scripted expert in the sim and record its successful episodes as a LeRobotDataset.
+
+    Args:
+        out_dir: the dataset's root folder; must not exist yet (LeRobot creates it).
+        episodes: episodes attempted; episode i resets the sim with ``seed + i``.
+        seed: seed of the first episode.
+        image_size_px: side of the square camera images, px.
+        fps: control and recording rate, Hz.
+        progress: show a tqdm progress bar (on stderr).
+        **options: the other :class:`RecordConfig` fields (``max_duration_s``, ``settle_s``, ...).
+
+    Returns:
+        A JSON-ready report: episodes attempted and saved, successes, failures (with their seeds),
+        success rate, frames, seconds, throughput and the dataset's size on disk.
+
+    Raises:
+        ValueError: an invalid option (the field is named).
+        FileExistsError: ``out_dir`` exists.
+    """
+    config = RecordConfig(episodes=episodes, seed=seed, image_size_px=image_size_px, fps=fps, **options)
+    root = Path(out_dir)
+    if root.exists():
+        raise FileExistsError(f"{root} already exists: record into a new folder (LeRobot creates it)")
+
+    # Imported here: MuJoCo and the dataset stack (LeRobot, torch) load only when recording.
+    from asyncvla_ros.sim import SimArm, SimArmConfig
+
+    arm = SimArm(SimArmConfig(
+        image_size_px=config.image_size_px,
+        control_period_s=1.0 / config.fps,
+        cameras=tuple(CAMERA_KEYS),
+        render_backend=config.render_backend,
+    ))
+    started = time.perf_counter()
+    try:
+        with hub_offline():  # recording is local: nothing in it may reach the hub
+            failed_seeds, frames = _record_episodes(arm, root, config, progress)
+    finally:
+        arm.close()
+    seconds = time.perf_counter() - started
+    successes = config.episodes - len(failed_seeds)
+    if successes == 0:
+        logger.error("no episode succeeded: %s holds an empty dataset", root)
+    return {
+        "out_dir": str(root),
+        "repo_id": config.repo_id,
+        "episodes_attempted": config.episodes,
+        "episodes_saved": successes,
+        "successes": successes,
+        "failures": len(failed_seeds),
+        "failed_seeds": failed_seeds,
+        "success_rate": successes / config.episodes,
+        "frames": frames,
+        "seconds": round(seconds, 2),
+        "episodes_per_min": round(60.0 * config.episodes / seconds, 2),
+        "frames_per_s": round(frames / seconds, 1),
+        "bytes_on_disk": _bytes_under(root),
+        "config": asdict(config),
+    }
+
+
+def _record_episodes(arm, root: Path, config: RecordConfig, progress: bool) -> tuple[list[int], int]:
+    """Create the dataset in ``root``, record every episode, finalize; returns (failed seeds, frames)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from tqdm import tqdm
+
+    from asyncvla_ros.sim import ScriptedExpert
+
+    expert = ScriptedExpert(arm)
+    dataset = LeRobotDataset.create(
+        repo_id=config.repo_id,
+        root=root,
+        fps=config.fps,
+        features=demo_features(config.image_size_px, arm.joint_names),
+        robot_type=ROBOT_TYPE,
+        use_videos=False,
+        image_writer_threads=config.image_writer_threads,
+        video_backend=VIDEO_BACKEND,  # unused (no videos); named so LeRobot doesn't probe torchcodec
+    )
+    failed_seeds, frames = [], 0
+    try:
+        bar = tqdm(range(config.episodes), desc="demos", unit="ep", disable=not progress)
+        for i in bar:
+            episode_seed = config.seed + i
+            n_frames, success = _record_episode(arm, expert, dataset, episode_seed, config)
+            # Only successful episodes are kept: the trainer clones every stored episode, and a
+            # failed one (a slipped grasp, a timeout) would teach the failure. Failures are counted
+            # and their seeds reported, so a drop in the expert's success rate stays visible.
+            if success:
+                dataset.save_episode()
+                frames += n_frames
+            else:
+                dataset.clear_episode_buffer()
+                failed_seeds.append(episode_seed)
+                logger.warning("episode with seed %d failed after %d steps; not saved", episode_seed, n_frames)
+            bar.set_postfix(ok=i + 1 - len(failed_seeds), failed=len(failed_seeds))
+    finally:
+        if dataset.episode_buffer is not None and dataset.episode_buffer["size"] > 0:
+            dataset.clear_episode_buffer()  # interrupted mid-episode: drop its images
+        dataset.stop_image_writer()
+        dataset.finalize()  # closes the parquet writers: without it the files have no footer
+        _remove_empty_tree(root / "images")  # LeRobot's emptied per-camera staging folders
+    return failed_seeds, frames
+
+
+def _record_episode(arm, expert, dataset, episode_seed: int, config: RecordConfig) -> tuple[int, bool]:
+    """Add one episode's frames to ``dataset``'s episode buffer; returns (frames, success)."""
+    observation = arm.reset(seed=episode_seed)
+    expert.reset()
+    steps_since_done = 0
+    for step in range(config.max_steps):
+        action = expert.act()
+        frame = {key: observation.images[camera] for camera, key in CAMERA_KEYS.items()}
+        frame[STATE] = observation.joint_positions_rad.astype(np.float32)
+        frame[ACTION] = action.astype(np.float32)
+        frame[TASK] = observation.instruction
+        dataset.add_frame(frame)
+        observation = arm.step(action)
+        if expert.done:
+            if arm.is_success():
+                return step + 1, True
+            steps_since_done += 1
+            if steps_since_done > config.settle_steps:
+                return step + 1, False
+    return config.max_steps, False
+
+
+def _remove_empty_tree(path: Path) -> None:
+    if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
+        shutil.rmtree(path)
+
+
+def _bytes_under(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
