@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import time
+from pathlib import Path
 
 from asyncvla_ros.training.config import TrainConfig
 
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asyncvla-ros train", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True, help="LeRobotDataset folder (local; never fetched)")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--init", default="", help="start from this policy checkpoint or Qwen2.5-VL directory")
+    p.add_argument("--init", default="", help="start from this policy checkpoint, or from the weights of a Qwen2.5-VL directory")
     p.add_argument("--resume", default="", help="continue from a checkpoints/stage*-step* directory of a run")
     p.add_argument("--image-size-px", type=int, default=112, help="new tiny policy: square image size")
     p.add_argument("--chunk-len", type=int, default=10, help="new policy: actions per chunk (L)")
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def new_policy(dataset, cameras, opts):
+def new_policy(dataset, cameras, opts, pretrained_dir: str = ""):
+    """A policy shaped by the dataset; the backbone random and tiny, or loaded from `pretrained_dir`."""
     from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
 
@@ -49,11 +51,11 @@ def new_policy(dataset, cameras, opts):
     size = opts.image_size_px
     config = PolicyConfig(
         backbone=BackboneConfig(camera_names=tuple(cameras), image_height_px=size, image_width_px=size,
-                                max_prefix_tokens=len(cameras) * (size // 28) ** 2 + 64),
+                                max_prefix_tokens=len(cameras) * (size // 28) ** 2 + 64, pretrained_dir=pretrained_dir or None),
         expert=ActionExpertConfig(action_dim=int(features["action"]["shape"][0]),
                                   state_dim=int(features["observation.state"]["shape"][0]),
                                   chunk_len=opts.chunk_len, history_len=opts.history_len),
-        model_id=f"asyncvla-tiny-{time.strftime('%Y%m%d-%H%M%S')}",
+        model_id=f"asyncvla-{'qwen' if pretrained_dir else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     return AsyncVLAPolicy.build(config, list(dataset.meta.tasks.index), seed=opts.seed)
 
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from asyncvla_ros.data.load import load_dataset
+    from asyncvla_ros.policy.checkpoint import POLICY_FILE
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
     from asyncvla_ros.training.lerobot_episodes import camera_names, episodes_from_lerobot, required_features
     from asyncvla_ros.training.samples import ChunkSamples
@@ -76,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(opts.dataset, required=required_features(cameras))
     if opts.resume:
         policy = AsyncVLAPolicy.from_pretrained(opts.resume)
-    elif opts.init:
+    elif opts.init and (Path(opts.init) / POLICY_FILE).is_file():
         policy = AsyncVLAPolicy.from_pretrained(opts.init, dtype="float32")
+    elif opts.init:
+        policy = new_policy(dataset, cameras, opts, pretrained_dir=opts.init)
     else:
         policy = new_policy(dataset, cameras, opts)
     if tuple(policy.config.backbone.camera_names) != tuple(cameras):

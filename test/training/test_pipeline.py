@@ -38,3 +38,14 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
     assert policy.config.expert.chunk_len == 8
     (result,) = evaluate(policy, [100], EvalConfig(max_steps=5))
     assert result.steps == 5
+
+    # Starting from a bare Qwen2.5-VL directory (a downloaded model has this layout): its weights and
+    # tokenizer are used, the rest of the policy is shaped by the dataset.
+    policy.backbone.save_pretrained(tmp_path / "qwen")
+    args = ["--dataset", str(tmp_path / "demos"), "--out", str(tmp_path / "run2"), "--init", str(tmp_path / "qwen"),
+            "--image-size-px", "56", "--steps", "1", "--rater-steps", "0", "--batch-size", "2", "--warmup-steps", "0"]
+    assert train(args) == 0
+    tuned = AsyncVLAPolicy.from_pretrained(tmp_path / "run2" / "final")
+    assert tuned.config.model_id.startswith("asyncvla-qwen-")
+    emb = "vlm.language_model.embed_tokens.weight"
+    assert tuned.backbone.state_dict()[emb].shape == policy.backbone.state_dict()[emb].shape
