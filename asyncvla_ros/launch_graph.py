@@ -84,7 +84,10 @@ def graph(args: LaunchArgs) -> list[NodeSpec]:
     if args.control_rate_hz:
         action["control_rate_hz"] = float(args.control_rate_hz)
 
-    nodes = [NodeSpec("driver", "driver_node", "asyncvla_ros.nodes.driver_node", lifecycle=True)]
+    driver = {}
+    if args.robot == "sim" and args.instruction:
+        driver["sim.instruction"] = args.instruction  # the simulated task is the one the policy is told
+    nodes = [NodeSpec("driver", "driver_node", "asyncvla_ros.nodes.driver_node", driver, lifecycle=True)]
     # Each camera node's backend (sim renderer, OpenCV device) comes from the params file.
     nodes += [NodeSpec(f"{cam}_camera", "camera_node", "asyncvla_ros.nodes.camera_node") for cam in CAMERAS]
     nodes.append(NodeSpec("safety_filter", "safety_filter_node", "asyncvla_ros.nodes.safety_filter_node"))
