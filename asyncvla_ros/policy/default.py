@@ -33,6 +33,14 @@ def untrained_config() -> PolicyConfig:
     )
 
 
+def default_model_id() -> str:
+    """The id of the policy `load_policy()` runs without a model directory (no weights are read)."""
+    import json
+
+    meta = BUNDLED_DIR / "asyncvla_policy.json"
+    return json.loads(meta.read_text())["config"]["model_id"] if meta.is_file() else UNTRAINED_ID
+
+
 def load_policy(model_dir: str = "", device: str = "cpu"):
     """The policy a node should run: `model_dir` if given, else the bundled default, else untrained tiny.
 

@@ -118,7 +118,9 @@ def test_bad_messages_are_rejected_with_a_reason_and_the_nodes_keep_running(runn
         states.publish(msg)
         time.sleep(0.2)
     blob = TensorBlob(name="keys.0", dtype="float32", shape=[1, 2, 128, 16], data=b"\x00" * 12)
-    wrong_dims = SemanticFeatures(seq=999, model_id="asyncvla-tiny-untrained", feature_kind="prefix_kv_cache",
+    from asyncvla_ros.policy.default import default_model_id
+
+    wrong_dims = SemanticFeatures(seq=999, model_id=default_model_id(), feature_kind="prefix_kv_cache",
                                   transport="inline", tensors=[blob])
     wrong_model = SemanticFeatures(seq=998, model_id="someone-elses-model", transport="inline")
     for msg in (wrong_dims, wrong_model):
