@@ -21,6 +21,7 @@ from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import ActionChunk, SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions, joint_state, to_time
 from asyncvla_ros.nodes.runner import run
+from asyncvla_ros.nodes.semantic_transport import from_message
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
 from asyncvla_ros.nodes.qos import FEATURES
 
@@ -94,8 +95,6 @@ class ActionNode(Node):
         if msg.transport == SemanticFeatures.TRANSPORT_IN_PROCESS:
             return  # the co-located semantic node committed the tensors to the shared store itself
         try:
-            from asyncvla_ros.nodes.semantic_transport import from_message
-
             t0 = time.perf_counter()
             cond = from_message(msg, self.policy.device)
             self.decode_ms.append((time.perf_counter() - t0) * 1e3)

@@ -28,6 +28,7 @@ from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positi
 from asyncvla_ros.imaging import resize_rgb
 from asyncvla_ros.nodes.images import image_to_rgb
 from asyncvla_ros.nodes.runner import run
+from asyncvla_ros.nodes.semantic_transport import to_message
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
 from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
 
@@ -142,8 +143,6 @@ class SemanticNode(Node):
         self.seq += 1
         if self.store is not None:
             self.store.commit(SemanticItem(cond, self.seq, frames.stamp_ns, self.instruction, encode_ms))
-        from asyncvla_ros.nodes.semantic_transport import to_message
-
         self.pub.publish(to_message(cond, self.seq, self.model_id, encode_ms, inline=self.inline, state_stamp_ns=state_stamp))
         self.encode_ms.append(encode_ms)
         self.encode_stamps.append(time.monotonic())
