@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate, wilson_interval
+from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate_runs, wilson_interval
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -89,28 +89,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stale-latency", type=int, default=4, help="stale conditions: a refresh is usable N ticks later")
     parser.add_argument("--out", default="eval", help="output directory")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (one torch thread each); 1 = this process")
     opts = parser.parse_args(argv)
     try:
         seeds = parse_seeds(opts.seeds)
         models = parse_models(opts.model)
+        if opts.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {opts.jobs}")
     except ValueError as err:
         parser.error(str(err))
-    from asyncvla_ros.policy.policy import AsyncVLAPolicy
-
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    policies = {label: AsyncVLAPolicy.from_pretrained(path, device=opts.device) for label, path in models.items()}
     runs = conditions(models, opts.stale_period, opts.stale_latency, opts.max_steps)
     summary, episodes = [], []
     with tqdm(total=len(runs) * len(seeds), desc="episodes", unit="ep") as bar:
-        for label, model, config in runs:
-            results = evaluate(policies[model], seeds, config, progress=bar)
-            wins = sum(r.success for r in results)
-            summary.append({"condition": label, "model": models[model], "config": dataclasses.asdict(config),
-                            "episodes": len(results), "successes": wins, "success_rate": wins / len(results),
-                            "ci95": wilson_interval(wins, len(results)),
-                            "mean_steps": sum(r.steps for r in results) / len(results)})
-            episodes += [{"condition": label, **dataclasses.asdict(r)} for r in results]
+        all_results = evaluate_runs([(models[model], config) for _, model, config in runs], seeds,
+                                    jobs=opts.jobs, device=opts.device, progress=bar)
+    for (label, model, config), results in zip(runs, all_results):
+        wins = sum(r.success for r in results)
+        summary.append({"condition": label, "model": models[model], "config": dataclasses.asdict(config),
+                        "episodes": len(results), "successes": wins, "success_rate": wins / len(results),
+                        "ci95": wilson_interval(wins, len(results)),
+                        "lift_rate": sum(r.cube_lifted for r in results) / len(results),
+                        "mean_final_target_distance_m": sum(r.final_target_distance_m for r in results) / len(results),
+                        "mean_steps": sum(r.steps for r in results) / len(results)})
+        episodes += [{"condition": label, **dataclasses.asdict(r)} for r in results]
     (out / "results.json").write_text(json.dumps({"summary": summary, "episodes": episodes}, indent=2))
     plot(summary, out / "success_rates.png")
     print(json.dumps(summary, indent=2))

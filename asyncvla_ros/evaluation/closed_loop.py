@@ -53,6 +53,12 @@ class EpisodeResult:
     mean_regenerated: float  # AFM-regenerated steps per chunk
     mean_semantic_age_steps: float
     wall_s: float
+    # Partial progress, to tell "never reached the cube" from "dropped it on the way":
+    cube_lifted: bool  # the cube's centre rose LIFT_HEIGHT_M above its resting height at some tick
+    final_target_distance_m: float  # cube centre to the instructed area's centre (xy) at the end
+
+
+LIFT_HEIGHT_M = 0.02
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -79,6 +85,8 @@ def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
     current: SemanticItem | None = None
     regenerated, ages = [], []
     success = False
+    lifted = False
+    rest_z = arm.cube_pose()[0][2]
     step = 0
     for step in range(config.max_steps):
         now_ns = step * STEP_NS
@@ -100,12 +108,15 @@ def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
             regenerated.append(int(result.chunk.regenerated.sum()))
             ages.append((now_ns - result.semantic_stamp_ns) / STEP_NS)
         obs = arm.step(target)
+        lifted = lifted or bool(arm.cube_pose()[0][2] > rest_z + LIFT_HEIGHT_M)
         if arm.is_success():
             success = True
             break
+    distance = float(np.linalg.norm(arm.cube_pose()[0][:2] - arm.target_position()[:2]))
     return EpisodeResult(seed, obs.instruction, success, step + 1,
                          float(np.mean(regenerated)) if regenerated else 0.0,
-                         float(np.mean(ages)) if ages else 0.0, time.perf_counter() - t_wall)
+                         float(np.mean(ages)) if ages else 0.0, time.perf_counter() - t_wall,
+                         lifted, distance)
 
 
 def make_arm(policy):
@@ -130,3 +141,61 @@ def evaluate(policy, seeds, config: EvalConfig, progress=None) -> list[EpisodeRe
         return results
     finally:
         arm.close()
+
+
+# ---------------------------------------------------------------------- several processes
+# Episodes are independent, so a run spreads (condition, seed) pairs over worker processes, each
+# with one torch thread, its own SimArm and its own copy of each policy (loaded from its directory).
+# Results are the same as in one process: every episode's randomness comes from its seeds.
+
+_worker_cache: dict[str, tuple] = {}  # model dir -> (policy, arm), per worker process
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _worker_episode(model_dir: str, device: str, seed: int, config: EvalConfig) -> EpisodeResult:
+    if model_dir not in _worker_cache:
+        from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+        policy = AsyncVLAPolicy.from_pretrained(model_dir, device=device)
+        _worker_cache[model_dir] = (policy, make_arm(policy))
+    policy, arm = _worker_cache[model_dir]
+    return run_episode(policy, arm, seed, config)
+
+
+def evaluate_runs(runs, seeds, jobs: int = 1, device: str = "cpu", progress=None) -> list[list[EpisodeResult]]:
+    """Every seed of every run, a run being (model directory, EvalConfig); one result list per run.
+
+    jobs > 1 uses that many worker processes (spawned, so MuJoCo and torch start clean in each).
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if jobs == 1:
+        from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+        policies: dict[str, object] = {}
+        out = []
+        for model_dir, config in runs:
+            if model_dir not in policies:
+                policies[model_dir] = AsyncVLAPolicy.from_pretrained(model_dir, device=device)
+            out.append(evaluate(policies[model_dir], seeds, config, progress=progress))
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
+        futures = [[pool.submit(_worker_episode, str(model_dir), device, int(seed), config) for seed in seeds]
+                   for model_dir, config in runs]
+        out = []
+        for run_futures in futures:
+            results = []
+            for future in run_futures:
+                results.append(future.result())
+                if progress is not None:
+                    progress.update(1)
+            out.append(results)
+        return out

@@ -121,6 +121,10 @@ class VLBackbone(nn.Module):
         merge = self.vlm.config.vision_config.spatial_merge_size
         patch = self.vlm.config.vision_config.patch_size
         self.tokens_per_image = (config.image_height_px // (patch * merge)) * (config.image_width_px // (patch * merge))
+        self.image_positions = None
+        if config.image_position_embedding:
+            self.image_positions = nn.Parameter(
+                torch.zeros(len(config.camera_names), self.tokens_per_image, self.hidden_size, dtype=model.dtype))
         self._warned_unknown = False
 
     # ------------------------------------------------------------------ construction
@@ -244,6 +248,9 @@ class VLBackbone(nn.Module):
             inputs["pixel_values"].to(device), inputs["image_grid_thw"].to(device), return_dict=True
         ).pooler_output
         feats = torch.cat(feats, dim=0).to(embeds.dtype)  # (B * cams * tokens_per_image, d)
+        if self.image_positions is not None:
+            cams, tokens, d = self.image_positions.shape
+            feats = (feats.view(-1, cams, tokens, d) + self.image_positions.to(feats.dtype)).view(-1, d)
         image_mask = (input_ids == self.image_token_id).unsqueeze(-1)
         embeds = embeds.masked_scatter(image_mask, feats)
         position_ids, _ = self.vlm.get_rope_index(

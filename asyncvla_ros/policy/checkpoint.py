@@ -3,7 +3,8 @@
 Layout of a checkpoint directory:
 
     asyncvla_policy.json        format tag, PolicyConfig, normalisation statistics
-    action_model.safetensors    action expert + confidence rater
+    action_model.safetensors    action expert + confidence rater (+ the backbone's image position
+                                embedding when the config has one: it is not part of Qwen2.5-VL)
     backbone/                   Qwen2.5-VL in transformers' own layout (config.json, model.safetensors,
                                 tokenizer, preprocessor_config.json), loadable with from_pretrained
 
@@ -42,6 +43,8 @@ def save_policy(policy, directory: str | Path) -> Path:
     policy.backbone.save_pretrained(directory / BACKBONE_DIR)
     tensors = {f"expert.{k}": v for k, v in policy.expert.state_dict().items()}
     tensors.update({f"rater.{k}": v for k, v in policy.rater.state_dict().items()})
+    if policy.backbone.image_positions is not None:
+        tensors["backbone.image_positions"] = policy.backbone.image_positions
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, directory / WEIGHTS_FILE)
     config = dataclasses.asdict(policy.config)
     config["backbone"]["pretrained_dir"] = None  # the weights now live in backbone/
@@ -78,4 +81,9 @@ def load_policy(directory: str | Path, device: str | torch.device = "cpu", dtype
     for name, module in (("expert", policy.expert), ("rater", policy.rater)):
         prefix = name + "."
         module.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, strict=True)
+    if backbone.image_positions is not None:
+        if "backbone.image_positions" not in weights:
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: the config asks for an image position embedding, the file has none")
+        with torch.no_grad():
+            backbone.image_positions.copy_(weights["backbone.image_positions"])
     return policy.to(device=device, dtype=torch_dtype).eval()

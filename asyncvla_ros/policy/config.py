@@ -22,7 +22,7 @@ def _positive(obj: Any, *names: str) -> None:
             raise ValueError(f"{type(obj).__name__}.{name} must be a positive int, got {value!r}")
 
 
-def tiny_vlm_config(hidden_size: int = 64, num_layers: int = 2) -> dict[str, Any]:
+def tiny_vlm_config(hidden_size: int = 64, num_layers: int = 2, vision_hidden_size: int = 32, vision_depth: int = 1) -> dict[str, Any]:
     """Keyword arguments of a ``Qwen2_5_VLConfig`` small enough for CPU tests and the embedded default.
 
     The text model keeps Qwen2.5-VL's structure (GQA, 3-D rotary positions, RMSNorm, SwiGLU); only the
@@ -47,16 +47,16 @@ def tiny_vlm_config(hidden_size: int = 64, num_layers: int = 2) -> dict[str, Any
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
         },
         "vision_config": {
-            "depth": 1,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
+            "depth": vision_depth,
+            "hidden_size": vision_hidden_size,
+            "intermediate_size": 2 * vision_hidden_size,
+            "num_heads": max(1, vision_hidden_size // 16),
             "out_hidden_size": hidden_size,
             "patch_size": 14,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
             "window_size": 112,
-            "fullatt_block_indexes": [0],
+            "fullatt_block_indexes": list(range(vision_depth)),
         },
         "tie_word_embeddings": False,
     }
@@ -80,6 +80,12 @@ class BackboneConfig:
     max_prefix_tokens: int = 128
     # Put the robot state into the prompt as 256-bin discretised text (the action side always sees it).
     state_in_prompt: bool = False
+    # A learned embedding per camera and image-token position, added to the vision tower's output
+    # before it enters the language model. Qwen2.5-VL encodes positions only as rotations of queries
+    # and keys (2-D in the vision tower, 3-D in the decoder), so an image token's value carries no
+    # "where"; a pretrained 3B model learns to recover it, a small model trained from scratch does
+    # not (it learned to ignore the images). Zero-initialised, so a pretrained backbone starts unchanged.
+    image_position_embedding: bool = False
     system_prompt: str = SYSTEM_PROMPT
 
     def __post_init__(self) -> None:

@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size-px", type=int, default=112, help="new tiny policy: square image size")
     p.add_argument("--chunk-len", type=int, default=10, help="new policy: actions per chunk (L)")
     p.add_argument("--history-len", type=int, default=20, help="new policy: executed actions as condition (K); 0 = no history")
+    p.add_argument("--hidden-size", type=int, default=64, help="new tiny policy: decoder width")
+    p.add_argument("--layers", type=int, default=2, help="new tiny policy: decoder layers")
+    p.add_argument("--vision-hidden-size", type=int, default=32, help="new tiny policy: vision tower width")
+    p.add_argument("--vision-depth", type=int, default=1, help="new tiny policy: vision tower blocks")
+    p.add_argument("--no-image-position-embedding", action="store_true",
+                   help="new tiny policy: no learned image-token position embedding (see BackboneConfig)")
+    p.add_argument("--state-in-prompt", action="store_true", help="new policy: the state also enters the prompt as text")
     p.add_argument("--no-time-misalignment", action="store_true", help="train with synchronised semantics only")
     p.add_argument("--sfm-only", action="store_true", help="plain SFM training (the 'w/o unified training' ablation)")
     defaults = TrainConfig()
@@ -44,14 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def new_policy(dataset, cameras, opts, pretrained_dir: str = ""):
     """A policy shaped by the dataset; the backbone random and tiny, or loaded from `pretrained_dir`."""
-    from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig
+    from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig, tiny_vlm_config
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
 
     features = dataset.meta.features
     size = opts.image_size_px
     config = PolicyConfig(
         backbone=BackboneConfig(camera_names=tuple(cameras), image_height_px=size, image_width_px=size,
-                                max_prefix_tokens=len(cameras) * (size // 28) ** 2 + 64, pretrained_dir=pretrained_dir or None),
+                                max_prefix_tokens=len(cameras) * (size // 28) ** 2 + 64, pretrained_dir=pretrained_dir or None,
+                                vlm_config=tiny_vlm_config(opts.hidden_size, opts.layers, opts.vision_hidden_size, opts.vision_depth),
+                                # A pretrained backbone keeps its own architecture; a tiny one needs the embedding.
+                                image_position_embedding=not (pretrained_dir or opts.no_image_position_embedding),
+                                state_in_prompt=opts.state_in_prompt),
         expert=ActionExpertConfig(action_dim=int(features["action"]["shape"][0]),
                                   state_dim=int(features["observation.state"]["shape"][0]),
                                   chunk_len=opts.chunk_len, history_len=opts.history_len),

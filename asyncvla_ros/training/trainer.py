@@ -63,7 +63,9 @@ class Trainer:
         if stage == 1:
             groups = [
                 {"name": "vision", "params": list(p.backbone.vlm.visual.parameters()), "lr": c.lr_vision},
-                {"name": "language_model", "params": list(p.backbone.vlm.language_model.parameters()), "lr": c.lr_language_model},
+                # The image position embedding (when configured) is an input embedding of the decoder.
+                {"name": "language_model", "params": list(p.backbone.vlm.language_model.parameters())
+                 + ([p.backbone.image_positions] if p.backbone.image_positions is not None else []), "lr": c.lr_language_model},
                 {"name": "action_expert", "params": list(p.expert.parameters()), "lr": c.lr_action_expert},
             ]
         else:

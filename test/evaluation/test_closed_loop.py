@@ -24,6 +24,23 @@ def test_episodes_run_through_the_deployed_control_path_with_stale_semantics():
     assert stale[0].instruction.startswith("put the red cube in the")
 
 
+def test_worker_processes_give_the_same_episodes_as_one_process(tmp_path):
+    import dataclasses
+
+    from asyncvla_ros.evaluation.closed_loop import evaluate_runs
+
+    policy, _ = load_policy()
+    policy.save_pretrained(tmp_path / "model")
+    runs = [(str(tmp_path / "model"), EvalConfig(max_steps=6)), (str(tmp_path / "model"), EvalConfig(mode="sfm_only", max_steps=5))]
+    one = evaluate_runs(runs, [3, 4], jobs=1)
+    two = evaluate_runs(runs, [3, 4], jobs=2)
+    strip = lambda results: [{k: v for k, v in dataclasses.asdict(r).items() if k != "wall_s"} for r in results]  # noqa: E731
+    assert [strip(r) for r in one] == [strip(r) for r in two]
+    assert [r.steps for r in one[1]] == [5, 5] and all(0.0 < r.final_target_distance_m < 0.6 for r in one[0])
+    with pytest.raises(ValueError, match="jobs"):
+        evaluate_runs(runs, [3], jobs=0)
+
+
 def test_eval_config_names_the_bad_field():
     with pytest.raises(ValueError, match="mode must be one of"):
         EvalConfig(mode="best")

@@ -150,6 +150,32 @@ def test_checkpoint_round_trip_gives_bit_identical_act(tmp_path):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
 
+def test_image_position_embedding_moves_each_token_and_survives_a_checkpoint(tmp_path):
+    config = tiny_config()
+    config.backbone.image_position_embedding = True
+    p = AsyncVLAPolicy.build(config, INSTRUCTIONS, seed=3).eval()
+    plain = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=3).eval()
+    images = random_images(5)
+    # Zero-initialised: the prefix is exactly the one without the embedding.
+    torch.testing.assert_close(p.encode(images, INSTRUCTIONS[0]).keys[0], plain.encode(images, INSTRUCTIONS[0]).keys[0], rtol=0, atol=0)
+    with torch.no_grad():
+        p.backbone.image_positions.normal_(generator=torch.Generator().manual_seed(0))
+    moved = p.encode(images, INSTRUCTIONS[0])
+    assert not torch.equal(moved.keys[0], plain.encode(images, INSTRUCTIONS[0]).keys[0])
+    p.save_pretrained(tmp_path / "ckpt")
+    q = AsyncVLAPolicy.from_pretrained(tmp_path / "ckpt")
+    assert torch.equal(q.backbone.image_positions, p.backbone.image_positions)
+    torch.testing.assert_close(q.encode(images, INSTRUCTIONS[0]).keys[0], moved.keys[0], rtol=0, atol=0)
+    # A weights file without the tensor the config asks for is refused, naming what is missing.
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(tmp_path / "ckpt" / "action_model.safetensors")
+    del weights["backbone.image_positions"]
+    save_file(weights, tmp_path / "ckpt" / "action_model.safetensors")
+    with pytest.raises(CheckpointError, match="image position embedding"):
+        AsyncVLAPolicy.from_pretrained(tmp_path / "ckpt")
+
+
 def test_loading_a_bare_qwen_directory_and_refusing_other_directories(tmp_path, policy):
     policy.backbone.save_pretrained(tmp_path / "qwen")  # transformers' own layout, as a downloaded model has
     p = AsyncVLAPolicy.from_pretrained(tmp_path / "qwen", dtype="float32")
