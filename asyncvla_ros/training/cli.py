@@ -22,7 +22,8 @@ from asyncvla_ros.training.config import TrainConfig
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asyncvla-ros train", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True, help="LeRobotDataset folder (local; never fetched)")
+    p.add_argument("--dataset", required=True, action="append",
+                   help="LeRobotDataset folder (local; never fetched); repeat to train on several with the same features")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--init", default="", help="start from this policy checkpoint, or from the weights of a Qwen2.5-VL directory")
     p.add_argument("--resume", default="", help="continue from a checkpoints/stage*-step* directory of a run")
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     for name in ("steps", "rater_steps", "batch_size", "warmup_steps", "checkpoint_every", "log_every", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_std"):
+    for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_std", "state_noise_std", "history_dropout"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
@@ -49,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def new_policy(dataset, cameras, opts, pretrained_dir: str = ""):
-    """A policy shaped by the dataset; the backbone random and tiny, or loaded from `pretrained_dir`."""
+def new_policy(dataset, cameras, opts, pretrained_dir: str = "", tasks=None):
+    """A policy shaped by the dataset; the backbone random and tiny, or loaded from `pretrained_dir`.
+
+    `tasks` (default: the dataset's) is the instruction vocabulary of a new tiny tokenizer.
+    """
     from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig, tiny_vlm_config
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
 
@@ -68,16 +72,38 @@ def new_policy(dataset, cameras, opts, pretrained_dir: str = ""):
                                   chunk_len=opts.chunk_len, history_len=opts.history_len),
         model_id=f"asyncvla-{'qwen' if pretrained_dir else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}",
     )
-    return AsyncVLAPolicy.build(config, list(dataset.meta.tasks.index), seed=opts.seed)
+    return AsyncVLAPolicy.build(config, list(tasks if tasks is not None else dataset.meta.tasks.index), seed=opts.seed)
+
+
+def load_datasets(paths: list[str]):
+    """Every dataset, checked to have the same cameras and state/action shapes. Returns (datasets, cameras)."""
+    from asyncvla_ros.data.load import load_dataset
+    from asyncvla_ros.training.lerobot_episodes import camera_names, required_features
+
+    datasets, cameras = [], None
+    for path in paths:
+        probe = load_dataset(path, required=["observation.state", "action", "task"])
+        these = camera_names(probe)
+        dataset = load_dataset(path, required=required_features(these))
+        if cameras is None:
+            cameras, first = these, dataset
+        elif these != cameras:
+            raise SystemExit(f"--dataset {path}: cameras {these} differ from {paths[0]}'s {cameras}")
+        else:
+            for key in ("observation.state", "action"):
+                a, b = tuple(first.meta.features[key]["shape"]), tuple(dataset.meta.features[key]["shape"])
+                if a != b:
+                    raise SystemExit(f"--dataset {path}: {key} has shape {b}, {paths[0]} has {a}")
+        datasets.append(dataset)
+    return datasets, cameras
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from asyncvla_ros.data.load import load_dataset
     from asyncvla_ros.policy.checkpoint import POLICY_FILE
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
-    from asyncvla_ros.training.lerobot_episodes import camera_names, episodes_from_lerobot, required_features
+    from asyncvla_ros.training.lerobot_episodes import episodes_from_lerobot
     from asyncvla_ros.training.samples import ChunkSamples
     from asyncvla_ros.training.trainer import Trainer
 
@@ -85,21 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         **{f.name: getattr(opts, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(opts, f.name)},
         unified=not opts.sfm_only, time_misalignment=not opts.no_time_misalignment,
     )
-    probe = load_dataset(opts.dataset, required=["observation.state", "action", "task"])
-    cameras = camera_names(probe)
-    dataset = load_dataset(opts.dataset, required=required_features(cameras))
+    datasets, cameras = load_datasets(opts.dataset)
+    dataset = datasets[0]
+    tasks = list(dict.fromkeys(t for d in datasets for t in d.meta.tasks.index))
     if opts.resume:
         policy = AsyncVLAPolicy.from_pretrained(opts.resume)
     elif opts.init and (Path(opts.init) / POLICY_FILE).is_file():
         policy = AsyncVLAPolicy.from_pretrained(opts.init, dtype="float32")
     elif opts.init:
-        policy = new_policy(dataset, cameras, opts, pretrained_dir=opts.init)
+        policy = new_policy(dataset, cameras, opts, pretrained_dir=opts.init, tasks=tasks)
     else:
-        policy = new_policy(dataset, cameras, opts)
+        policy = new_policy(dataset, cameras, opts, tasks=tasks)
     if tuple(policy.config.backbone.camera_names) != tuple(cameras):
         raise SystemExit(f"the policy's cameras {list(policy.config.backbone.camera_names)} are not the dataset's {cameras}")
     bb, e = policy.config.backbone, policy.config.expert
-    episodes = episodes_from_lerobot(dataset, cameras, (bb.image_height_px, bb.image_width_px))
+    episodes = [ep for d in datasets for ep in episodes_from_lerobot(d, cameras, (bb.image_height_px, bb.image_width_px))]
     samples = ChunkSamples(episodes, e.chunk_len, e.history_len)
     trainer = Trainer.resume(opts.resume, samples, opts.out, config) if opts.resume else Trainer(policy, samples, config, opts.out)
     t0 = time.perf_counter()

@@ -21,6 +21,11 @@ class TrainConfig:
     unified: bool = True  # Alg. 2 random masks; False trains plain SFM (the "w/o unified training" ablation)
     time_misalignment: bool = True  # pair targets with observations up to one chunk older
     history_noise_std: float = 0.02  # Gaussian perturbation of the ground-truth history (normalised units)
+    # Regularisers against shortcut learning on small datasets (0 = off, the paper's setting). A small
+    # policy trained from scratch on a few hundred demonstrations otherwise tells episodes apart by
+    # their exact state and history (the sim's start pose is randomised) and never learns to look.
+    state_noise_std: float = 0.0  # Gaussian noise on the action side's state input (normalised units)
+    history_dropout: float = 0.0  # probability that a sample's whole history is marked empty
     checkpoint_every: int = 500  # steps; the final step is always saved
     log_every: int = 10  # steps between logged scalars
     seed: int = 0
@@ -30,6 +35,8 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader workers
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.history_dropout, (int, float)) and 0.0 <= self.history_dropout <= 1.0):
+            raise ValueError(f"TrainConfig.history_dropout must be in [0, 1], got {self.history_dropout!r}")
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -39,7 +46,7 @@ class TrainConfig:
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {value!r}")
         for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "weight_decay",
-                     "grad_clip_norm", "history_noise_std"):
+                     "grad_clip_norm", "history_noise_std", "state_noise_std"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")

@@ -107,9 +107,12 @@ class Trainer:
         obs = [(r["images"], r["task"], norm.normalize_state(r["obs_state"]) if in_prompt else None) for r in raw]
         dev, dt = c.device, pol.dtype
         stack = lambda key: torch.as_tensor(np.stack([r[key] for r in raw]), device=dev)  # noqa: E731
+        state = norm.normalize_state(stack("state").to(dt))
+        if c.state_noise_std:
+            state = state + c.state_noise_std * torch.randn(state.shape, generator=g).to(device=dev, dtype=dt)
         batch = {
             "inputs": pol.backbone.prepare(obs),
-            "state": norm.normalize_state(stack("state").to(dt)),
+            "state": state,
             "actions": norm.normalize_action(stack("actions").to(dt)),
             "action_valid": stack("action_valid"),
         }
@@ -117,7 +120,11 @@ class Trainer:
             history = norm.normalize_action(stack("history").to(dt))
             noise = torch.randn(history.shape, generator=g).to(device=dev, dtype=dt)
             batch["history"] = history + c.history_noise_std * noise
-            batch["history_valid"] = stack("history_valid")
+            valid = stack("history_valid")
+            if c.history_dropout:
+                keep = torch.rand(c.batch_size, generator=g) >= c.history_dropout
+                valid = valid & keep.to(dev)[:, None]
+            batch["history_valid"] = valid
         return batch
 
     # ------------------------------------------------------------------ loop

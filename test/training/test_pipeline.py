@@ -49,3 +49,23 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
     assert tuned.config.model_id.startswith("asyncvla-qwen-")
     emb = "vlm.language_model.embed_tokens.weight"
     assert tuned.backbone.state_dict()[emb].shape == policy.backbone.state_dict()[emb].shape
+
+
+def test_training_on_two_datasets_uses_every_episode_and_refuses_mismatched_cameras(tmp_path, capsys):
+    from asyncvla_ros.data.record import record_demos
+    from asyncvla_ros.training.cli import main as train
+
+    record_demos(tmp_path / "a", episodes=1, seed=0, image_size_px=56)
+    record_demos(tmp_path / "b", episodes=1, seed=5, image_size_px=56)
+    common = ["--image-size-px", "56", "--steps", "1", "--rater-steps", "0", "--batch-size", "2", "--warmup-steps", "0",
+              "--chunk-len", "4", "--history-len", "2", "--state-noise-std", "0.1", "--history-dropout", "0.5"]
+    assert train(["--dataset", str(tmp_path / "a"), "--dataset", str(tmp_path / "b"), "--out", str(tmp_path / "run")] + common) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(printed[printed.index("{"):])
+    assert report["episodes"] == report_episodes(tmp_path / "a") + report_episodes(tmp_path / "b")
+    assert report["config"]["history_dropout"] == 0.5
+    info = json.loads((tmp_path / "b" / "meta" / "info.json").read_text())
+    info["features"]["observation.images.side"] = info["features"]["observation.images.wrist"]
+    (tmp_path / "b" / "meta" / "info.json").write_text(json.dumps(info))
+    with pytest.raises(SystemExit, match="cameras"):
+        train(["--dataset", str(tmp_path / "a"), "--dataset", str(tmp_path / "b"), "--out", str(tmp_path / "run2")] + common)

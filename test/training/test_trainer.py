@@ -43,6 +43,28 @@ def test_samples_pad_the_chunk_mask_the_history_and_delay_the_observation():
         s.sample(24)
 
 
+def test_state_noise_and_history_dropout_perturb_only_what_they_name(tmp_path):
+    samples = ChunkSamples(episodes(n=3, T=12), chunk_len=8, history_len=4)
+    policy = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS)
+
+    def batch(**cfg):
+        trainer = Trainer(policy, samples, TrainConfig(batch_size=64, **cfg), tmp_path)
+        trainer.policy.normalizer = samples.normalizer()
+        return trainer.batch()
+
+    plain, noisy = batch(), batch(state_noise_std=0.5)
+    np.testing.assert_array_equal(plain["actions"], noisy["actions"])  # same indices and delays drawn
+    assert 0.3 < float((noisy["state"] - plain["state"]).std()) < 0.7
+    dropped = batch(history_dropout=0.5)
+    rows_empty = ~dropped["history_valid"].any(dim=1)
+    # Samples at step >= 4 have a full history unless dropped: about half of them lose it all.
+    full_before = plain["history_valid"].all(dim=1)
+    assert 0.2 < float(rows_empty[full_before].float().mean()) < 0.8
+    assert torch.equal(dropped["history_valid"][~rows_empty], plain["history_valid"][~rows_empty])
+    with pytest.raises(ValueError, match="history_dropout"):
+        TrainConfig(history_dropout=1.5)
+
+
 def test_lr_schedule_warms_up_then_decays_to_zero():
     assert lr_scale(0, 100, 10) == pytest.approx(0.1)
     assert lr_scale(10, 100, 10) == pytest.approx(1.0)
