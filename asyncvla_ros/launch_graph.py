@@ -13,6 +13,9 @@ from pathlib import Path
 ROBOTS = ("sim", "so100", "kinova_gen2")
 PACKAGE = "asyncvla_ros"
 CAMERAS = ("front", "wrist")
+# The robot description (asyncvla_ros.visualization.descriptions) the visualizer and RViz use per robot.
+# The SO100 is drawn with the SO-101 description: no SO100 URDF ships in an installable package.
+VISUALIZER_DESCRIPTION = {"sim": "so101", "so100": "so101", "kinova_gen2": "kinova_j2n6s300"}
 
 
 @dataclass
@@ -34,6 +37,7 @@ class LaunchArgs:
     control_rate_hz: float = 0.0  # 0 = the params file's
     colocated: bool = False  # semantic + action in one process (in-process semantic hand-over)
     rviz: bool = False
+    visualizer: bool = True  # the chunk visualizer node (markers, paths, ghost pose; ~2 ms of CPU per chunk)
 
     def __post_init__(self) -> None:
         if self.robot not in ROBOTS:
@@ -53,6 +57,7 @@ ARGUMENTS = {
     "control_rate_hz": ("0", "action node control rate in Hz; 0 = the params file's"),
     "colocated": ("false", "run semantic and action nodes in one process (in-process hand-over of the semantic cache)"),
     "rviz": ("false", "start RViz with config/asyncvla.rviz where RViz is installed"),
+    "visualizer": ("true", "run the chunk visualizer node (RViz markers, end-effector paths, ghost pose of each chunk)"),
 }
 
 
@@ -97,4 +102,7 @@ def graph(args: LaunchArgs) -> list[NodeSpec]:
     else:
         nodes.append(NodeSpec("semantic", "semantic_node", "asyncvla_ros.nodes.semantic_node", semantic))
         nodes.append(NodeSpec("action", "action_node", "asyncvla_ros.nodes.action_node", action))
+    if args.visualizer and args.robot in VISUALIZER_DESCRIPTION:
+        nodes.append(NodeSpec("visualizer", "visualizer_node", "asyncvla_ros.nodes.visualizer_node",
+                              {"description": VISUALIZER_DESCRIPTION[args.robot]}))
     return nodes

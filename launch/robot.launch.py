@@ -1,10 +1,15 @@
 """ros2 launch asyncvla_ros robot.launch.py [robot:=sim|so100|kinova_gen2] [model:=DIR] [instruction:=...]
-[control_rate_hz:=20.0] [colocated:=true] [params_file:=FILE] [rviz:=true]
+[control_rate_hz:=20.0] [colocated:=true] [params_file:=FILE] [rviz:=true] [visualizer:=false]
 
 The node list comes from asyncvla_ros.launch_graph, which `asyncvla-ros launch` uses too, so the two
 launchers start the same graph. The driver is a lifecycle node: it is configured, then activated
 once configuring has ended in "inactive". As with `asyncvla-ros launch`, a failed configure or activate,
 or a node process that fails, stops the whole graph (the driver's teardown disables motion).
+
+rviz:=true (where rviz2 is installed) also starts two robot_state_publishers with the robot's URDF:
+one on joint_states (the arm as measured), one in namespace ghost/ on ghost/joint_states with
+frame_prefix ghost/ (the visualizer's planned pose), an identity transform from the base frame to
+ghost/<base frame>, and RViz with config/asyncvla.rviz and the description's base frame as fixed frame.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
@@ -89,6 +94,7 @@ def _nodes(context, *_, **__):
         robot=value("robot"), params_file=value("params_file"), model=value("model"),
         instruction=value("instruction"), control_rate_hz=_number("control_rate_hz", value("control_rate_hz")),
         colocated=_flag("colocated", value("colocated")), rviz=_flag("rviz", value("rviz")),
+        visualizer=_flag("visualizer", value("visualizer")),
     )
     params_file = str(params_file_for(args))
     actions = [LogInfo(msg=f"asyncvla_ros: {args.robot} graph with {params_file}")]
@@ -104,9 +110,34 @@ def _nodes(context, *_, **__):
     if args.rviz and not _installed("rviz2"):
         actions.append(LogInfo(msg="asyncvla_ros: rviz:=true, but rviz2 is not installed: starting without RViz"))
     elif args.rviz:
-        rviz_config = share_dir() / "config" / "asyncvla.rviz"
-        rviz_args = ["-d", str(rviz_config)] if rviz_config.is_file() else []
-        actions.append(Node(package="rviz2", executable="rviz2", arguments=rviz_args, output="screen"))
+        actions += _rviz_actions(args)
+    return actions
+
+
+def _rviz_actions(args: LaunchArgs) -> list:
+    """RViz, and the robot models it draws: the measured arm and the ghost of the planned pose."""
+    from asyncvla_ros.launch_graph import VISUALIZER_DESCRIPTION
+    from asyncvla_ros.visualization.descriptions import description
+
+    rviz_config = share_dir() / "config" / "asyncvla.rviz"
+    rviz_args = ["-d", str(rviz_config)] if rviz_config.is_file() else []
+    if args.robot not in VISUALIZER_DESCRIPTION:
+        return [LogInfo(msg=f"asyncvla_ros: no robot description for {args.robot!r}: RViz shows no robot models"),
+                Node(package="rviz2", executable="rviz2", arguments=rviz_args, output="screen")]
+    desc = description(VISUALIZER_DESCRIPTION[args.robot])
+    actions = []
+    if _installed("robot_state_publisher") and _installed("tf2_ros"):
+        urdf = desc.urdf_xml()  # mesh paths made absolute file:// URIs, which RViz loads directly
+        actions.append(Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
+                            parameters=[{"robot_description": urdf}], output="screen"))
+        actions.append(Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
+                            namespace="ghost", parameters=[{"robot_description": urdf, "frame_prefix": "ghost/"}], output="screen"))
+        actions.append(Node(package="tf2_ros", executable="static_transform_publisher", name="ghost_base_tf", output="screen",
+                            arguments=["--frame-id", desc.base_frame, "--child-frame-id", f"ghost/{desc.base_frame}"]))
+    else:
+        actions.append(LogInfo(msg="asyncvla_ros: robot_state_publisher or tf2_ros is not installed: RViz shows the chunk "
+                                   "markers and paths, but no robot models"))
+    actions.append(Node(package="rviz2", executable="rviz2", arguments=rviz_args + ["-f", desc.base_frame], output="screen"))
     return actions
 
 

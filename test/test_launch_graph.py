@@ -10,8 +10,8 @@ def names(args: LaunchArgs) -> list[str]:
 
 
 def test_separate_and_colocated_graphs():
-    assert names(LaunchArgs()) == ["driver", "front_camera", "wrist_camera", "safety_filter", "semantic", "action"]
-    colocated = graph(LaunchArgs(colocated=True))
+    assert names(LaunchArgs()) == ["driver", "front_camera", "wrist_camera", "safety_filter", "semantic", "action", "visualizer"]
+    colocated = graph(LaunchArgs(colocated=True, visualizer=False))
     assert [s.name for s in colocated][-1] == "policy" and not colocated[-1].rename
     assert [s.name for s in graph(LaunchArgs()) if s.lifecycle] == ["driver"]
 
@@ -23,6 +23,16 @@ def test_arguments_reach_the_nodes(tmp_path):
     assert specs["driver"].parameters["sim.instruction"] == "put the red cube in the green area"
     assert specs["action"].parameters == {"model_dir": str(tmp_path.resolve()), "control_rate_hz": 10.0}
     assert params_file_for(LaunchArgs()).name == "sim.yaml"
+
+
+def test_visualizer_gets_each_robots_description():
+    from asyncvla_ros.visualization.descriptions import DESCRIPTIONS
+
+    for robot in ("sim", "so100", "kinova_gen2"):
+        specs = {s.name: s for s in graph(LaunchArgs(robot=robot))}
+        assert specs["visualizer"].parameters["description"] in DESCRIPTIONS
+    assert graph(LaunchArgs(robot="kinova_gen2"))[-1].parameters == {"description": "kinova_j2n6s300"}
+    assert "visualizer" not in names(LaunchArgs(visualizer=False))
 
 
 @pytest.mark.parametrize("kwargs, match", [

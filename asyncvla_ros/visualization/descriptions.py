@@ -73,9 +73,6 @@ DESCRIPTIONS = {
         "kinova_j2n6s300", kinova_dh.BASE_LINK, kinova_dh.EE_FRAME, kinova_dh.JOINT_NAMES),
 }
 
-# Which description shows each robot of the launch graph (launch argument robot:=...).
-DESCRIPTION_FOR_ROBOT = {"sim": "so101", "so100": "so101", "kinova_gen2": "kinova_j2n6s300"}
-
 
 def description(name: str) -> RobotDescription:
     """The description called ``name``.
