@@ -115,7 +115,8 @@ class ActionNode(Node):
     # -- control -----------------------------------------------------------------------------------
 
     def on_tick(self) -> None:
-        now = time.time_ns()
+        # The node clock: wall time live, the bag's time under use_sim_time when a bag is replayed.
+        now = self.get_clock().now().nanoseconds
         self.tick_walls.append(time.monotonic())
         result = self.loop.tick(now, self.store.latest(), self.state, self.state_stamp_ns, self.semantics_alive)
         self.last_result = result
@@ -135,6 +136,8 @@ class ActionNode(Node):
         msg.semantic_age_s = float((self.state_stamp_ns - result.semantic_stamp_ns) * 1e-9)
         msg.semantic_seq = int(result.semantic_seq)
         msg.chunk_id = int(result.chunk_id)
+        msg.tick = int(result.tick)
+        msg.seed = int(chunk.seed)
         msg.step_period_s = float(self.loop.config.period_s)
         msg.joint_names = list(self.joint_names)
         msg.horizon, msg.action_dim = (int(n) for n in chunk.actions.shape)

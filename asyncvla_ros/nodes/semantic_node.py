@@ -128,7 +128,9 @@ class SemanticNode(Node):
         if not self.instruction:
             return
         with self.lock:
-            frames = self.sync.take(time.time_ns())
+            # Frame ages by the node clock: wall time live, the bag's time when a bag is replayed
+            # with use_sim_time.
+            frames = self.sync.take(self.get_clock().now().nanoseconds)
         if frames is None:
             return
         state, state_stamp = self.state if (self.uses_state and self.state is not None) else (None, 0)

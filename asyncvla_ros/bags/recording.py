@@ -1,0 +1,158 @@
+"""A recorded run loaded for the re-run: camera frames, joint states, instruction, semantic refreshes,
+and the action node's chunks, decoded from the bag with rosbags (no rclpy).
+
+All stamps are ns since the epoch: `stamp_ns` is a message's header stamp (capture time), `log_ns`
+the time the recorder received it. Everything is held in memory, which suits the seconds-to-minutes
+bags that offline debugging uses (a 112 px camera at 10 Hz is ~0.4 MB/s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asyncvla_ros.bags.reader import open_bag
+from asyncvla_ros.bags.topics import ACTION_CHUNK, IMAGE, JOINT_STATE, SEMANTIC_FEATURES
+from asyncvla_ros.bags.types import BagError
+
+ENCODINGS = ("rgb8", "bgr8", "mono8")  # as nodes/images.py accepts
+
+
+def stamp_ns(t) -> int:
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
+def image_rgb(msg) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a decoded rgb8/bgr8/mono8 sensor_msgs/Image (the semantic node's rules).
+
+    Raises:
+        BagError: another encoding, or data that doesn't match width/height/step.
+    """
+    if msg.encoding not in ENCODINGS:
+        raise BagError(f"image encoding {msg.encoding!r} not supported; use one of {ENCODINGS}")
+    channels = 1 if msg.encoding == "mono8" else 3
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
+    if h == 0 or w == 0 or step < w * channels or data.size != h * step:
+        raise BagError(f"image {w}x{h} step {step} {msg.encoding} has {data.size} bytes of data")
+    pixels = data.reshape(h, step)[:, : w * channels].reshape(h, w, channels)
+    if msg.encoding == "mono8":
+        return np.repeat(pixels, 3, axis=2)
+    return pixels[:, :, ::-1].copy() if msg.encoding == "bgr8" else pixels.copy()
+
+
+@dataclass
+class Frame:
+    stamp_ns: int
+    log_ns: int
+    rgb: np.ndarray  # (H, W, 3) uint8
+
+
+@dataclass
+class StateSample:
+    stamp_ns: int
+    log_ns: int
+    names: tuple[str, ...]
+    positions: np.ndarray  # (n,) float64, in `names` order; rad (gripper in its driver's units)
+
+
+@dataclass
+class SemanticRecord:
+    """Metadata of one recorded SemanticFeatures message."""
+
+    seq: int
+    stamp_ns: int  # capture stamp of the encoded frame set (its oldest frame)
+    state_stamp_ns: int  # joint state in the prompt; 0 = none
+    log_ns: int
+    instruction: str
+    model_id: str
+    encode_ms: float
+
+
+@dataclass
+class Recording:
+    path: str
+    start_ns: int  # first log time of the bag
+    frames: dict[str, list[Frame]] = field(default_factory=dict)  # camera -> frames by stamp
+    states: list[StateSample] = field(default_factory=list)
+    instructions: list[tuple[int, str]] = field(default_factory=list)  # (log_ns, text)
+    semantics: dict[int, SemanticRecord] = field(default_factory=dict)  # seq -> record
+    chunks: list = field(default_factory=list)  # (log_ns, decoded ActionChunk) in log order
+
+    def state_positions(self, sample: StateSample, joint_names) -> np.ndarray:
+        """`sample`'s positions in `joint_names` order.
+
+        Raises:
+            BagError: a joint the sample does not have.
+        """
+        index = {n: i for i, n in enumerate(sample.names)}
+        missing = [n for n in joint_names if n not in index]
+        if missing:
+            raise BagError(f"joint state at {sample.stamp_ns} lacks joints {missing} (has {list(sample.names)})")
+        return sample.positions[[index[n] for n in joint_names]]
+
+    def state_at(self, stamp: int) -> StateSample | None:
+        """The joint state with exactly this header stamp, or None."""
+        for s in self.states:
+            if s.stamp_ns == stamp:
+                return s
+        return None
+
+    def latest_state(self, t_ns: int) -> StateSample | None:
+        """The newest joint state received at or before bag time `t_ns`."""
+        best = None
+        for s in self.states:
+            if s.log_ns > t_ns:
+                break
+            best = s
+        return best
+
+
+def load(path, cameras) -> Recording:
+    """Decode the parts of a bag the re-run needs.
+
+    Args:
+        path: bag directory.
+        cameras: camera names of the policy, read from `/<name>/image_raw`.
+
+    Raises:
+        BagError: missing bag, or a bag without joint states or without a camera the policy needs.
+    """
+    reader = open_bag(path)
+    try:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        wanted = {f"/{cam}/image_raw": IMAGE for cam in cameras}
+        wanted.update({"/joint_states": JOINT_STATE})
+        for topic, msgtype in wanted.items():
+            if topic not in topics:
+                raise BagError(f"bag {path} has no {topic}, which the re-run needs; it holds {sorted(topics)}")
+            if topics[topic] != msgtype:
+                raise BagError(f"bag {path}: {topic} is {topics[topic]}, expected {msgtype}")
+        optional = {"/instruction": "std_msgs/msg/String", "/semantic_features": SEMANTIC_FEATURES, "/action_chunk": ACTION_CHUNK}
+        wanted.update({t: m for t, m in optional.items() if topics.get(t) == m})
+        rec = Recording(str(path), reader.start_time, frames={cam: [] for cam in cameras})
+        conns = [c for c in reader.connections if c.topic in wanted]
+        for conn, log_ns, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            topic = conn.topic
+            if topic.endswith("/image_raw"):
+                rec.frames[topic.split("/")[1]].append(Frame(stamp_ns(msg.header.stamp), log_ns, image_rgb(msg)))
+            elif topic == "/joint_states":
+                if len(msg.name) == len(msg.position):
+                    rec.states.append(StateSample(stamp_ns(msg.header.stamp), log_ns, tuple(msg.name),
+                                                  np.asarray(msg.position, dtype=np.float64)))
+            elif topic == "/instruction":
+                rec.instructions.append((log_ns, msg.data.strip()))
+            elif topic == "/semantic_features":
+                rec.semantics[int(msg.seq)] = SemanticRecord(int(msg.seq), stamp_ns(msg.header.stamp), stamp_ns(msg.state_stamp),
+                                                             log_ns, msg.instruction, msg.model_id, float(msg.encode_time_ms))
+            else:
+                rec.chunks.append((log_ns, msg))
+    finally:
+        reader.close()
+    if not rec.states:
+        raise BagError(f"bag {path} holds no valid joint states")
+    for frames in rec.frames.values():
+        frames.sort(key=lambda f: f.stamp_ns)
+    return rec

@@ -1,0 +1,117 @@
+"""Bag player node: publishes a recorded bag's topics with their recorded timing, and /clock.
+
+Nodes started with `use_sim_time:=true` then run on the bag's time line (their timers, frame ages and
+staleness checks follow /clock), so the semantic and action nodes act on the recorded cameras and
+joint states as they did on the robot. Messages go out serialized, exactly as recorded, with the
+QoS the graph's own publishers use (the instruction latched, the semantic features with their
+liveliness heartbeat). Stops by itself at the end of the bag unless `loop` is set.
+`asyncvla-ros replay` runs this node from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+
+from asyncvla_ros.bags.reader import PlayConfig, messages, open_bag, parse_remap, plan
+from asyncvla_ros.nodes.bag_qos import message_class, publish_qos
+from asyncvla_ros.nodes.conversions import to_time
+from asyncvla_ros.nodes.params import declare
+from asyncvla_ros.nodes.qos import SEMANTIC_HEARTBEAT_S
+from asyncvla_ros.nodes.runner import run
+
+
+class BagPlayerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("bag_player", **kwargs)
+        bag = declare(self, "bag", "", "bag directory to play")
+        self.config = PlayConfig(
+            rate=declare(self, "rate", 1.0, "playback speed factor", low=0.01, high=100.0),
+            start_offset_s=declare(self, "start_offset_s", 0.0, "skip this much of the bag's start, s", low=0.0, high=1e6),
+            loop=declare(self, "loop", False, "start over at the end"),
+            topics=tuple(t for t in declare(self, "topics", [""], "recorded topics to play; empty = all") if t),
+            remap=parse_remap(r for r in declare(self, "remap", [""], "FROM:=TO topic renamings") if r),
+        )
+        self.publish_clock = declare(self, "publish_clock", True, "publish the bag time on /clock (for use_sim_time)")
+        self.clock_period_s = 1.0 / declare(self, "clock_rate_hz", 100.0, "/clock messages per second of wall time", low=1.0, high=10000.0)
+        self.wait_for_subscribers_s = declare(self, "wait_for_subscribers_s", 0.0,
+                                              "before playing, wait up to this long for every topic to have a subscriber, s", low=0.0, high=600.0)
+        if not bag:
+            raise ValueError("parameter bag: give the bag directory to play")
+        self.reader = open_bag(bag)
+        self.topics = plan(self.reader, self.config)
+        self.pubs = {t.topic: self.create_publisher(message_class(t.msgtype), t.out_topic, publish_qos(t.qos_kind))
+                     for t in self.topics}
+        semantic = [self.pubs[t.topic] for t in self.topics if t.qos_kind == "semantic"]
+        if semantic:
+            self.create_timer(SEMANTIC_HEARTBEAT_S, lambda: [p.assert_liveliness() for p in semantic])
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock else None
+        self.published = 0
+        self.stopping = threading.Event()
+        self.worker = threading.Thread(target=self.play, name="bag-player", daemon=True)
+        self.worker.start()
+        names = ", ".join(t.topic if t.topic == t.out_topic else f"{t.topic} -> {t.out_topic}" for t in self.topics)
+        self.get_logger().info(f"playing {bag} at x{self.config.rate}: {names}")
+
+    def play(self) -> None:
+        try:
+            self._wait_for_subscribers()
+            while not self.stopping.is_set():
+                self._play_once()
+                if not self.config.loop:
+                    break
+            if not self.stopping.is_set():
+                self.get_logger().info(f"end of bag: {self.published} messages published")
+                os.kill(os.getpid(), signal.SIGINT)  # the Ctrl-C path of runner.run: one way to stop
+        except Exception as err:  # reported, and the process stops instead of hanging silently
+            self.get_logger().error(f"replay failed: {err!r}")
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def _wait_for_subscribers(self) -> None:
+        deadline = time.monotonic() + self.wait_for_subscribers_s
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            if all(p.get_subscription_count() > 0 for p in self.pubs.values()):
+                return
+            time.sleep(0.05)
+
+    def _play_once(self) -> None:
+        rate = self.config.rate
+        wall0 = time.monotonic()
+        bag0 = None
+        next_clock = wall0
+        for stamp_ns, topic, raw in messages(self.reader, self.topics, self.config.start_offset_s):
+            bag0 = stamp_ns if bag0 is None else bag0
+            due = wall0 + (stamp_ns - bag0) * 1e-9 / rate
+            while True:  # sleep until the message is due, publishing /clock on the way
+                now = time.monotonic()
+                if self.clock_pub is not None and now >= next_clock:
+                    self.clock_pub.publish(Clock(clock=to_time(bag0 + int((now - wall0) * rate * 1e9))))
+                    next_clock = now + self.clock_period_s
+                if now >= due or self.stopping.is_set():
+                    break
+                wait = due - now if self.clock_pub is None else min(due, next_clock) - now
+                self.stopping.wait(max(wait, 0.0))
+            if self.stopping.is_set():
+                return
+            if self.clock_pub is not None:
+                self.clock_pub.publish(Clock(clock=to_time(stamp_ns)))  # never behind the message it precedes
+            self.pubs[topic.topic].publish(raw)
+            self.published += 1
+
+    def close(self) -> None:
+        """Stop the playing thread (before the node and the rclpy context go away)."""
+        self.stopping.set()
+        self.worker.join(timeout=5.0)
+
+
+def main(args=None) -> None:
+    raise SystemExit(run(BagPlayerNode, args))
+
+
+if __name__ == "__main__":
+    main()

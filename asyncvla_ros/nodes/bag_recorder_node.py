@@ -1,0 +1,69 @@
+"""Bag recorder node: subscribes to the graph's topics and writes them into a rosbag2 bag (MCAP or sqlite3).
+
+Subscriptions are raw (serialized CDR), so the bag holds exactly what travelled. Ctrl-C, SIGTERM or
+`duration_s` close the bag, which is then complete; what the recorder wrote is never lost to a stop.
+`asyncvla-ros record` runs this node from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from rclpy.node import Node
+
+from asyncvla_ros.bags.topics import select
+from asyncvla_ros.bags.writer import BagWriter, BagWriterConfig
+from asyncvla_ros.nodes.bag_qos import message_class, subscribe_qos
+from asyncvla_ros.nodes.params import declare
+from asyncvla_ros.nodes.runner import run
+
+
+class BagRecorderNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("bag_recorder", **kwargs)
+        output = declare(self, "output", "", "bag directory to create; empty = bags/asyncvla-<date>-<time>")
+        storage = declare(self, "storage", "mcap", "mcap | sqlite3")
+        topics = [t for t in declare(self, "topics", [""], "topics to record; empty = every topic of the graph") if t]
+        payload = declare(self, "semantic_payload", False, "also record the semantic features' tensor payload (MB per refresh for a real model)")
+        duration_s = declare(self, "duration_s", 0.0, "stop and close the bag after this long, s; 0 = until Ctrl-C", low=0.0, high=1e6)
+        selected = select(topics)
+        path = Path(output or f"bags/asyncvla-{time.strftime('%Y%m%d-%H%M%S')}")
+        if not output:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = BagWriter(BagWriterConfig(path, storage, payload))
+        for topic, (msgtype, kind) in selected.items():
+            self.writer.add_topic(topic, msgtype, kind)
+            self.create_subscription(message_class(msgtype), topic, lambda raw, t=topic: self.on_message(t, raw),
+                                     subscribe_qos(kind), raw=True)
+        self.started = time.monotonic()
+        if duration_s > 0:
+            # The Ctrl-C path (runner.run turns SIGINT into KeyboardInterrupt): one way to stop, one way to close.
+            self.create_timer(duration_s, lambda: os.kill(os.getpid(), signal.SIGINT))
+        self.create_timer(5.0, self.report)
+        self.get_logger().info(f"recording {len(selected)} topics into {path} ({storage}"
+                               f"{', semantic payload' if payload else ''})")
+
+    def on_message(self, topic: str, raw: bytes) -> None:
+        self.writer.write(topic, raw, time.time_ns())
+
+    def report(self) -> None:
+        n = sum(self.writer.counts.values())
+        self.get_logger().info(f"{n} messages, {self.writer.bytes_written / 1e6:.1f} MB in "
+                               f"{time.monotonic() - self.started:.0f} s")
+
+    def close(self) -> None:
+        """Close the bag (called by runner.run before the context goes away)."""
+        self.writer.close()
+        counts = ", ".join(f"{t} {n}" for t, n in self.writer.counts.items() if n)
+        self.get_logger().info(f"bag {self.writer.config.path} closed: {counts or 'no messages'}")
+
+
+def main(args=None) -> None:
+    raise SystemExit(run(BagRecorderNode, args))
+
+
+if __name__ == "__main__":
+    main()
