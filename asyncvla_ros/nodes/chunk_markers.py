@@ -27,6 +27,12 @@ from visualization_msgs.msg import Marker, MarkerArray
 from asyncvla_ros.nodes.conversions import MessageError, from_time, to_time
 from asyncvla_ros.visualization.chunk_view import ChunkView, rotation_to_quaternion
 
+# Topics of the visualizer node (config/asyncvla.rviz subscribes to the same names).
+MARKERS_TOPIC = "chunk_markers"
+PATH_TOPIC = "chunk_path"
+SFM_PATH_TOPIC = "sfm_chunk_path"
+GHOST_NAMESPACE = "ghost"  # ghost/joint_states; its robot_state_publisher runs in this namespace with frame_prefix ghost/
+
 SFM_RGBA = (0.6, 0.6, 0.6, 0.8)
 FINAL_RGBA = (1.0, 1.0, 1.0, 0.9)
 REGENERATED_RGBA = (0.9, 0.1, 0.9, 0.35)

@@ -26,7 +26,16 @@ from sensor_msgs.msg import JointState
 from visualization_msgs.msg import MarkerArray
 
 from asyncvla_ros.msg import ActionChunk
-from asyncvla_ros.nodes.chunk_markers import chunk_arrays, info_text, marker_array, path
+from asyncvla_ros.nodes.chunk_markers import (
+    GHOST_NAMESPACE,
+    MARKERS_TOPIC,
+    PATH_TOPIC,
+    SFM_PATH_TOPIC,
+    chunk_arrays,
+    info_text,
+    marker_array,
+    path,
+)
 from asyncvla_ros.nodes.conversions import MessageError
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics
 from asyncvla_ros.nodes.runner import run
@@ -56,10 +65,10 @@ class VisualizerNode(Node):
         self.chunks = 0
         self.measured: dict[str, float] = {}  # latest measured position per joint, rad / m
         self.build_ms: deque[float] = deque(maxlen=200)
-        self.marker_pub = self.create_publisher(MarkerArray, "chunk_markers", 10)
-        self.path_pub = self.create_publisher(Path, "chunk_path", 10)
-        self.sfm_path_pub = self.create_publisher(Path, "sfm_chunk_path", 10)
-        self.ghost_pub = self.create_publisher(JointState, "ghost/joint_states", 10)
+        self.marker_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, 10)
+        self.path_pub = self.create_publisher(Path, PATH_TOPIC, 10)
+        self.sfm_path_pub = self.create_publisher(Path, SFM_PATH_TOPIC, 10)
+        self.ghost_pub = self.create_publisher(JointState, f"{GHOST_NAMESPACE}/joint_states", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_subscription(ActionChunk, "action_chunk", self.on_chunk, 10)
         self.create_subscription(JointState, "joint_states", self.on_state, 10)
