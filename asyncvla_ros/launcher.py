@@ -134,11 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instruction", default="", help=ARGUMENTS["instruction"][1])
     parser.add_argument("--control-rate-hz", type=float, default=0.0, help=ARGUMENTS["control_rate_hz"][1])
     parser.add_argument("--colocated", action="store_true", help=ARGUMENTS["colocated"][1])
+    parser.add_argument("--no-visualizer", action="store_true", help="do not " + ARGUMENTS["visualizer"][1])
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds; 0 = run until Ctrl-C")
     parser.add_argument("--log-dir", default="", help="per-process logs; default runs/launch-<time>")
     opts = parser.parse_args(argv)
     try:
-        args = LaunchArgs(opts.robot, opts.params_file, opts.model, opts.instruction, opts.control_rate_hz, opts.colocated)
+        args = LaunchArgs(opts.robot, opts.params_file, opts.model, opts.instruction, opts.control_rate_hz, opts.colocated,
+                          visualizer=not opts.no_visualizer)
         params_file = params_file_for(args)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
