@@ -8,14 +8,14 @@ from asyncvla_ros.bags.topics import GRAPH_TOPICS
 from asyncvla_ros.bags.writer import STORAGES
 
 
-def ros_args(opts) -> list[str]:
-    args = ["--ros-args", "-p", f"storage:={opts.storage}", "-p", f"semantic_payload:={str(opts.semantic_payload).lower()}",
-            "-p", f"duration_s:={float(opts.duration)}"]
+def parameters(opts) -> dict:
+    """The recorder node's parameters from the command line."""
+    params = {"storage": opts.storage, "semantic_payload": bool(opts.semantic_payload), "duration_s": float(opts.duration)}
     if opts.output:
-        args += ["-p", f"output:={opts.output}"]
+        params["output"] = opts.output
     if opts.topics:
-        args += ["-p", f"topics:=[{','.join(opts.topics)}]"]
-    return args
+        params["topics"] = list(opts.topics)
+    return params
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if opts.duration < 0:
         parser.error(f"--duration must be >= 0, got {opts.duration}")
+    from rclpy.parameter import Parameter
+
     from asyncvla_ros.nodes.bag_recorder_node import BagRecorderNode
     from asyncvla_ros.nodes.runner import run
 
-    return run(BagRecorderNode, ros_args(opts))
+    overrides = [Parameter(k, value=v) for k, v in parameters(opts).items()]
+    return run(lambda: BagRecorderNode(parameter_overrides=overrides), [])

@@ -7,17 +7,16 @@ import argparse
 from asyncvla_ros.bags.reader import INPUT_TOPICS
 
 
-def ros_args(opts) -> list[str]:
+def parameters(opts) -> dict:
+    """The player node's parameters from the command line."""
     topics = list(INPUT_TOPICS) if opts.inputs_only and not opts.topics else opts.topics
-    args = ["--ros-args", "-p", f"bag:={opts.bag}", "-p", f"rate:={float(opts.rate)}",
-            "-p", f"start_offset_s:={float(opts.start_offset)}", "-p", f"loop:={str(opts.loop).lower()}",
-            "-p", f"publish_clock:={str(not opts.no_clock).lower()}",
-            "-p", f"wait_for_subscribers_s:={float(opts.wait_for_subscribers)}"]
+    params = {"bag": opts.bag, "rate": float(opts.rate), "start_offset_s": float(opts.start_offset), "loop": bool(opts.loop),
+              "publish_clock": not opts.no_clock, "wait_for_subscribers_s": float(opts.wait_for_subscribers)}
     if topics:
-        args += ["-p", f"topics:=[{','.join(topics)}]"]
+        params["topics"] = list(topics)
     if opts.remap:
-        args += ["-p", f"remap:=[{','.join(opts.remap)}]"]
-    return args
+        params["remap"] = list(opts.remap)
+    return params
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if opts.rate <= 0:
         parser.error(f"--rate must be > 0, got {opts.rate}")
+    from rclpy.parameter import Parameter
+
     from asyncvla_ros.nodes.bag_player_node import BagPlayerNode
     from asyncvla_ros.nodes.runner import run
 
-    return run(BagPlayerNode, ros_args(opts))
+    overrides = [Parameter(k, value=v) for k, v in parameters(opts).items()]
+    return run(lambda: BagPlayerNode(parameter_overrides=overrides), [])

@@ -84,13 +84,14 @@ class BagPlayerNode(Node):
         wall0 = time.monotonic()
         bag0 = None
         next_clock = wall0
+        self.clock_ns = 0  # within one pass the published clock never goes back
         for stamp_ns, topic, raw in messages(self.reader, self.topics, self.config.start_offset_s):
             bag0 = stamp_ns if bag0 is None else bag0
             due = wall0 + (stamp_ns - bag0) * 1e-9 / rate
             while True:  # sleep until the message is due, publishing /clock on the way
                 now = time.monotonic()
                 if self.clock_pub is not None and now >= next_clock:
-                    self.clock_pub.publish(Clock(clock=to_time(bag0 + int((now - wall0) * rate * 1e9))))
+                    self.tick_clock(bag0 + int((now - wall0) * rate * 1e9))
                     next_clock = now + self.clock_period_s
                 if now >= due or self.stopping.is_set():
                     break
@@ -99,9 +100,14 @@ class BagPlayerNode(Node):
             if self.stopping.is_set():
                 return
             if self.clock_pub is not None:
-                self.clock_pub.publish(Clock(clock=to_time(stamp_ns)))  # never behind the message it precedes
+                self.tick_clock(stamp_ns)  # never behind the message it precedes
             self.pubs[topic.topic].publish(raw)
             self.published += 1
+
+    def tick_clock(self, bag_ns: int) -> None:
+        """Publish the bag time on /clock, held at its last value when a late wake-up would move it back."""
+        self.clock_ns = max(self.clock_ns, bag_ns)
+        self.clock_pub.publish(Clock(clock=to_time(self.clock_ns)))
 
     def close(self) -> None:
         """Stop the playing thread (before the node and the rclpy context go away)."""
