@@ -60,7 +60,6 @@ class UrdfKinematics:
             raise KinematicsError(f"end-effector frame {ee_frame!r} is not in the URDF; its frames are {frames}")
         self.ee_frame = ee_frame
         self._ee_id = self.model.getFrameId(ee_frame)
-        self.root_link = self.model.frames[1].name if len(self.model.frames) > 1 else "universe"
         # Movable joints (name -> (index in q, number of q values: 1, or 2 for continuous (cos, sin))).
         self._joints = {
             self.model.names[j]: (self.model.joints[j].idx_q, self.model.joints[j].nq)
