@@ -48,6 +48,10 @@ class DriverBackend(abc.ABC):
     def command(self, positions_rad: np.ndarray) -> None:
         """Set joint position targets (joint_names order). Raises DriverError when not enabled."""
 
+    def stop(self) -> None:
+        """E-stop: stop moving now and hold still; commands are refused until enable() again."""
+        self.disable()
+
     def update(self, now_ns: int) -> None:
         """Called by the node at its state rate; backends that must be driven (the simulator) advance here."""
 

@@ -3,18 +3,24 @@
 configure connects the backend, activate enables motion, deactivate stops it, cleanup disconnects.
 Joint states (rad, capture-stamped) are published from configure on, so an inactive arm can be
 watched; commands are applied only while active. A failing backend is reported on diagnostics and
-the node deactivates itself rather than keep writing.
+the node deactivates itself rather than keep writing. `estop` (std_msgs/Bool, true) stops the arm
+where it is until the driver is deactivated and activated again.
+
+Backend parameters are `<backend>.<field>` for each field of the backend's config dataclass
+(asyncvla_ros.drivers.config_class), declared with the field's description and range.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import MISSING, fields
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
 
-from asyncvla_ros.drivers import BACKENDS, DriverError, make_backend
+from asyncvla_ros.drivers import BACKENDS, DriverError, config_class, make_backend
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import MessageError, joint_positions, joint_state, to_time
 from asyncvla_ros.nodes.runner import run
@@ -28,7 +34,11 @@ class DriverNode(LifecycleNode):
         self.sim_step_period_s = declare(self, "sim.step_period_s", 0.05, "sim: simulated time per update, s", low=0.001, high=1.0)
         self.sim_episode_seed = declare(self, "sim.episode_seed", 0, "sim: scene seed (cube pose, area layout)", low=0, high=2**31 - 1)
         self.sim_instruction = declare(self, "sim.instruction", "", "sim: task instruction; empty draws one from the seed")
+        if self.backend_name not in BACKENDS:
+            raise ValueError(f"backend {self.backend_name!r} unknown; valid backends are {list(BACKENDS)}")
+        self.backend_params = self.declare_backend_params() if self.backend_name != "sim" else {}
         self.backend = None
+        self.link = None  # kinova_gen2_ros: the running driver's topics
         self.timer = None
         self.active = False
         self.counts = {"commands": 0, "applied": 0, "rejected": 0, "read_errors": 0}
@@ -38,6 +48,19 @@ class DriverNode(LifecycleNode):
         self.world_pub = self.create_publisher(SimWorldState, "sim/world_state", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_subscription(JointState, "safe_joint_command", self.on_command, 10)
+        self.create_subscription(Bool, "estop", self.on_estop, 10)
+
+    def declare_backend_params(self) -> dict:
+        """`<backend>.<field>` for every field of the backend's config, with its help text and range."""
+        params = {}
+        for f in fields(config_class(self.backend_name)):
+            default = f.default if f.default is not MISSING else f.default_factory()
+            if isinstance(default, tuple):
+                default = list(default)
+            low, high = f.metadata.get("range", (None, None))
+            params[f.name] = declare(self, f"{self.backend_name}.{f.name}", default,
+                                     f"{self.backend_name}: {f.metadata.get('help', f.name)}", low=low, high=high)
+        return params
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -46,10 +69,17 @@ class DriverNode(LifecycleNode):
             params = {}
             if self.backend_name == "sim":
                 params = dict(step_period_s=self.sim_step_period_s, episode_seed=self.sim_episode_seed, instruction=self.sim_instruction)
+            else:
+                params = dict(self.backend_params)
             self.backend = make_backend(self.backend_name, params)
+            if self.backend_name == "kinova_gen2_ros":
+                from asyncvla_ros.nodes.kinova_link import KinovaTopicLink
+
+                self.link = KinovaTopicLink(self, self.backend)
             self.backend.connect()
         except (DriverError, ValueError, OSError) as err:
             self.get_logger().error(f"configure failed: {err}")
+            self.drop_link()
             self.backend = None
             return TransitionCallbackReturn.FAILURE
         self.timer = self.create_timer(self.backend.period_s, self.on_timer)
@@ -68,7 +98,8 @@ class DriverNode(LifecycleNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.active = False
-        self.backend.disable()
+        if self.backend is not None:
+            self.backend.disable()
         self.get_logger().info("motion disabled")
         return super().on_deactivate(state)
 
@@ -89,6 +120,12 @@ class DriverNode(LifecycleNode):
         if self.backend is not None:
             self.backend.disconnect()
             self.backend = None
+        self.drop_link()
+
+    def drop_link(self) -> None:
+        if self.link is not None:
+            self.link.destroy()
+            self.link = None
 
     # -- work --------------------------------------------------------------------------------------
 
@@ -103,7 +140,7 @@ class DriverNode(LifecycleNode):
             self.get_logger().error(f"backend failed: {err}; disabling motion", throttle_duration_sec=1.0)
             self.active = False
             self.backend.disable()
-            self.diag_pub.publish(diagnostics(self, now, "driver", ERROR, self.last_error, self.counts))
+            self.diag_pub.publish(diagnostics(self, now, "driver", ERROR, self.last_error, self.figures()))
             return
         self.state_pub.publish(joint_state(self.backend.joint_names, reading.positions_rad, reading.stamp_ns, reading.velocities_rad_s))
         world = self.backend.world_snapshot() if hasattr(self.backend, "world_snapshot") else None
@@ -115,7 +152,21 @@ class DriverNode(LifecycleNode):
             self.world_pub.publish(msg)
         level = OK if self.active else WARN
         message = "active" if self.active else "inactive: commands are ignored"
-        self.diag_pub.publish(diagnostics(self, now, "driver", level, message, self.counts))
+        self.diag_pub.publish(diagnostics(self, now, "driver", level, message, self.figures()))
+
+    def figures(self) -> dict:
+        extra = self.backend.figures() if self.backend is not None and hasattr(self.backend, "figures") else {}
+        return {"backend": self.backend_name, **self.counts, **extra}
+
+    def on_estop(self, msg: Bool) -> None:
+        if not msg.data or self.backend is None:
+            return
+        self.active = False
+        try:
+            self.backend.stop()
+        except DriverError as err:
+            self.get_logger().error(f"e-stop: stopping the backend failed: {err}")
+        self.get_logger().error("e-stop: motion stopped; deactivate and activate the driver to move again")
 
     def on_command(self, msg: JointState) -> None:
         self.counts["commands"] += 1

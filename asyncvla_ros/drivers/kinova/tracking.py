@@ -1,0 +1,39 @@
+"""Joint velocity commands that follow position targets (no I/O; one call per control tick).
+
+Per joint the commanded speed is the smallest of: the proportional demand `gain * |error|`, the speed
+from which the joint can still stop at the target (`sqrt(2 a |error|)`), and the speed limit. It then
+changes by at most `a * dt` per tick, is cut to the speed from which the joint can stop before each
+position limit, and finally clipped to the speed limit, so the last clip bounds every command.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class VelocityTracker:
+    def __init__(self, speed_limit_rad_s, accel_limit_rad_s2: float, gain_per_s: float, tolerance_rad: float,
+                 lower_rad, upper_rad, dt_s: float) -> None:
+        self.vmax = np.asarray(speed_limit_rad_s, dtype=np.float64)
+        self.accel = float(accel_limit_rad_s2)
+        self.gain = float(gain_per_s)
+        self.tolerance = float(tolerance_rad)
+        self.lower = np.asarray(lower_rad, dtype=np.float64)
+        self.upper = np.asarray(upper_rad, dtype=np.float64)
+        self.dt = float(dt_s)
+
+    def step(self, position_rad: np.ndarray, target_rad: np.ndarray, previous_rad_s: np.ndarray) -> np.ndarray:
+        """The next velocity command (rad/s) for each joint; |result| <= speed limit always."""
+        error = target_rad - position_rad
+        distance = np.abs(error)
+        speed = np.minimum.reduce([self.gain * distance, np.sqrt(2.0 * self.accel * distance), self.vmax])
+        speed[distance < self.tolerance] = 0.0
+        desired = np.sign(error) * speed
+        dv = self.accel * self.dt
+        v = np.clip(desired, previous_rad_s - dv, previous_rad_s + dv)
+        # Never head into a position limit faster than the joint can stop before it.
+        room_up = np.maximum(self.upper - position_rad, 0.0)
+        room_down = np.maximum(position_rad - self.lower, 0.0)
+        v = np.minimum(v, np.sqrt(2.0 * self.accel * room_up))
+        v = np.maximum(v, -np.sqrt(2.0 * self.accel * room_down))
+        return np.clip(v, -self.vmax, self.vmax)
