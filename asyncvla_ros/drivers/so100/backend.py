@@ -100,9 +100,32 @@ class SO100Backend(DriverBackend):
         if set(robot.calibration) != set(JOINT_NAMES):
             raise DriverError(f"so100: calibration file {robot.calibration_fpath} has motors {sorted(robot.calibration)}, "
                               f"expected {list(JOINT_NAMES)}; recalibrate with `{calibrate_command(self.config)}`")
+        for attempt in (1, 2):  # a USB serial adapter may drop the first packets after opening
+            try:
+                self._open_and_configure(robot)
+                break
+            except DriverError as err:
+                if attempt == 2:
+                    raise
+                logger.warning("so100: %s; retrying once", err)
+                time.sleep(0.2)
+        self._robot = robot
+        self._link_error, self._failures, self._reading = None, 0, None
+        if not any(self._transact(self._read_state) for _ in range(self.config.max_consecutive_failures)):
+            error = self._link_error or "no answer"
+            self._close_port(robot)
+            self._robot = None
+            raise DriverError(f"so100: first joint read failed: {error}")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="so100-bus", daemon=True)
+        self._thread.start()
+        logger.info("so100 connected on %s with calibration %s", self.config.port, robot.calibration_fpath)
+
+    def _open_and_configure(self, robot) -> None:
         try:
             robot.bus.connect()  # opens the port, pings every motor, checks their firmware
         except Exception as err:  # LeRobot raises ConnectionError/RuntimeError/OSError here
+            self._close_port(robot)
             raise DriverError(f"so100: cannot connect on {self.config.port}: {str(err).strip()}") from err
         try:
             with self._bus_lock:
@@ -118,17 +141,6 @@ class SO100Backend(DriverBackend):
         except Exception as err:
             self._close_port(robot)
             raise DriverError(f"so100: configuring the motors on {self.config.port} failed: {err}") from err
-        self._robot = robot
-        self._link_error, self._failures, self._reading = None, 0, None
-        if not self._transact(self._read_state):
-            error = self._link_error or "no answer"
-            self._close_port(robot)
-            self._robot = None
-            raise DriverError(f"so100: first joint read failed: {error}")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="so100-bus", daemon=True)
-        self._thread.start()
-        logger.info("so100 connected on %s with calibration %s", self.config.port, robot.calibration_fpath)
 
     def enable(self) -> None:
         robot = self._require_link()
