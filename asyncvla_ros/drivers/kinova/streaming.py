@@ -106,11 +106,14 @@ class VelocityStreamingBackend(DriverBackend):
             self._enabled = True
 
     def disable(self) -> None:
-        """Stop streaming, send zero velocity and erase queued trajectories (skipped on a lost link)."""
+        """Stop streaming, send zero velocity and erase queued trajectories (skipped on a lost link, and
+        when nothing was streaming)."""
         with self._lock:
             was_enabled, self._enabled = self._enabled, False
             self._target = None
             self._velocity = np.zeros(self._n)
+        if not was_enabled:
+            return
         if self._connected and self._link_error is None:
             try:
                 with self._io_lock:
@@ -119,11 +122,13 @@ class VelocityStreamingBackend(DriverBackend):
                 self.counts["halts"] += 1
             except DriverError as err:
                 self._fail(f"halt failed: {err}", fatal=True)
-        elif was_enabled:
+        else:
             logger.error("%s: link lost; could not send the stop", self.name)
 
     def stop(self) -> None:
-        """E-stop: the same as disable (zero velocity, trajectories erased); activate again to move."""
+        """E-stop: zero velocity and trajectories erased, streaming or not; activate again to move."""
+        with self._lock:
+            self._enabled = True  # so disable() halts even when nothing was streaming
         self.disable()
 
     def disconnect(self) -> None:
