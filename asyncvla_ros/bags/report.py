@@ -47,6 +47,7 @@ def compare(result: RerunResult) -> dict:
         "recorded_chunks": len(rec_chunks),
         "compared_chunks": len(pairs),
         "reproduced_chunks": int((diffs <= MATCH_TOL_RAD).sum()),
+        "chunks_with_inputs_missing_from_bag": sum(not t.inputs_complete for t in pairs),
         "first_reproduced_tick": next((t.tick for t, d in zip(pairs, diffs) if d <= MATCH_TOL_RAD), None),
         "max_abs_diff_rad": float(diffs.max()) if diffs.size else float("nan"),
         "median_abs_diff_rad": float(np.median(diffs)) if diffs.size else float("nan"),
@@ -105,6 +106,12 @@ def plot_overview(result: RerunResult, path: Path) -> None:
     if pairs:
         d = np.array([np.abs(_recorded_actions(t.recorded)[0] - t.chunk.actions).max() for t in pairs])
         ax.semilogy([_t(result, t.state_stamp_ns) for t in pairs], np.maximum(d, 1e-9), ".", ms=4)
+        missing = [(t, x) for t, x in zip(pairs, d) if not t.inputs_complete]
+        if missing:
+            ax.semilogy([_t(result, t.state_stamp_ns) for t, _ in missing], [max(x, 1e-9) for _, x in missing], "x",
+                        color="C3", label="inputs missing from the bag")
+        ax.text(0.99, 0.03, "identical chunks are drawn at 1e-9", transform=ax.transAxes, ha="right", fontsize=7)
+        ax.legend(fontsize=8, loc="upper left")
         ax.axhline(MATCH_TOL_RAD, color="k", lw=0.8, ls=":", label=f"reproduced below {MATCH_TOL_RAD:g} rad")
         ax.legend(fontsize=8, loc="upper left")
     else:
@@ -113,20 +120,20 @@ def plot_overview(result: RerunResult, path: Path) -> None:
 
     if chunks:
         tc = np.array([_t(result, t.state_stamp_ns) for t in chunks])
-        half = np.median(np.diff(tc)) / 2 if len(tc) > 1 else 0.025
-        extent = (tc[0] - half, tc[-1] + half, -0.5, chunks[0].chunk.confidence.size - 0.5)
+        # Column edges halfway between ticks (chunks are irregular in time: holds leave gaps).
+        gap = np.median(np.diff(tc)) if len(tc) > 1 else 0.05
+        edges = np.concatenate([[tc[0] - gap / 2], (tc[1:] + tc[:-1]) / 2, [tc[-1] + gap / 2]])
+        rows = np.arange(chunks[0].chunk.confidence.size + 1) - 0.5
         conf = np.array([t.chunk.confidence for t in chunks]).T  # (L, ticks)
-        im = axes[2].imshow(conf, aspect="auto", origin="lower", extent=extent, cmap="viridis", vmin=0, vmax=1,
-                            interpolation="nearest")
-        fig.colorbar(im, ax=axes[2], label="confidence p_l")
+        mesh = axes[2].pcolormesh(edges, rows, conf, cmap="viridis", vmin=0, vmax=1)
+        fig.colorbar(mesh, ax=axes[2], label="confidence p_l")
         re = np.array([t.chunk.regenerated for t in chunks]).astype(int)
         rec = np.array([np.asarray(t.recorded.regenerated, bool) if t.recorded is not None and len(t.recorded.regenerated) == re.shape[1]
                         else np.zeros(re.shape[1], bool) for t in chunks]).astype(int)
         code = (rec + 2 * re).T  # 0 neither, 1 recorded only, 2 recomputed only, 3 both
         cmap = ListedColormap(["#f2f2f2", "#1f77b4", "#d62728", "#6a3d9a"])
-        im = axes[3].imshow(code, aspect="auto", origin="lower", extent=extent, cmap=cmap, vmin=-0.5, vmax=3.5,
-                            interpolation="nearest")
-        bar = fig.colorbar(im, ax=axes[3], ticks=[0, 1, 2, 3])
+        mesh = axes[3].pcolormesh(edges, rows, code, cmap=cmap, vmin=-0.5, vmax=3.5)
+        bar = fig.colorbar(mesh, ax=axes[3], ticks=[0, 1, 2, 3])
         bar.ax.set_yticklabels(["kept", "recorded only", "recomputed only", "both"])
     axes[2].set_ylabel("chunk step")
     axes[3].set_ylabel("regenerated step")
@@ -209,7 +216,8 @@ def write_report(result: RerunResult, out_dir: Path) -> dict:
     (out_dir / "summary.json").write_text(json.dumps({"setup": dict(setup), "figures": summary}, indent=2) + "\n")
     reproduced = (f"{summary['reproduced_chunks']} of {summary['compared_chunks']} recorded chunks reproduced within "
                   f"{MATCH_TOL_RAD:g} rad (first at tick {summary['first_reproduced_tick']}); largest difference "
-                  f"{summary['max_abs_diff_rad']:.3g} rad.")
+                  f"{summary['max_abs_diff_rad']:.3g} rad; {summary['chunks_with_inputs_missing_from_bag']} chunks were "
+                  "planned from a frame or joint state the bag lacks (their history then differs until the next hold).")
     how = ("overview.png, top to bottom against bag time: each chunk's first target per joint (recorded wide and "
            "pale, recomputed dashed); the largest recorded-vs-recomputed difference per chunk; the rater's "
            "confidence per chunk step; which steps AFM regenerated (recorded, recomputed or both); the semantic "

@@ -80,6 +80,7 @@ class TickRecord:
     semantic_stamp_ns: int
     recorded: object | None = None  # decoded ActionChunk of the action node at this tick
     recorded_log_ns: int = 0
+    inputs_complete: bool = True  # False: a frame or joint state the node used is missing from the bag
 
     @property
     def semantic_age_s(self) -> float:
@@ -179,6 +180,7 @@ class Rerun:
             max_state_age_s=config.max_state_age_s, ensemble_decay=config.ensemble_decay, mode=self.mode, seed=self.seed))
         self.cache: dict[int, SemanticItem] = {}
         self.encodes: list[EncodeRecord] = []
+        self.approximate: set[int] = set()  # semantic seqs re-encoded from other frames than the node's
 
     # -- semantics ---------------------------------------------------------------------------------
 
@@ -222,8 +224,15 @@ class Rerun:
         if frames is None:
             frames = frame_set(self.rec, self.cameras, self.skew_ns, None, stamp)
         if frames is None:
-            raise BagError(f"no recorded frame set of {list(self.cameras)} with capture stamp {stamp} "
-                           f"(semantic refresh {seq}): were the cameras recorded?")
+            # A frame the node encoded is missing from the bag (a recorder that fell behind a depth-2
+            # camera publisher): encode the newest set there was instead, and say this chunk's inputs differ.
+            frames = frame_set(self.rec, self.cameras, self.skew_ns, received_by or stamp + self.skew_ns)
+            if frames is None:
+                raise BagError(f"no recorded frames of {list(self.cameras)} by capture stamp {stamp} "
+                               f"(semantic refresh {seq}): were the cameras recorded?")
+            logger.warning("semantic refresh %d: its frames (stamp %d) are not all in the bag; re-encoding the newest "
+                           "set recorded by then", seq, stamp)
+            self.approximate.add(seq)
         item = self.encode(seq, frames, record.log_ns if record else stamp, self.instruction_at(stamp, record),
                            record.state_stamp_ns if record else 0, record.encode_ms if record else float("nan"))
         self.cache[seq] = item
@@ -258,6 +267,8 @@ class Rerun:
                 log_ns, chunk = by_tick[k]
                 stamp = stamp_ns(chunk.header.stamp)
                 sample = self.rec.state_at(stamp)
+                if sample is None:  # the joint state the node planned from is missing: the one recorded before it
+                    sample = self.rec.latest_state(log_ns)
                 out.append((k, stamp, sample, log_ns, chunk))
             return out
         period = int(1e9 / self.config.control_rate_hz)
@@ -301,7 +312,11 @@ class Rerun:
                 current = self.recorded_semantics(usable[-1].seq, usable[-1].stamp_ns) if usable else None
             state = self.rec.state_positions(sample, self.joint_names) if sample is not None else None
             result = self.loop.tick(now, current, state, sample.stamp_ns if sample is not None else 0)
-            out.append(self._record(k, result, now, sample.stamp_ns if sample is not None else 0, chunk, log_ns))
+            record = self._record(k, result, now, sample.stamp_ns if sample is not None else 0, chunk, log_ns)
+            if chunk is not None:
+                record.inputs_complete = (sample is not None and sample.stamp_ns == stamp_ns(chunk.header.stamp)
+                                          and int(chunk.semantic_seq) not in self.approximate)
+            out.append(record)
         recorded_ids = {r.model_id for r in self.rec.semantics.values() if r.model_id}
         return RerunResult(
             bag=self.rec.path, model_id=self.model_id, recorded_model_id=", ".join(sorted(recorded_ids)) or "unknown",

@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     from asyncvla_ros.bags.types import BagError
 
     try:
+        from asyncvla_ros.bags.reader import open_bag
+
+        open_bag(opts.bag).close()  # a wrong path fails here, before torch and the model load
         import torch
 
         from asyncvla_ros.bags.recording import load
