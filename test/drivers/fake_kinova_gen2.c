@@ -4,9 +4,12 @@
  * within FAKE_STREAM_TIMEOUT_S (as a real Gen2 stops when the stream stops). Extra `Fake*` functions
  * let the test read what reached the "arm" and break the link.
  *
+ * FAKE_KINOVA_START_DEG="a,b,c,..." in the environment sets the joint angles at the first InitAPI.
+ *
  * Build: gcc -shared -fPIC -O2 -DACTUATORS=7 -o libfake_kinova.so fake_kinova_gen2.c -lm
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
@@ -51,7 +54,20 @@ static void advance(void) {  /* integrate up to now; called with the lock held *
     last_update_s = t;
 }
 
-int InitAPI(void) { pthread_mutex_lock(&lock); initialised = 1; advance(); pthread_mutex_unlock(&lock); return NO_ERROR_KINOVA; }
+static int started;
+
+int InitAPI(void) {
+    pthread_mutex_lock(&lock);
+    const char *start = getenv("FAKE_KINOVA_START_DEG");
+    if (!started && start) {
+        char *end;
+        for (int i = 0; i < ACTUATORS && *start; i++, start = *end ? end + 1 : end) pos_deg[i] = strtod(start, &end);
+    }
+    started = initialised = 1;
+    advance();
+    pthread_mutex_unlock(&lock);
+    return NO_ERROR_KINOVA;
+}
 int CloseAPI(void) { pthread_mutex_lock(&lock); initialised = active = angular = control_started = 0; pthread_mutex_unlock(&lock); return NO_ERROR_KINOVA; }
 
 int GetDevices(KinovaDevice devices[MAX_KINOVA_DEVICE], int *result) {
