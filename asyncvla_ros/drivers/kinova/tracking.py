@@ -3,7 +3,7 @@
 Per joint the commanded speed is the smallest of: the proportional demand `gain * |error|`, the speed
 from which the joint can still stop at the target (`sqrt(2 a |error|)`), and the speed limit. It then
 changes by at most `a * dt` per tick, is cut to the speed from which the joint can stop before each
-position limit, and finally clipped to the speed limit, so the last clip bounds every command.
+position limit (and that does not cross it within one tick), and finally clipped to the speed limit, so the last clip bounds every command.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class VelocityTracker:
         # Never head into a position limit faster than the joint can stop before it.
         room_up = np.maximum(self.upper - position_rad, 0.0)
         room_down = np.maximum(position_rad - self.lower, 0.0)
-        v = np.minimum(v, np.sqrt(2.0 * self.accel * room_up))
-        v = np.maximum(v, -np.sqrt(2.0 * self.accel * room_down))
+        # (and never past it within one tick, which the continuous braking bound alone allows)
+        v = np.minimum(v, np.minimum(np.sqrt(2.0 * self.accel * room_up), room_up / self.dt))
+        v = np.maximum(v, -np.minimum(np.sqrt(2.0 * self.accel * room_down), room_down / self.dt))
         return np.clip(v, -self.vmax, self.vmax)
