@@ -138,8 +138,9 @@ class DriverNode(LifecycleNode):
             self.counts["read_errors"] += 1
             self.last_error = str(err)
             self.get_logger().error(f"backend failed: {err}; disabling motion", throttle_duration_sec=1.0)
-            self.active = False
-            self.backend.disable()
+            if self.active:  # once: a backend that keeps failing is not asked to stop again every tick
+                self.active = False
+                self.backend.disable()
             self.diag_pub.publish(diagnostics(self, now, "driver", ERROR, self.last_error, self.figures()))
             return
         self.state_pub.publish(joint_state(self.backend.joint_names, reading.positions_rad, reading.stamp_ns, reading.velocities_rad_s))

@@ -53,7 +53,9 @@ class HardwareGraph:
         self.procs = {s.name: NodeProcess(s, params, log_dir) for s in specs}
         assert transition(self.probe, "configure"), self.logs()
         assert transition(self.probe, "activate"), self.logs()
-        self.probe.wait_for(lambda: len(self.probe.messages("safe_joint_command")) > 20, 240, "commands reaching the driver")
+        # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
+        self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
+                            and len(self.probe.messages("safe_joint_command")) > 20, 240, "chunks and commands reaching the driver")
 
     def publish_frames(self) -> None:
         from asyncvla_ros.nodes.images import rgb_to_image
