@@ -22,10 +22,18 @@ def driver_params(path: Path, backend: str) -> dict:
     return {k[len(prefix):]: v for k, v in section.items() if k.startswith(prefix)}
 
 
-@pytest.mark.parametrize("robot, backends", [("so100", ["so100"]), ("kinova_gen2", ["kinova_gen2", "kinova_gen2_ros"])])
-def test_params_file_builds_each_backends_config(robot, backends):
-    path = params_file_for(LaunchArgs(robot=robot))
-    assert path.name == f"{robot}.yaml"
+def test_robot_argument_selects_the_robots_params_file():
+    for robot in ("so100", "kinova_gen2"):
+        assert params_file_for(LaunchArgs(robot=robot)).name == f"{robot}.yaml"
+
+
+KINOVA = ["kinova_gen2", "kinova_gen2_ros"]
+
+
+@pytest.mark.parametrize("name, backends", [("so100", ["so100"]), ("kinova_gen2", KINOVA),
+                                            ("kinova_gen2_j2n6s200", KINOVA), ("kinova_gen2_j2s7s300", KINOVA)])
+def test_params_file_builds_each_backends_config(name, backends):
+    path = CONFIG / f"{name}.yaml"
     doc = yaml.safe_load(path.read_text())
     assert doc["driver"]["ros__parameters"]["backend"] == backends[0]
     known_prefixes = {b + "." for b in BACKENDS}
