@@ -126,6 +126,7 @@ int EraseAllTrajectories(void) {
 }
 
 /* ---- test hooks ---- */
+int FakeSizeof(int which) { return which == 0 ? (int)sizeof(TrajectoryPoint) : which == 1 ? (int)sizeof(AngularPosition) : (int)sizeof(KinovaDevice); }
 void FakeSetPositionDeg(const double *deg) { pthread_mutex_lock(&lock); advance(); for (int i = 0; i < ACTUATORS; i++) pos_deg[i] = deg[i]; pthread_mutex_unlock(&lock); }
 void FakeGetState(double *pos, double *vel, double *max_vel) {
     pthread_mutex_lock(&lock); advance();

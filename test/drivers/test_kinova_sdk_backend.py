@@ -61,6 +61,31 @@ def test_a_library_that_is_not_the_sdk_is_refused_by_name(tmp_path):
         make_backend("kinova_gen2", {"library_path": path}).connect()
 
 
+@pytest.mark.parametrize("actuators", [6, 7])
+def test_binding_structs_match_the_c_layout_and_an_older_6_actuator_sdk_works(actuators, tmp_path):
+    import ctypes
+
+    from asyncvla_ros.drivers.kinova.sdk import KinovaDevice, sdk_types
+
+    lib = build_fake_sdk(tmp_path, actuators=actuators)
+    fake = FakeArm(lib, actuators)
+    _, angular_position, _, trajectory_point = sdk_types(actuators)
+    assert [fake.lib.FakeSizeof(i) for i in range(3)] == [ctypes.sizeof(trajectory_point), ctypes.sizeof(angular_position),
+                                                          ctypes.sizeof(KinovaDevice)]
+    fake.reset(START_DEG)
+    backend = make_backend("kinova_gen2", {"library_path": str(lib), "sdk_actuator_fields": actuators})
+    backend.connect()
+    try:
+        time.sleep(0.1)
+        np.testing.assert_allclose(backend.read().positions_rad, np.radians(START_DEG), atol=1e-6)
+        backend.enable()
+        backend.command(backend.read().positions_rad + 0.05)
+        time.sleep(1.5)
+        np.testing.assert_allclose(backend.read().positions_rad, np.radians(START_DEG) + 0.05, atol=0.003)
+    finally:
+        backend.disconnect()
+
+
 def test_reads_actuator_angles_in_radians(arm):
     fake, backend = arm
     np.testing.assert_allclose(backend.read().positions_rad, np.radians(START_DEG), atol=1e-6)

@@ -90,3 +90,20 @@ def test_hardware_backends_import_without_torch_lerobot_or_the_sdk():
             "print(sorted(m for m in ('torch', 'lerobot', 'rclpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_so100_unit_conversions_round_trip_in_both_gripper_units():
+    from asyncvla_ros.drivers.so100.config import SO100Config
+
+    rad = SO100Config(gripper_range_rad=(-0.2, 1.8))
+    values = [0.1, -0.5, 1.2, 0.0, 2.0, 0.8]
+    lerobot = rad.to_lerobot(values)
+    np.testing.assert_allclose(lerobot[:5], np.degrees(values[:5]))
+    assert lerobot[5] == pytest.approx(50.0)  # 0.8 rad is the middle of [-0.2, 1.8]
+    np.testing.assert_allclose(rad.from_lerobot(lerobot), values)
+    assert rad.relative_target_lerobot()["gripper"] == pytest.approx(0.3 * 100 / 2.0)
+    percent = SO100Config(gripper_unit="percent", position_lower=(-1.9, -1.7, -1.7, -1.65, -2.7, 0.0),
+                          position_upper=(1.9, 1.7, 1.7, 1.65, 2.8, 100.0), max_relative_target=(0.1,) * 5 + (10.0,))
+    assert percent.to_lerobot(values[:5] + [42.0])[5] == 42.0
+    assert percent.relative_target_lerobot()["gripper"] == 10.0
+    assert percent.relative_target_lerobot()["shoulder_pan"] == pytest.approx(np.degrees(0.1))

@@ -4,7 +4,8 @@ its topics. The running driver is played by the test: it integrates the joint ve
 publishes sensor_msgs/JointState at 100 Hz.
 
 Asserted: the arm reaches a commanded target; every velocity the driver received is within the
-speed limits; the stream runs near 100 Hz; deactivate ends with zero velocity and stops the stream.
+speed limits; the stream runs near 100 Hz; an e-stop ends it with zero velocity and later commands do
+not restart it.
 """
 
 import threading
@@ -110,11 +111,28 @@ def test_drives_a_running_gen2_ros_driver_within_its_speed_limits(kinova_ros):
     print(f"\nvelocity stream to the running driver: {rate:.1f} Hz, peak speed / limit {np.round(np.abs(v).max(axis=0) / LIMITS, 3).tolist()}")
     assert rate > 50.0
 
-    assert transition(probe, "deactivate")
-    time.sleep(0.2)
+    # e-stop (std_msgs/Bool on `estop`, the topic the safety filter latches on) while moving: zero, then silence.
+    from std_msgs.msg import Bool
+
+    estop = probe.node.create_publisher(Bool, "estop", 10)
+    probe.wait_for(lambda: estop.get_subscription_count() > 0, 10, "the driver's estop subscription")
+    far = target - np.array([0.5, -0.5, 0.5, 0.5, 0.5, 0.5])
+    for _ in range(6):
+        cmd_pub.publish(joint_state(JOINTS, far, time.time_ns()))
+        time.sleep(0.05)
+    assert np.abs(fake.stream(time.monotonic() - 0.1)[1]).max() > 0.1  # moving
+    estop.publish(Bool(data=True))
+    probe.wait_for(lambda: "e-stop: motion stopped" in node.output(), 10, "the e-stop")
+    time.sleep(0.1)
     t_end, v_end = fake.stream()
     assert np.all(v_end[-1] == 0.0)
     count = len(t_end)
-    time.sleep(0.3)
-    assert len(fake.stream()[0]) == count  # the stream stopped
+    for _ in range(6):
+        cmd_pub.publish(joint_state(JOINTS, far, time.time_ns()))
+        time.sleep(0.05)
+    assert len(fake.stream()[0]) == count  # the stream stopped and commands do not restart it
+
+    assert transition(probe, "deactivate")
+    time.sleep(0.2)
+    assert len(fake.stream()[0]) == count
     assert transition(probe, "cleanup")
