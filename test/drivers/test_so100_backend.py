@@ -148,7 +148,9 @@ def test_estop_holds_with_torque_on(arm):
     backend.enable()
     bus.set_reg(1, PRESENT_POSITION, 2500, 2)  # the arm was pushed: hold where it is now
     backend.stop()
-    assert bus.reg(1, GOAL_POSITION) == 2500 and bus.reg(1, TORQUE_ENABLE, 1) == 1
+    # SYNC_WRITE has no reply: the emulator applies it a moment after stop() returns.
+    wait_until(lambda: bus.reg(1, GOAL_POSITION) == 2500, what="the hold goal")
+    assert bus.reg(1, TORQUE_ENABLE, 1) == 1
     with pytest.raises(DriverError, match="not active"):
         backend.command(backend.read().positions_rad)
 

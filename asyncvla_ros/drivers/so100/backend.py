@@ -299,6 +299,9 @@ class SO100Backend(DriverBackend):
             self.counts["reads"] += 1
 
     def _write_goal(self, target: np.ndarray) -> None:
+        with self._lock:  # (bus lock held) a disable/stop since the target was taken wins
+            if not self._enabled:
+                return
         action = {f"{m}.pos": v for m, v in zip(JOINT_NAMES, self.config.to_lerobot(target))}
         sent = self._robot.send_action(action)  # reads Present_Position, clamps, sync-writes Goal_Position
         sent_units = np.asarray(self.config.from_lerobot([sent[f"{m}.pos"] for m in JOINT_NAMES]))
