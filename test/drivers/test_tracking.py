@@ -50,3 +50,18 @@ def test_never_heads_into_a_position_limit_faster_than_it_can_stop():
     trace = simulate(t, q, [np.full(6, 10.0)] * 300)
     qs = np.array([q for q, _ in trace])
     assert qs.max() <= 3.0 + 1e-9
+
+
+def test_feedforward_removes_the_lag_on_a_ramp():
+    t = tracker()
+    speed = np.array([0.3, 0.3, 0.3, 0.5, 0.5, 0.5])
+    lag = {}
+    for name, ff in (("p_only", None), ("feedforward", speed)):
+        q, v = np.zeros(6), np.zeros(6)
+        for k in range(300):  # 3 s of a target moving at `speed`
+            target = speed * k * t.dt
+            v = t.step(q, target, v, ff)
+            q = q + v * t.dt
+        lag[name] = target - q
+    np.testing.assert_allclose(lag["p_only"], speed / 4.0, rtol=0.05)  # the proportional lag s / gain
+    assert np.abs(lag["feedforward"]).max() < 0.01

@@ -48,6 +48,9 @@ class VelocityStreamingBackend(DriverBackend):
         self._connected = False
         self._enabled = False
         self._target: np.ndarray | None = None
+        self._target_time = 0.0  # monotonic s of the latest target
+        self._feedforward = np.zeros(self._n)  # the targets' velocity, rad/s, valid until _feedforward_until
+        self._feedforward_until = 0.0
         self._velocity = np.zeros(self._n)
         self._reading: JointReading | None = None
         self._last_ok_s = 0.0
@@ -102,6 +105,7 @@ class VelocityStreamingBackend(DriverBackend):
             if self._reading is None:
                 raise DriverError(f"{self.name}: no joint reading from the arm yet; cannot hold a position")
             self._target = self._reading.positions_rad.copy()
+            self._target_time, self._feedforward_until = time.monotonic(), 0.0
             self._velocity = np.zeros(self._n)
             self._enabled = True
 
@@ -161,10 +165,19 @@ class VelocityStreamingBackend(DriverBackend):
     def command(self, positions_rad: np.ndarray) -> None:
         self._require_link()
         targets = checked_targets(self.joint_names, positions_rad, self._lower, self._upper, self.name)
+        now = time.monotonic()
         with self._lock:
             if not self._enabled:
                 raise DriverError(f"{self.name} command ignored: driver not active (activate it to stream)")
-            self._target = targets
+            # Targets come at the control rate (20 Hz): their difference is the velocity to follow, used
+            # until one and a half command periods have passed without a new target.
+            dt = now - self._target_time
+            if self._target is not None and 0.005 <= dt <= 0.25:
+                self._feedforward = np.clip((targets - self._target) / dt, -self.tracker.vmax, self.tracker.vmax)
+                self._feedforward_until = now + 1.5 * dt
+            else:
+                self._feedforward_until = 0.0
+            self._target, self._target_time = targets, now
 
     def figures(self) -> dict:
         s = self.stats.summary()
@@ -207,10 +220,12 @@ class VelocityStreamingBackend(DriverBackend):
                 got = self._read_arm()
                 if got is not None:
                     self._store(*got)
+                now = time.monotonic()
                 with self._lock:
                     enabled, target, reading, previous = self._enabled, self._target, self._reading, self._velocity
+                    feedforward = self._feedforward if now < self._feedforward_until else None
                 if enabled and target is not None and reading is not None:
-                    v = self.tracker.step(reading.positions_rad, target, previous)
+                    v = self.tracker.step(reading.positions_rad, target, previous, feedforward)
                     self._send_velocity(v)
                     with self._lock:
                         self._velocity = v
