@@ -107,7 +107,7 @@ class SO100Backend(DriverBackend):
             except DriverError as err:
                 if attempt == 2:
                     raise
-                logger.warning("so100: %s; retrying once", err)
+                logger.warning("%s; retrying once", err)
                 time.sleep(0.2)
         self._robot = robot
         self._link_error, self._failures, self._reading = None, 0, None
