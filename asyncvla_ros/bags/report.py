@@ -48,6 +48,7 @@ def compare(result: RerunResult) -> dict:
         "compared_chunks": len(pairs),
         "reproduced_chunks": int((diffs <= MATCH_TOL_RAD).sum()),
         "chunks_with_inputs_missing_from_bag": sum(not t.inputs_complete for t in pairs),
+        "reproduced_of_chunks_with_complete_inputs": int(sum(d <= MATCH_TOL_RAD for t, d in zip(pairs, diffs) if t.inputs_complete)),
         "first_reproduced_tick": next((t.tick for t, d in zip(pairs, diffs) if d <= MATCH_TOL_RAD), None),
         "max_abs_diff_rad": float(diffs.max()) if diffs.size else float("nan"),
         "median_abs_diff_rad": float(np.median(diffs)) if diffs.size else float("nan"),
@@ -216,8 +217,9 @@ def write_report(result: RerunResult, out_dir: Path) -> dict:
     (out_dir / "summary.json").write_text(json.dumps({"setup": dict(setup), "figures": summary}, indent=2) + "\n")
     reproduced = (f"{summary['reproduced_chunks']} of {summary['compared_chunks']} recorded chunks reproduced within "
                   f"{MATCH_TOL_RAD:g} rad (first at tick {summary['first_reproduced_tick']}); largest difference "
-                  f"{summary['max_abs_diff_rad']:.3g} rad; {summary['chunks_with_inputs_missing_from_bag']} chunks were "
-                  "planned from a frame or joint state the bag lacks (their history then differs until the next hold).")
+                  f"{summary['max_abs_diff_rad']:.3g} rad. {summary['chunks_with_inputs_missing_from_bag']} chunks rest on something the bag lacks (a frame, a "
+                  "joint state, or chunks the recorder missed before them, which leave the node's history unknown until "
+                  f"its next hold); of the others, {summary['reproduced_of_chunks_with_complete_inputs']} were reproduced.")
     how = ("overview.png, top to bottom against bag time: each chunk's first target per joint (recorded wide and "
            "pale, recomputed dashed); the largest recorded-vs-recomputed difference per chunk; the rater's "
            "confidence per chunk step; which steps AFM regenerated (recorded, recomputed or both); the semantic "

@@ -295,11 +295,23 @@ class Rerun:
         current: SemanticItem | None = None
         n_sim = 0
         out = []
+        # Whether the re-run's ensembling and history equal the node's. A tick without a recorded chunk is
+        # a hold when the next chunk's chunk_id follows the previous one; when ids are skipped, the
+        # recorder missed chunks (DDS discovery at start-up, or a recorder that fell behind) and the
+        # node's history is unknown until its next hold.
+        history_known, last_id, gap = True, 0, False
         for k, now, sample, log_ns, chunk in ticks:
             if sample is None and chunk is None and self.with_ticks:
                 result = self.loop.tick(now, None, None, 0)  # a hold of the node: restart ensembling and history
                 out.append(self._record(k, result, now, 0, None, 0))
+                gap = True
                 continue
+            if chunk is not None:
+                if int(chunk.chunk_id) != last_id + 1:
+                    history_known = False
+                elif gap:
+                    history_known = True
+                last_id, gap = int(chunk.chunk_id), False
             if simulated:
                 while refreshes and refreshes[0][0] <= now:
                     usable, started, frames = refreshes.pop(0)
@@ -314,8 +326,10 @@ class Rerun:
             result = self.loop.tick(now, current, state, sample.stamp_ns if sample is not None else 0)
             record = self._record(k, result, now, sample.stamp_ns if sample is not None else 0, chunk, log_ns)
             if chunk is not None:
-                record.inputs_complete = (sample is not None and sample.stamp_ns == stamp_ns(chunk.header.stamp)
-                                          and int(chunk.semantic_seq) not in self.approximate)
+                inputs = (sample is not None and sample.stamp_ns == stamp_ns(chunk.header.stamp)
+                          and int(chunk.semantic_seq) not in self.approximate)
+                record.inputs_complete = inputs and history_known
+                history_known = history_known and inputs  # a chunk from other inputs leaves other history behind
             out.append(record)
         recorded_ids = {r.model_id for r in self.rec.semantics.values() if r.model_id}
         return RerunResult(

@@ -94,14 +94,15 @@ def test_rerun_reproduces_the_recorded_chunks_and_writes_bag_and_report(sim_bag,
     out, summary, wall = cli_run
     f = summary["figures"]
     recorded = bag_messages(sim_bag, "/action_chunk")
-    assert f["recorded_chunks"] == f["compared_chunks"] == len(recorded) >= CHUNKS_WANTED
-    # Same model, frames, states, history and seeds: the same chunks, bit for bit. On a loaded machine the
-    # recorder can miss a camera frame (the camera publishes with depth 2); chunks planned from it, and
-    # those after it until the node's next hold, can then differ, and the report says so.
+    # The recorder may miss the action node's first chunks (DDS discovery of a new publisher) or, on a loaded
+    # machine, a camera frame (the cameras publish with depth 2).
+    assert f["recorded_chunks"] == f["compared_chunks"] == len(recorded) >= CHUNKS_WANTED - 5
+    # Same model, frames, states, history and seeds: the same chunks, bit for bit, for every chunk whose
+    # inputs the bag holds (the report flags the others).
+    complete = f["compared_chunks"] - f["chunks_with_inputs_missing_from_bag"]
+    assert complete >= 10 and f["reproduced_of_chunks_with_complete_inputs"] == complete, f
     if f["chunks_with_inputs_missing_from_bag"] == 0:
-        assert f["reproduced_chunks"] == f["compared_chunks"] and f["max_abs_diff_rad"] == 0.0, f
-    else:
-        assert f["reproduced_chunks"] >= f["compared_chunks"] // 2, f
+        assert f["max_abs_diff_rad"] == 0.0
     # The output bag: every recorded message, plus the recomputed chunks beside them.
     assert len(bag_messages(out / "bag", "/action_chunk")) == len(recorded)
     recomputed = {int(c.tick): c for c in bag_messages(out / "bag", "/rerun/action_chunk")}
@@ -132,6 +133,16 @@ def test_a_second_rerun_is_identical_and_each_switch_changes_its_mechanism(sim_b
         assert np.array_equal(np.asarray(msg.confidence), t.chunk.confidence.astype(np.float32))
         assert np.array_equal(np.asarray(msg.regenerated), t.chunk.regenerated)
     base = compare(again)
+
+    # A chunk the recorder missed: the re-run cannot know the node's history after it, flags the chunks
+    # until the node's next hold, and still reproduces every other one.
+    import copy
+
+    lossy = copy.copy(rec)
+    lossy.chunks = [c for i, c in enumerate(rec.chunks) if i != len(rec.chunks) // 2]
+    s = compare(run_rerun(policy, model_id, lossy, RerunConfig()))
+    assert s["chunks_with_inputs_missing_from_bag"] > base["chunks_with_inputs_missing_from_bag"]
+    assert s["reproduced_of_chunks_with_complete_inputs"] == s["compared_chunks"] - s["chunks_with_inputs_missing_from_bag"]
 
     no_afm = run_rerun(policy, model_id, rec, RerunConfig(afm=False))
     s = compare(no_afm)
