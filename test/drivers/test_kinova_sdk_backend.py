@@ -98,14 +98,23 @@ def test_tracked_trajectory_respects_speed_limits_and_tracking_error_is_bounded(
     # 20 Hz targets: a sinusoid per joint peaking at 60 % of its speed limit, then one step far beyond
     # what the limits allow in 50 ms (the stream must saturate at the limits, not exceed them).
     amplitude = 0.6 * LIMITS / (2 * math.pi * 0.25)  # peak speed = A * 2 pi f
-    errors, t_start = [], time.monotonic()
+    errors, irregular, t_start = [], 0, time.monotonic()
+    t_prev = t_start
     while (t := time.monotonic() - t_start) < 4.0:
         target = q0 + amplitude * np.sin(2 * math.pi * 0.25 * t)
         backend.command(target)
+        t_cmd = time.monotonic()
         time.sleep(0.05)
         if t > 0.5:
-            errors.append(np.abs(backend.read().positions_rad - target))
+            # The bound below is for a 20 Hz command stream: a sample after this (loaded) test process
+            # itself stalled between two commands measures the stall, not the tracker.
+            if t_cmd - t_prev > 0.075 or time.monotonic() - t_cmd > 0.075:
+                irregular += 1
+            else:
+                errors.append(np.abs(backend.read().positions_rad - target))
+        t_prev = t_cmd
     errors = np.array(errors)
+    assert irregular <= 0.2 * (len(errors) + irregular), f"{irregular} irregular command periods"
     step = q0 + np.array([0.8, -0.6, 0.6, 1.0, -1.0, 1.0])
     backend.command(step)
     time.sleep(3.5)

@@ -107,3 +107,13 @@ def test_so100_unit_conversions_round_trip_in_both_gripper_units():
     assert percent.to_lerobot(values[:5] + [42.0])[5] == 42.0
     assert percent.relative_target_lerobot()["gripper"] == 10.0
     assert percent.relative_target_lerobot()["shoulder_pan"] == pytest.approx(np.degrees(0.1))
+
+
+def test_kinova_soft_limits_lie_inside_the_actuator_specification():
+    # Kinova's Gen2 specification: J2 47..313 deg, J3 19..341 deg (6-DOF); J2 47..313, J4 30..330, J6 65..295 (7-DOF).
+    spec = {"kinova_gen2": {1: (47, 313), 2: (19, 341)}, "kinova_gen2_j2n6s200": {1: (47, 313), 2: (19, 341)},
+            "kinova_gen2_j2s7s300": {1: (47, 313), 3: (30, 330), 5: (65, 295)}}
+    for name, limited in spec.items():
+        params = driver_params(CONFIG / f"{name}.yaml", "kinova_gen2")
+        for j, (lo, hi) in limited.items():
+            assert np.radians(lo) <= params["position_lower"][j] < params["position_upper"][j] <= np.radians(hi), (name, j)
