@@ -13,6 +13,9 @@ All bus traffic runs on one I/O thread owned by this backend: it reads Present_P
 executor. After `max_consecutive_failures` failed transactions in a row the link counts as lost:
 the thread stops, nothing more is written, and `read()`/`command()` raise DriverError saying so.
 
+Joint states: positions in rad (gripper in `gripper_unit`), stamped at the middle of the bus read;
+velocities (rad/s) are finite differences of successive reads (LeRobot reads positions only).
+
 Calibration is LeRobot's: a file `<calibration_dir>/<robot_id>.json` written by `lerobot-calibrate`.
 Without it, connect fails with the command to run; the node never prompts on a keyboard. When the
 motors hold a different calibration than the file, the file's is written to them (what LeRobot's own
