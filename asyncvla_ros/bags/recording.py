@@ -8,6 +8,7 @@ bags that offline debugging uses (a 112 px camera at 10 Hz is ~0.4 MB/s).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +69,7 @@ class SemanticRecord:
     instruction: str
     model_id: str
     encode_ms: float
+    frame_stamps_ns: tuple[int, ...] = ()  # per camera, in the policy's order; () in bags from before the field
 
 
 @dataclass
@@ -92,21 +94,20 @@ class Recording:
             raise BagError(f"joint state at {sample.stamp_ns} lacks joints {missing} (has {list(sample.names)})")
         return sample.positions[[index[n] for n in joint_names]]
 
+    def index(self) -> None:
+        """Build the look-ups `state_at` and `latest_state` use (after loading, before the re-run)."""
+        self.states.sort(key=lambda st: st.log_ns)
+        self._by_stamp = {st.stamp_ns: st for st in self.states}
+        self._log_times = [st.log_ns for st in self.states]
+
     def state_at(self, stamp: int) -> StateSample | None:
         """The joint state with exactly this header stamp, or None."""
-        for s in self.states:
-            if s.stamp_ns == stamp:
-                return s
-        return None
+        return self._by_stamp.get(stamp)
 
     def latest_state(self, t_ns: int) -> StateSample | None:
         """The newest joint state received at or before bag time `t_ns`."""
-        best = None
-        for s in self.states:
-            if s.log_ns > t_ns:
-                break
-            best = s
-        return best
+        i = bisect.bisect_right(self._log_times, t_ns)
+        return self.states[i - 1] if i else None
 
 
 def load(path, cameras) -> Recording:
@@ -145,8 +146,9 @@ def load(path, cameras) -> Recording:
             elif topic == "/instruction":
                 rec.instructions.append((log_ns, msg.data.strip()))
             elif topic == "/semantic_features":
-                rec.semantics[int(msg.seq)] = SemanticRecord(int(msg.seq), stamp_ns(msg.header.stamp), stamp_ns(msg.state_stamp),
-                                                             log_ns, msg.instruction, msg.model_id, float(msg.encode_time_ms))
+                rec.semantics[int(msg.seq)] = SemanticRecord(
+                    int(msg.seq), stamp_ns(msg.header.stamp), stamp_ns(msg.state_stamp), log_ns, msg.instruction,
+                    msg.model_id, float(msg.encode_time_ms), tuple(stamp_ns(t) for t in getattr(msg, "frame_stamps", ())))
             else:
                 rec.chunks.append((log_ns, msg))
     finally:
@@ -155,4 +157,5 @@ def load(path, cameras) -> Recording:
         raise BagError(f"bag {path} holds no valid joint states")
     for frames in rec.frames.values():
         frames.sort(key=lambda f: f.stamp_ns)
+    rec.index()
     return rec

@@ -152,11 +152,23 @@ def frame_set(rec: Recording, cameras, max_skew_ns: int, received_by_ns: int | N
     return None
 
 
+def exact_frames(rec: Recording, cameras, stamps_ns) -> list[Frame] | None:
+    """The frames with exactly these capture stamps (one per camera), or None if one is not in the bag."""
+    out = []
+    for cam, stamp in zip(cameras, stamps_ns):
+        frame = next((f for f in rec.frames[cam] if f.stamp_ns == stamp), None)
+        if frame is None:
+            return None
+        out.append(frame)
+    return out
+
+
 class Rerun:
     """Drives one policy over one recording; `run()` returns the ticks. Not thread-safe."""
 
     def __init__(self, policy, model_id: str, rec: Recording, config: RerunConfig) -> None:
         self.policy, self.model_id, self.rec, self.config = policy, model_id, rec, config
+        rec.index()
         bb, e = policy.config.backbone, policy.config.expert
         self.cameras = tuple(bb.camera_names)
         self.image_size = (bb.image_height_px, bb.image_width_px)
@@ -220,9 +232,12 @@ class Rerun:
             return self.cache[seq]
         record = self.rec.semantics.get(seq)
         received_by = record.log_ns if record else None
-        frames = frame_set(self.rec, self.cameras, self.skew_ns, received_by, stamp)
-        if frames is None:
-            frames = frame_set(self.rec, self.cameras, self.skew_ns, None, stamp)
+        if record is not None and len(record.frame_stamps_ns) == len(self.cameras):
+            frames = exact_frames(self.rec, self.cameras, record.frame_stamps_ns)
+        else:  # a bag from before SemanticFeatures.frame_stamps: pick the set as the synchroniser would have
+            frames = frame_set(self.rec, self.cameras, self.skew_ns, received_by, stamp)
+            if frames is None:
+                frames = frame_set(self.rec, self.cameras, self.skew_ns, None, stamp)
         if frames is None:
             # A frame the node encoded is missing from the bag (a recorder that fell behind a depth-2
             # camera publisher): encode the newest set there was instead, and say this chunk's inputs differ.
@@ -240,7 +255,7 @@ class Rerun:
 
     def simulated_refreshes(self, t_end_ns: int) -> list[tuple[int, int, list[Frame]]]:
         """(usable_ns, started_ns, frames) of refreshes every 1/semantic_rate_hz s of bag time."""
-        period = int(1e9 / self.config.semantic_rate_hz)
+        period = int(1e9 / self.semantic_rate_hz)
         latency = int(self.config.semantic_latency_s * 1e9)
         t = self.rec.start_ns
         last_stamp = -1
@@ -284,12 +299,12 @@ class Rerun:
         ticks = self.schedule()
         simulated = self.config.semantic_rate_hz > 0 or not (self.with_ticks or self.rec.semantics)
         refreshes = []
+        self.semantic_rate_hz = self.config.semantic_rate_hz
         if simulated:
             t_end = max(now for _, now, *_ in ticks) if ticks else self.rec.start_ns
-            rate = self.config.semantic_rate_hz or 5.0
-            if not self.config.semantic_rate_hz:
-                logger.warning("the bag records no semantic refreshes: re-encoding its frames at %.1f Hz", rate)
-                self.config.semantic_rate_hz = rate
+            if not self.semantic_rate_hz:
+                self.semantic_rate_hz = 5.0  # the paper's upper refresh rate
+                logger.warning("the bag records no semantic refreshes: re-encoding its frames at %.1f Hz", self.semantic_rate_hz)
             refreshes = self.simulated_refreshes(t_end)
         recorded_by_log = sorted(self.rec.semantics.values(), key=lambda r: r.log_ns)
         current: SemanticItem | None = None
@@ -336,7 +351,7 @@ class Rerun:
             bag=self.rec.path, model_id=self.model_id, recorded_model_id=", ".join(sorted(recorded_ids)) or "unknown",
             joint_names=self.joint_names, mode=self.mode, seed=self.seed,
             schedule="recorded ticks" if self.with_ticks else f"{self.config.control_rate_hz:g} Hz ticks",
-            semantics=f"re-encoded at {self.config.semantic_rate_hz:g} Hz" if simulated else "recorded refreshes",
+            semantics=f"re-encoded at {self.semantic_rate_hz:g} Hz" if simulated else "recorded refreshes",
             start_ns=self.rec.start_ns, ticks=out, encodes=self.encodes, wall_s=time.perf_counter() - t_wall,
             config=self.config)
 

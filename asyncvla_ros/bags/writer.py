@@ -99,8 +99,11 @@ class BagWriter:
         if msgtype not in self.store.fielddefs:
             raise BagError(f"topic {topic}: message type {msgtype!r} unknown to the bag typestore")
         with self._lock:
+            # The type hash (RIHS01) is the one rosidl computes for the same definition (checked in the tests),
+            # so a ROS 2 install matches the bag's types to its own.
             self._connections[topic] = self._writer.add_connection(
-                topic, msgtype, typestore=self.store, offered_qos_profiles=[qos_profile(qos_kind)])
+                topic, msgtype, typestore=self.store, rihs01=self.store.hash_rihs01(msgtype),
+                offered_qos_profiles=[qos_profile(qos_kind)])
             self.counts[topic] = 0
 
     def write(self, topic: str, raw: bytes, log_time_ns: int) -> None:

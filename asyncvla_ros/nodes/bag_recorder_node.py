@@ -34,10 +34,15 @@ class BagRecorderNode(Node):
         if not output:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.writer = BagWriter(BagWriterConfig(path, storage, payload))
+        self.subs = {}
         for topic, (msgtype, kind) in selected.items():
             self.writer.add_topic(topic, msgtype, kind)
-            self.create_subscription(message_class(msgtype), topic, lambda raw, t=topic: self.on_message(t, raw),
-                                     subscribe_qos(kind), raw=True)
+            self.subs[topic] = self.create_subscription(message_class(msgtype), topic, lambda raw, t=topic: self.on_message(t, raw),
+                                                        subscribe_qos(kind), raw=True)
+        # DDS discovery of a new publisher can take seconds on a loaded machine, and what it publishes
+        # before then is not recorded: say when each topic's first publisher is matched.
+        self.matched: set[str] = set()
+        self.create_timer(0.2, self.check_matches)
         self.started = time.monotonic()
         if duration_s > 0:
             # The Ctrl-C path (runner.run turns SIGINT into KeyboardInterrupt): one way to stop, one way to close.
@@ -45,6 +50,12 @@ class BagRecorderNode(Node):
         self.create_timer(5.0, self.report)
         self.get_logger().info(f"recording {len(selected)} topics into {path} ({storage}"
                                f"{', semantic payload' if payload else ''})")
+
+    def check_matches(self) -> None:
+        for topic, sub in self.subs.items():
+            if topic not in self.matched and sub.get_publisher_count() > 0:
+                self.matched.add(topic)
+                self.get_logger().info(f"{topic}: publisher matched")
 
     def on_message(self, topic: str, raw: bytes) -> None:
         self.writer.write(topic, raw, time.time_ns())

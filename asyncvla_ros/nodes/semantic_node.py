@@ -145,7 +145,8 @@ class SemanticNode(Node):
         self.seq += 1
         if self.store is not None:
             self.store.commit(SemanticItem(cond, self.seq, frames.stamp_ns, self.instruction, encode_ms))
-        self.pub.publish(to_message(cond, self.seq, self.model_id, encode_ms, inline=self.inline, state_stamp_ns=state_stamp))
+        self.pub.publish(to_message(cond, self.seq, self.model_id, encode_ms, inline=self.inline, state_stamp_ns=state_stamp,
+                                    frame_stamps_ns=frames.stamps_ns))
         self.encode_ms.append(encode_ms)
         self.encode_stamps.append(time.monotonic())
 

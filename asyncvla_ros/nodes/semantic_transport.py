@@ -20,10 +20,11 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def to_message(cond: SemanticCondition, seq: int, model_id: str, encode_ms: float, inline: bool,
-               state_stamp_ns: int = 0) -> SemanticFeatures:
+               state_stamp_ns: int = 0, frame_stamps_ns=()) -> SemanticFeatures:
     msg = SemanticFeatures()
     msg.header.stamp = to_time(cond.stamp_ns)
     msg.state_stamp = to_time(state_stamp_ns)
+    msg.frame_stamps = [to_time(s) for s in frame_stamps_ns]
     msg.seq = int(seq)
     msg.instruction = cond.instruction
     msg.model_id = model_id

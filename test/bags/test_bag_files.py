@@ -37,7 +37,7 @@ def features(store, payload: bytes):
     return store.types[SEMANTIC_FEATURES](
         header=_header(store, T0), seq=7, instruction="put the red cube in the blue area", model_id="m",
         feature_kind="prefix_kv_cache", tensors=[blob], num_prefix_tokens=5, encode_time_ms=30.0, transport="inline",
-        state_stamp=_time(store, 0))
+        state_stamp=_time(store, 0), frame_stamps=[_time(store, T0), _time(store, T0 + 5)])
 
 
 def joints(store, i):
@@ -83,6 +83,7 @@ def test_mcap_bag_reads_with_the_independent_mcap_reader_custom_types_decoded(tm
     _, _, f = decoded["/semantic_features"][0]
     assert f.tensors[0].name == "keys.0" and list(f.tensors[0].shape) == [1, 2] and len(f.tensors[0].data) == 0
     assert f.encode_time_ms == 30.0 and f.instruction.startswith("put the red cube")
+    assert [(t.sec, t.nanosec) for t in f.frame_stamps] == [divmod(T0, 10**9), divmod(T0 + 5, 10**9)]
 
 
 def test_sqlite3_bag_round_trips_bytes_and_keeps_the_payload_on_request(tmp_path):
@@ -154,3 +155,22 @@ def test_bad_input_gets_a_clear_error(tmp_path):
     with pytest.raises(BagError, match="not declared"):
         w.write("/joint_states", b"", T0)
     w.close()
+
+
+def test_metadata_carries_the_type_hashes_rosidl_computed_for_our_messages(tmp_path):
+    import json
+
+    import yaml
+
+    from asyncvla_ros.bags.types import message_dir
+
+    write_bag(tmp_path / "bag")
+    meta = yaml.safe_load((tmp_path / "bag" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    hashes = {t["topic_metadata"]["type"]: t["topic_metadata"]["type_description_hash"] for t in meta["topics_with_message_count"]}
+    assert all(h.startswith("RIHS01_") for h in hashes.values()), hashes
+    built = [message_dir() / f"{name}.json" for name in ("ActionChunk", "SemanticFeatures")]
+    if not all(p.is_file() for p in built):
+        pytest.skip("needs the colcon install space (rosidl's type hashes are in share/asyncvla_ros/msg/*.json)")
+    for path in built:
+        rosidl = json.loads(path.read_text())["type_hashes"][0]
+        assert hashes[rosidl["type_name"]] == rosidl["hash_string"]
