@@ -137,10 +137,12 @@ class DriverNode(LifecycleNode):
         except DriverError as err:
             self.counts["read_errors"] += 1
             self.last_error = str(err)
-            self.get_logger().error(f"backend failed: {err}; disabling motion", throttle_duration_sec=1.0)
+            self.get_logger().error(f"backend failed: {err}; motion stopped", throttle_duration_sec=1.0)
             if self.active:  # once: a backend that keeps failing is not asked to stop again every tick
                 self.active = False
-                self.backend.disable()
+                # stop(), not disable(): a backend whose link still answers holds the arm where it is
+                # (the SO100 keeps torque on instead of letting the arm drop); a lost link writes nothing.
+                self.backend.stop()
             self.diag_pub.publish(diagnostics(self, now, "driver", ERROR, self.last_error, self.figures()))
             return
         self.state_pub.publish(joint_state(self.backend.joint_names, reading.positions_rad, reading.stamp_ns, reading.velocities_rad_s))
