@@ -15,6 +15,7 @@ COMMANDS = {
     "launch": ("asyncvla_ros.launcher", "start the node graph (sim by default) and print live figures"),
     "train": ("asyncvla_ros.training.cli", "train a policy on a LeRobotDataset (both stages)"),
     "eval": ("asyncvla_ros.evaluation.cli", "closed-loop success rates on held-out sim seeds, with plots"),
+    "offline-eval": ("asyncvla_ros.evaluation.offline_cli", "chunk errors on a recorded dataset, and which inputs the policy uses"),
     "bench-policy": ("asyncvla_ros.bench.policy_latency", "latency of encode() and act() as JSON"),
     "bench-graph": ("asyncvla_ros.bench.graph", "run the sim graph and print control/semantic timing as JSON"),
     "demos": ("asyncvla_ros.data.demos", "record scripted sim demonstrations into a local LeRobotDataset"),
