@@ -4,8 +4,10 @@
 # CPU is enough (about 25 minutes on 2 cores: 7 for the demonstrations, 15 for training).
 # Status: the policy this makes does not solve the task yet (0/10 held-out seeds, 1000-1009, after the
 # 12000 steps below; the arm never reaches the cube), so none is shipped and the graph's default is
-# still the untrained tiny policy. The next step is a recipe that works (more steps, a pretrained
-# vision encoder, state in the prompt), measured with `asyncvla-ros eval`. Extra arguments go to `asyncvla-ros train`.
+# still the untrained tiny policy. `asyncvla-ros offline-eval` shows why: its chunk error on held-out
+# demonstrations is the same with another episode's camera images, i.e. it learned to ignore the
+# cameras (README, "Why there is no trained default policy yet", has the measurements and what to try
+# next). Extra arguments go to `asyncvla-ros train`.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$REPO/scripts/setup_env.sh"
