@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the embedded default policy from scratch, the way the shipped one was trained:
+# Trains a candidate embedded default policy from scratch:
 # scripted-expert demonstrations in the sim -> both training stages -> asyncvla_ros/models/default/.
 # CPU is enough (about 25 minutes on 2 cores: 7 for the demonstrations, 15 for training).
 # Status: the policy this makes does not solve the task yet (0/10 held-out seeds, 1000-1009, after the
