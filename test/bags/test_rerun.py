@@ -43,14 +43,16 @@ def sim_bag(tmp_path_factory):
                                 start_new_session=True)
     procs = []
     try:
-        # The semantic node starts once the recorder has matched the action node's chunk publisher (DDS
-        # discovery can take seconds here), so the bag holds the action node's first chunk.
+        # The robot side (driver, cameras) starts once the recorder has matched the semantic and action
+        # nodes' publishers (DDS discovery can take seconds here), so the bag holds their first messages.
         specs = graph(LaunchArgs())
-        procs = [NodeProcess(spec, PARAMS, tmp) for spec in specs if spec.name != "semantic"]
+        policy_side = ("semantic", "action", "safety_filter")
+        procs = [NodeProcess(spec, PARAMS, tmp) for spec in specs if spec.name in policy_side]
+        for topic in ("/semantic_features", "/action_chunk"):
+            probe.wait_for(lambda: f"{topic}: publisher matched" in (tmp / "recorder.log").read_text(), 90,
+                           f"the recorder to match the {topic} publisher")
+        procs += [NodeProcess(spec, PARAMS, tmp) for spec in specs if spec.name not in policy_side]
         assert transition(probe, "configure") and transition(probe, "activate")
-        probe.wait_for(lambda: "/action_chunk: publisher matched" in (tmp / "recorder.log").read_text(), 60,
-                       "the recorder to match the action node")
-        procs.append(NodeProcess(next(s for s in specs if s.name == "semantic"), PARAMS, tmp))
         probe.wait_for(lambda: len(probe.messages("action_chunk")) >= CHUNKS_WANTED, 120, f"{CHUNKS_WANTED} chunks")
     finally:
         for p in reversed(procs):
