@@ -17,3 +17,28 @@ def resize_rgb(rgb: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     top, left = (h - ch) // 2, (w - cw) // 2
     crop = rgb[top : top + ch, left : left + cw]
     return np.asarray(PILImage.fromarray(crop).resize((tw, th), PILImage.BILINEAR))
+
+
+IMAGE_ENCODINGS = ("rgb8", "bgr8", "mono8")
+
+
+def raw_image_to_rgb(encoding: str, height: int, width: int, step: int, data) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from the fields of a sensor_msgs/Image (rgb8, bgr8 or mono8), honouring the
+    row step. `data` is anything numpy reads as bytes (the message's bytes, array or list).
+
+    Shared by the live nodes and the bag re-run, so both decode a frame identically.
+
+    Raises:
+        ValueError: another encoding, or data that doesn't match width/height/step.
+    """
+    if encoding not in IMAGE_ENCODINGS:
+        raise ValueError(f"image encoding {encoding!r} not supported; use one of {IMAGE_ENCODINGS}")
+    channels = 1 if encoding == "mono8" else 3
+    h, w, step = int(height), int(width), int(step)
+    pixels = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else np.asarray(data, dtype=np.uint8).reshape(-1)
+    if h == 0 or w == 0 or step < w * channels or pixels.size != h * step:
+        raise ValueError(f"image {w}x{h} step {step} {encoding} has {pixels.size} bytes of data")
+    pixels = pixels.reshape(h, step)[:, : w * channels].reshape(h, w, channels)
+    if encoding == "mono8":
+        return np.repeat(pixels, 3, axis=2)
+    return pixels[:, :, ::-1].copy() if encoding == "bgr8" else pixels.copy()

@@ -16,8 +16,8 @@ import numpy as np
 from asyncvla_ros.bags.reader import open_bag
 from asyncvla_ros.bags.topics import ACTION_CHUNK, IMAGE, JOINT_STATE, SEMANTIC_FEATURES
 from asyncvla_ros.bags.types import BagError
+from asyncvla_ros.imaging import raw_image_to_rgb
 
-ENCODINGS = ("rgb8", "bgr8", "mono8")  # as nodes/images.py accepts
 
 
 def stamp_ns(t) -> int:
@@ -25,22 +25,15 @@ def stamp_ns(t) -> int:
 
 
 def image_rgb(msg) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a decoded rgb8/bgr8/mono8 sensor_msgs/Image (the semantic node's rules).
+    """(H, W, 3) uint8 RGB from a decoded sensor_msgs/Image, by the live nodes' rules (`raw_image_to_rgb`).
 
     Raises:
         BagError: another encoding, or data that doesn't match width/height/step.
     """
-    if msg.encoding not in ENCODINGS:
-        raise BagError(f"image encoding {msg.encoding!r} not supported; use one of {ENCODINGS}")
-    channels = 1 if msg.encoding == "mono8" else 3
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    if h == 0 or w == 0 or step < w * channels or data.size != h * step:
-        raise BagError(f"image {w}x{h} step {step} {msg.encoding} has {data.size} bytes of data")
-    pixels = data.reshape(h, step)[:, : w * channels].reshape(h, w, channels)
-    if msg.encoding == "mono8":
-        return np.repeat(pixels, 3, axis=2)
-    return pixels[:, :, ::-1].copy() if msg.encoding == "bgr8" else pixels.copy()
+    try:
+        return raw_image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+    except ValueError as err:
+        raise BagError(str(err)) from err
 
 
 @dataclass

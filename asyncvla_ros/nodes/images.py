@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sensor_msgs.msg import Image
 
+from asyncvla_ros.imaging import raw_image_to_rgb
 from asyncvla_ros.nodes.conversions import MessageError, to_time
-
-ENCODINGS = ("rgb8", "bgr8", "mono8")
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
@@ -16,17 +15,10 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     Raises:
         MessageError: another encoding, or data that doesn't match width/height/step.
     """
-    if msg.encoding not in ENCODINGS:
-        raise MessageError(f"image encoding {msg.encoding!r} not supported; use one of {ENCODINGS}")
-    channels = 1 if msg.encoding == "mono8" else 3
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h == 0 or w == 0 or step < w * channels or len(msg.data) != h * step:
-        raise MessageError(f"image {w}x{h} step {step} {msg.encoding} has {len(msg.data)} bytes of data")
-    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(h, step)
-    pixels = rows[:, : w * channels].reshape(h, w, channels)
-    if msg.encoding == "mono8":
-        return np.repeat(pixels, 3, axis=2)
-    return pixels[:, :, ::-1].copy() if msg.encoding == "bgr8" else pixels.copy()
+    try:
+        return raw_image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data))
+    except ValueError as err:
+        raise MessageError(str(err)) from err
 
 
 def rgb_to_image(rgb: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
