@@ -65,7 +65,11 @@ def test_connect_leaves_torque_off_and_reads_radians_matching_the_registers(arm)
     for i, t in ticks.items():
         bus.set_reg(i, PRESENT_POSITION, t, 2)
     t_set = time.time_ns()
-    wait_until(lambda: backend.read().stamp_ns > t_set, what="a reading after the registers changed")
+    # A reading is stamped at the middle of its bus transaction, so the first one stamped after t_set
+    # may have sampled the registers before they changed; the next transaction starts after it ended.
+    wait_until(lambda: backend.read().stamp_ns > t_set, what="a reading stamped after the registers changed")
+    first = backend.read().stamp_ns
+    wait_until(lambda: backend.read().stamp_ns > first, what="a reading from a transaction begun after the change")
     reading = backend.read()
     lo, hi = backend.config.gripper_range_rad
     expected = [ticks_to_rad(i, ticks[i]) for i in range(1, 6)] + [gripper_ticks_to_unit(ticks[6], lo, hi)]

@@ -160,20 +160,15 @@ class SO100Backend(DriverBackend):
 
     def disable(self) -> None:
         """Stop writing goals and switch torque off; with a lost link nothing is written at all."""
-        with self._lock:
-            self._enabled = False
-            self._pending = None
-        if self._robot is None or self._link_error is not None:
-            return
-        try:
-            with self._bus_lock:
-                self._robot.bus.disable_torque(num_retry=2)
-        except Exception as err:
-            self._fail(f"disabling torque failed: {err}", fatal=True)
+        self._halt(lambda robot: robot.bus.disable_torque(num_retry=2), "disabling torque")
 
     def stop(self) -> None:
         """E-stop: no more goals; Goal_Position := Present_Position with torque kept on, so the arm holds
         where it is instead of dropping under gravity (deactivate to switch torque off)."""
+        self._halt(self._hold_present, "holding position")
+
+    def _halt(self, write, what: str) -> None:
+        """No more goals, then one last bus write (`write(robot)`) unless the link is gone."""
         with self._lock:
             self._enabled = False
             self._pending = None
@@ -181,9 +176,9 @@ class SO100Backend(DriverBackend):
             return
         try:
             with self._bus_lock:
-                self._hold_present(self._robot)
+                write(self._robot)
         except Exception as err:
-            self._fail(f"holding position failed: {err}", fatal=True)
+            self._fail(f"{what} failed: {err}", fatal=True)
 
     def disconnect(self) -> None:
         with self._lock:
