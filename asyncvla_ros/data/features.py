@@ -14,6 +14,9 @@ DEFAULT_REPO_ID = "local/asyncvla_sim_pick_place"
 FRONT_IMAGE = "observation.images.front"
 WRIST_IMAGE = "observation.images.wrist"
 STATE = "observation.state"
+# LeRobot's name for privileged simulator state. Optional for training (an auxiliary target, see
+# TrainConfig.env_state_loss_weight); never an input of the policy.
+ENV_STATE = "observation.environment_state"
 ACTION = "action"
 # Not a stored column: LeRobot keeps the task strings in meta/tasks.parquet and a task_index per frame,
 # and a loaded frame carries the string under "task".
@@ -29,24 +32,28 @@ class MissingFeatureError(ValueError):
     """A dataset lacks a feature its reader needs; the message names it and lists what is there."""
 
 
-def demo_features(image_size_px: int, joint_names: Sequence[str]) -> dict[str, dict]:
+def demo_features(image_size_px: int, joint_names: Sequence[str], env_state_names: Sequence[str] = ()) -> dict[str, dict]:
     """LeRobot feature specs of a demonstration frame (LeRobot adds index, timestamp and the like).
 
     Args:
         image_size_px: side of the square RGB images, px.
         joint_names: joint order of the state and action vectors.
+        env_state_names: the privileged scene state's components; empty = no such feature.
 
     Returns:
         ``{key: {"dtype", "shape", "names"}}`` as ``LeRobotDataset.create(features=...)`` takes it.
     """
     image = {"dtype": "image", "shape": (image_size_px, image_size_px, 3), "names": ["height", "width", "channels"]}
     joints = {"dtype": "float32", "shape": (len(joint_names),), "names": list(joint_names)}
-    return {
+    features = {
         FRONT_IMAGE: dict(image),
         WRIST_IMAGE: dict(image),
         STATE: dict(joints),  # measured joint positions, rad
         ACTION: dict(joints),  # joint-position targets commanded at this frame, rad
     }
+    if env_state_names:
+        features[ENV_STATE] = {"dtype": "float32", "shape": (len(env_state_names),), "names": list(env_state_names)}
+    return features
 
 
 def available_features(dataset) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asyncvla_ros.data.features import ACTION, CAMERA_KEYS, DEFAULT_REPO_ID, STATE, TASK, demo_features
+from asyncvla_ros.data.features import ACTION, CAMERA_KEYS, DEFAULT_REPO_ID, ENV_STATE, STATE, TASK, demo_features
 from asyncvla_ros.data.load import VIDEO_BACKEND, hub_offline
 
 logger = logging.getLogger(__name__)
@@ -154,14 +154,14 @@ def _record_episodes(arm, root: Path, config: RecordConfig, progress: bool) -> t
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
 
-    from asyncvla_ros.sim import ScriptedExpert
+    from asyncvla_ros.sim import ScriptedExpert, task
 
     expert = ScriptedExpert(arm)
     dataset = LeRobotDataset.create(
         repo_id=config.repo_id,
         root=root,
         fps=config.fps,
-        features=demo_features(config.image_size_px, arm.joint_names),
+        features=demo_features(config.image_size_px, arm.joint_names, task.ENVIRONMENT_STATE_NAMES),
         robot_type=ROBOT_TYPE,
         use_videos=False,
         image_writer_threads=config.image_writer_threads,
@@ -195,24 +195,39 @@ def _record_episodes(arm, root: Path, config: RecordConfig, progress: bool) -> t
 
 def _record_episode(arm, expert, dataset, episode_seed: int, config: RecordConfig) -> tuple[int, bool]:
     """Add one episode's frames to ``dataset``'s episode buffer; returns (frames, success)."""
+    frames, success = expert_episode(arm, expert, episode_seed, config)
+    for frame in frames:
+        dataset.add_frame(frame)
+    return len(frames), success
+
+
+def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tuple[list[dict], bool]:
+    """Run one scripted-expert episode; returns its frames, as the dataset stores them, and success.
+
+    A frame is the observation the expert acted on (one image per camera under its dataset key, the
+    measured joint positions, the privileged scene state), the joint-position targets it commanded
+    and the instruction. The episode succeeds when the expert is done and the task is solved within
+    ``config.settle_steps`` more steps, and fails otherwise or after ``config.max_steps``.
+    """
     observation = arm.reset(seed=episode_seed)
     expert.reset()
-    steps_since_done = 0
-    for step in range(config.max_steps):
+    frames, steps_since_done = [], 0
+    for _ in range(config.max_steps):
         action = expert.act()
         frame = {key: observation.images[camera] for camera, key in CAMERA_KEYS.items()}
         frame[STATE] = observation.joint_positions_rad.astype(np.float32)
+        frame[ENV_STATE] = arm.environment_state()
         frame[ACTION] = action.astype(np.float32)
         frame[TASK] = observation.instruction
-        dataset.add_frame(frame)
+        frames.append(frame)
         observation = arm.step(action)
         if expert.done:
             if arm.is_success():
-                return step + 1, True
+                return frames, True
             steps_since_done += 1
             if steps_since_done > config.settle_steps:
-                return step + 1, False
-    return config.max_steps, False
+                return frames, False
+    return frames, False
 
 
 def _remove_empty_tree(path: Path) -> None:

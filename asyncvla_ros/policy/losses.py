@@ -22,13 +22,17 @@ class NoisedChunk:
     token_time: torch.Tensor  # (B, L): tau * m_l, what the time embedding sees
 
 
-def noise_chunks(actions: torch.Tensor, generator: torch.Generator | None = None, sfm_only: bool = False) -> NoisedChunk:
+def noise_chunks(actions: torch.Tensor, generator: torch.Generator | None = None, sfm_only: bool = False,
+                 sfm_fraction: float = 0.0) -> NoisedChunk:
     """Algorithm 2, lines 4-7, per sample: y~U(0,1), m_l~Bernoulli(y), tau~Beta(1.5,1), n~N(0,I).
 
     Args:
         actions: (B, L, A) normalised ground-truth chunks.
         generator: random source (on the actions' device).
         sfm_only: mask every token (plain SFM training, the paper's "w/o unified training" ablation).
+        sfm_fraction: besides Algorithm 2's draw, this share of the samples gets every token masked
+            (an SFM sample). Algorithm 2 alone masks a whole chunk with probability 1/(L+1); a larger
+            share makes more samples predict from the observation with no clean neighbour to copy.
     """
     B, L, _ = actions.shape
     dev, dt = actions.device, actions.dtype
@@ -37,6 +41,8 @@ def noise_chunks(actions: torch.Tensor, generator: torch.Generator | None = None
     else:
         y = torch.rand(B, 1, device=dev, generator=generator)
         mask = torch.rand(B, L, device=dev, generator=generator) < y
+        if sfm_fraction:
+            mask = mask | (torch.rand(B, 1, device=dev, generator=generator) < sfm_fraction)
     # Beta(1.5, 1) by inversion: its CDF is x^1.5, so x = U^(1/1.5); emphasises tau near 1 (noisy).
     tau = torch.rand(B, 1, device=dev, generator=generator).pow(1.0 / 1.5).to(dt)  # (B, 1)
     noise = torch.randn(actions.shape, device=dev, dtype=dt, generator=generator)

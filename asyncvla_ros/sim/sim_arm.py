@@ -250,6 +250,13 @@ class SimArm:
         with self._physics_lock:
             return self._data.mocap_pos[self._target_mocap[colour]].copy()
 
+    def environment_state(self) -> np.ndarray:
+        """Privileged scene state, float32 in :data:`task.ENVIRONMENT_STATE_NAMES` order."""
+        position, (w, x, y, z) = self.cube_pose()
+        yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+        target = self.target_position()
+        return np.array([*position, np.sin(4.0 * yaw), np.cos(4.0 * yaw), *target[:2]], dtype=np.float32)
+
     def cube_touches_robot(self) -> bool:
         """Whether any robot geom is in contact with the cube."""
         with self._physics_lock:

@@ -32,6 +32,11 @@ TARGET_COLOURS = {
 }
 INSTRUCTION_TEMPLATE = "put the red cube in the {colour} area"
 INSTRUCTIONS = tuple(INSTRUCTION_TEMPLATE.format(colour=colour) for colour in TARGET_COLOURS)
+# Privileged scene state recorded with the demonstrations (LeRobot's `observation.environment_state`):
+# what the cameras show that the joint state does not. The cube's yaw enters as sin/cos of 4 x yaw (a
+# cube looks the same every quarter turn); the target is the area the instruction names, so reading it
+# off an image takes the instruction too. World frame, m.
+ENVIRONMENT_STATE_NAMES = ("cube_x", "cube_y", "cube_z", "cube_sin_4yaw", "cube_cos_4yaw", "target_x", "target_y")
 
 
 def instruction_for(colour: str) -> str:

@@ -3,9 +3,12 @@
     asyncvla-ros train --dataset data/sim_demos --out runs/tiny
     asyncvla-ros train --dataset DIR --out runs/3b --init /models/Qwen2.5-VL-3B-Instruct --device cuda --bf16
     asyncvla-ros train --dataset DIR --out runs/tiny --resume runs/tiny/checkpoints/stage1-step000500
+    asyncvla-ros train --sim-episodes 600 --sim-workers 8 --out runs/tiny --device cuda --num-workers 8
 
-Without --init a tiny policy is built (cameras, state and action sizes from the dataset, vocabulary
-from its tasks). Writes checkpoints/, tensorboard/, metrics.jsonl and final/ (the policy to run).
+Without --init a tiny policy is built (cameras, state and action sizes from the data, vocabulary from
+its tasks). --sim-episodes runs the sim's scripted expert into memory instead of reading a dataset
+(the same demonstrations `asyncvla-ros demos` records for those seeds; both may be combined).
+Writes checkpoints/, tensorboard/, metrics.jsonl and final/ (the policy to run).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from asyncvla_ros.training.config import TrainConfig
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asyncvla-ros train", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True, action="append",
+    p.add_argument("--dataset", action="append", default=[],
                    help="LeRobotDataset folder (local; never fetched); repeat to train on several with the same features")
+    p.add_argument("--sim-episodes", type=int, default=0, help="also train on this many expert episodes run in the sim, in memory")
+    p.add_argument("--sim-seed", type=int, default=0, help="seed of the first --sim-episodes episode (episode i: seed + i)")
+    p.add_argument("--sim-workers", type=int, default=0, help="processes that run the --sim-episodes (0: in this process)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--init", default="", help="start from this policy checkpoint, or from the weights of a Qwen2.5-VL directory")
     p.add_argument("--resume", default="", help="continue from a checkpoints/stage*-step* directory of a run")
@@ -42,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     for name in ("steps", "rater_steps", "batch_size", "warmup_steps", "checkpoint_every", "log_every", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_std", "state_noise_std", "history_dropout"):
+    p.add_argument("--num-workers", type=int, default=defaults.num_workers,
+                   help="processes that prepare batches ahead of the optimizer (0: in the training loop)")
+    for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_std", "state_noise_std",
+                 "history_dropout", "sfm_fraction", "env_state_loss_weight"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
@@ -50,15 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def new_policy(dataset, cameras, opts, pretrained_dir: str = "", tasks=None):
-    """A policy shaped by the dataset; the backbone random and tiny, or loaded from `pretrained_dir`.
+def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained_dir: str = ""):
+    """A policy shaped by the data; the backbone random and tiny, or loaded from `pretrained_dir`.
 
-    `tasks` (default: the dataset's) is the instruction vocabulary of a new tiny tokenizer.
+    `tasks` is the instruction vocabulary of a new tiny tokenizer.
     """
     from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig, tiny_vlm_config
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
 
-    features = dataset.meta.features
     size = opts.image_size_px
     config = PolicyConfig(
         backbone=BackboneConfig(camera_names=tuple(cameras), image_height_px=size, image_width_px=size,
@@ -67,12 +75,10 @@ def new_policy(dataset, cameras, opts, pretrained_dir: str = "", tasks=None):
                                 # A pretrained backbone keeps its own architecture; a tiny one needs the embedding.
                                 image_position_embedding=not (pretrained_dir or opts.no_image_position_embedding),
                                 state_in_prompt=opts.state_in_prompt),
-        expert=ActionExpertConfig(action_dim=int(features["action"]["shape"][0]),
-                                  state_dim=int(features["observation.state"]["shape"][0]),
-                                  chunk_len=opts.chunk_len, history_len=opts.history_len),
+        expert=ActionExpertConfig(action_dim=action_dim, state_dim=state_dim, chunk_len=opts.chunk_len, history_len=opts.history_len),
         model_id=f"asyncvla-{'qwen' if pretrained_dir else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}",
     )
-    return AsyncVLAPolicy.build(config, list(tasks if tasks is not None else dataset.meta.tasks.index), seed=opts.seed)
+    return AsyncVLAPolicy.build(config, list(tasks), seed=opts.seed)
 
 
 def load_datasets(paths: list[str]):
@@ -111,26 +117,49 @@ def main(argv: list[str] | None = None) -> int:
         **{f.name: getattr(opts, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(opts, f.name)},
         unified=not opts.sfm_only, time_misalignment=not opts.no_time_misalignment,
     )
-    datasets, cameras = load_datasets(opts.dataset)
-    dataset = datasets[0]
-    tasks = list(dict.fromkeys(t for d in datasets for t in d.meta.tasks.index))
-    if opts.resume:
-        policy = AsyncVLAPolicy.from_pretrained(opts.resume)
-    elif opts.init and (Path(opts.init) / POLICY_FILE).is_file():
-        policy = AsyncVLAPolicy.from_pretrained(opts.init, dtype="float32")
-    elif opts.init:
-        policy = new_policy(dataset, cameras, opts, pretrained_dir=opts.init, tasks=tasks)
+    if not opts.dataset and opts.sim_episodes <= 0:
+        raise SystemExit("asyncvla-ros train: give --dataset DIR (repeatable) and/or --sim-episodes N")
+    episodes, cameras, tasks, state_dim, action_dim, failed = [], None, [], None, None, []
+    if opts.dataset:
+        datasets, cameras = load_datasets(opts.dataset)
+        tasks = list(dict.fromkeys(t for d in datasets for t in d.meta.tasks.index))
+        features = datasets[0].meta.features
+        state_dim, action_dim = int(features["observation.state"]["shape"][0]), int(features["action"]["shape"][0])
+    if opts.resume or (opts.init and (Path(opts.init) / POLICY_FILE).is_file()):
+        policy = AsyncVLAPolicy.from_pretrained(opts.resume or opts.init, **({} if opts.resume else {"dtype": "float32"}))
+        size = policy.config.backbone.image_height_px
     else:
-        policy = new_policy(dataset, cameras, opts, tasks=tasks)
+        policy, size = None, opts.image_size_px
+    if opts.sim_episodes > 0:
+        from asyncvla_ros.data.features import CAMERA_KEYS
+        from asyncvla_ros.sim import task
+        from asyncvla_ros.training.sim_episodes import sim_episodes
+
+        sim_cameras = list(CAMERA_KEYS)
+        if cameras is not None and cameras != sim_cameras:
+            raise SystemExit(f"--sim-episodes: the sim's cameras {sim_cameras} are not the dataset's {cameras}")
+        if state_dim is not None and (state_dim, action_dim) != (len(task.JOINT_NAMES),) * 2:
+            raise SystemExit(f"--sim-episodes: the sim's state/action size {len(task.JOINT_NAMES)} is not the dataset's "
+                             f"{state_dim}/{action_dim}")
+        cameras = sim_cameras
+        tasks = list(dict.fromkeys(tasks + list(task.INSTRUCTIONS)))
+        state_dim = action_dim = len(task.JOINT_NAMES)
+        sim, failed = sim_episodes(opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=True)
+        logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
+        episodes += sim
+    if policy is None:
+        policy = new_policy(cameras, state_dim, action_dim, tasks, opts, pretrained_dir=opts.init)
     if tuple(policy.config.backbone.camera_names) != tuple(cameras):
-        raise SystemExit(f"the policy's cameras {list(policy.config.backbone.camera_names)} are not the dataset's {cameras}")
+        raise SystemExit(f"the policy's cameras {list(policy.config.backbone.camera_names)} are not the data's {cameras}")
     bb, e = policy.config.backbone, policy.config.expert
-    episodes = [ep for d in datasets for ep in episodes_from_lerobot(d, cameras, (bb.image_height_px, bb.image_width_px))]
+    if opts.dataset:
+        episodes = [ep for d in datasets for ep in episodes_from_lerobot(d, cameras, (bb.image_height_px, bb.image_width_px))] + episodes
     samples = ChunkSamples(episodes, e.chunk_len, e.history_len)
     trainer = Trainer.resume(opts.resume, samples, opts.out, config) if opts.resume else Trainer(policy, samples, config, opts.out)
     t0 = time.perf_counter()
     final = trainer.fit()
-    report = {"final": str(final), "episodes": len(episodes), "frames": len(samples), "seconds": round(time.perf_counter() - t0, 1),
+    report = {"final": str(final), "episodes": len(episodes), "sim_failed_seeds": failed, "frames": len(samples),
+              "seconds": round(time.perf_counter() - t0, 1),
               "device": config.device, "config": dataclasses.asdict(config)}
     print(json.dumps(report, indent=2))
     return 0

@@ -26,17 +26,23 @@ class TrainConfig:
     # their exact state and history (the sim's start pose is randomised) and never learns to look.
     state_noise_std: float = 0.0  # Gaussian noise on the action side's state input (normalised units)
     history_dropout: float = 0.0  # probability that a sample's whole history is marked empty
+    sfm_fraction: float = 0.0  # extra share of stage-1 samples with the whole chunk masked (see noise_chunks)
+    # Weight of an auxiliary loss: regress the privileged scene state (observation.environment_state:
+    # cube pose, instructed area) from the backbone's last prefix token (0 = off, the paper's setting).
+    env_state_loss_weight: float = 0.0
     checkpoint_every: int = 500  # steps; the final step is always saved
     log_every: int = 10  # steps between logged scalars
     seed: int = 0
     device: str = "cpu"
     bf16: bool = False  # autocast to bfloat16 (GPU)
     gradient_checkpointing: bool = False
-    num_workers: int = 0  # DataLoader workers
+    num_workers: int = 0  # processes that prepare batches ahead of the optimizer (0: in the training loop)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.history_dropout, (int, float)) and 0.0 <= self.history_dropout <= 1.0):
-            raise ValueError(f"TrainConfig.history_dropout must be in [0, 1], got {self.history_dropout!r}")
+        for name in ("history_dropout", "sfm_fraction"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {value!r}")
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -46,7 +52,7 @@ class TrainConfig:
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {value!r}")
         for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "weight_decay",
-                     "grad_clip_norm", "history_noise_std", "state_noise_std"):
+                     "grad_clip_norm", "history_noise_std", "state_noise_std", "env_state_loss_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")

@@ -9,6 +9,7 @@ from asyncvla_ros.training.samples import Episode
 
 IMAGE_PREFIX = "observation.images."
 STATE_KEY = "observation.state"
+ENV_STATE_KEY = "observation.environment_state"  # optional: privileged scene state (auxiliary target)
 ACTION_KEY = "action"
 
 
@@ -28,12 +29,15 @@ def _to_rgb(image) -> np.ndarray:
 
 def episodes_from_lerobot(dataset, cameras, image_size_hw: tuple[int, int]) -> list[Episode]:
     """One `Episode` per dataset episode, images resized (centre crop + bilinear) to `image_size_hw`."""
-    columns = dataset.hf_dataset.select_columns(["episode_index", STATE_KEY, ACTION_KEY, "task_index"]).with_format("numpy")[:]
+    has_env = ENV_STATE_KEY in dataset.meta.features
+    names = ["episode_index", STATE_KEY, ACTION_KEY, "task_index"] + ([ENV_STATE_KEY] if has_env else [])
+    columns = dataset.hf_dataset.select_columns(names).with_format("numpy")[:]
     task_of = {int(row.task_index): task for task, row in dataset.meta.tasks.iterrows()}
     episode_index = np.asarray(columns["episode_index"])
     states = np.asarray(columns[STATE_KEY], dtype=np.float32)
     actions = np.asarray(columns[ACTION_KEY], dtype=np.float32)
     tasks = np.asarray(columns["task_index"])
+    env_states = np.asarray(columns[ENV_STATE_KEY], dtype=np.float32) if has_env else None
     keys = [IMAGE_PREFIX + c for c in cameras]
 
     def frames(rows: np.ndarray):
@@ -46,5 +50,6 @@ def episodes_from_lerobot(dataset, cameras, image_size_hw: tuple[int, int]) -> l
     episodes = []
     for ep in np.unique(episode_index):
         rows = np.flatnonzero(episode_index == ep)  # dataset rows of this episode, in frame order
-        episodes.append(Episode(states[rows], actions[rows], task_of[int(tasks[rows[0]])], frames(rows)))
+        episodes.append(Episode(states[rows], actions[rows], task_of[int(tasks[rows[0]])], frames(rows),
+                                env_states[rows] if has_env else None))
     return episodes

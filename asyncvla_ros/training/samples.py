@@ -31,10 +31,13 @@ class Episode:
     actions: np.ndarray  # (T, action_dim) commanded action per step
     task: str  # the instruction
     frames: Callable[[int], list[np.ndarray]]  # step -> one HxWx3 uint8 image per camera
+    env_states: np.ndarray | None = None  # (T, env_dim) privileged scene state per step, where recorded
 
     def __post_init__(self) -> None:
         if self.states.ndim != 2 or self.actions.ndim != 2 or len(self.states) != len(self.actions) or len(self.states) == 0:
             raise ValueError(f"Episode: states {self.states.shape} and actions {self.actions.shape} must be (T, dim) with the same T > 0")
+        if self.env_states is not None and (self.env_states.ndim != 2 or len(self.env_states) != len(self.states)):
+            raise ValueError(f"Episode: env_states {self.env_states.shape} must be (T, dim) with the states' T = {len(self.states)}")
 
 
 class ChunkSamples:
@@ -60,6 +63,17 @@ class ChunkSamples:
         ep = int(np.searchsorted(self._starts, index, side="right") - 1)
         return ep, index - int(self._starts[ep])
 
+    @property
+    def has_env_state(self) -> bool:
+        """Whether every episode carries the privileged scene state."""
+        return all(e.env_states is not None for e in self.episodes)
+
+    def env_state_stats(self) -> FeatureStats:
+        """Statistics of the scene state (the auxiliary target's normalisation)."""
+        if not self.has_env_state:
+            raise ValueError("the episodes carry no environment state (observation.environment_state)")
+        return FeatureStats.from_data(np.concatenate([e.env_states for e in self.episodes]))
+
     def normalizer(self) -> Normalizer:
         """Normalisation statistics of every state and action in the episodes."""
         return Normalizer(
@@ -79,7 +93,7 @@ class ChunkSamples:
         history_valid = past >= 0
         history = ep.actions[np.maximum(past, 0)]  # (K, A): empty slots are masked, their values unused
         obs_t = max(0, t - int(delay))
-        return {
+        sample = {
             "images": ep.frames(obs_t),
             "task": ep.task,
             "obs_state": ep.states[obs_t].astype(np.float32),
@@ -89,3 +103,6 @@ class ChunkSamples:
             "actions": actions.astype(np.float32),
             "action_valid": action_valid,
         }
+        if ep.env_states is not None:
+            sample["env_state"] = ep.env_states[obs_t].astype(np.float32)  # what the observed images show
+        return sample

@@ -15,20 +15,78 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from asyncvla_ros.policy.losses import sample_semantic_delay
+from asyncvla_ros.policy.normalization import FeatureStats, Normalizer
 from asyncvla_ros.policy.training import flow_matching_loss, rater_training_loss
 from asyncvla_ros.training.config import TrainConfig
 from asyncvla_ros.training.samples import ChunkSamples
 from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
 
 logger = logging.getLogger(__name__)
+
+ENV_HEAD_FILE = "env_state_head.safetensors"  # the auxiliary head, beside a checkpoint (training only)
+
+
+@dataclasses.dataclass
+class BatchSource:
+    """What building a batch on the CPU needs; data workers get it by fork."""
+
+    samples: ChunkSamples
+    backbone: torch.nn.Module  # only its `prepare` (tokenizer, image processor) runs here
+    normalizer: Normalizer
+    batch_size: int
+    chunk_len: int
+    time_misalignment: bool
+    history_dropout: float
+    seed: int
+
+
+def step_generator(seed: int, stage: int, step: int) -> torch.Generator:
+    """The generator of one step's batch draws, a function of (seed, stage, step) alone."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, stage, step]).generate_state(1, np.uint64)[0]))
+
+
+def collate_batch(src: BatchSource, stage: int, step: int) -> dict:
+    """The raw batch of (stage, step) as numpy arrays: prepared backbone inputs, unnormalised state,
+    actions and history with their masks, the scene state where recorded, and the unit noises and
+    dropout draws the trainer scales (see `Trainer.batch`)."""
+    g = step_generator(src.seed, stage, step)
+    B = src.batch_size
+    idx = torch.randint(0, len(src.samples), (B,), generator=g).tolist()
+    if src.time_misalignment:
+        delays = sample_semantic_delay(B, src.chunk_len, g)
+    else:
+        delays = torch.zeros(B, dtype=torch.long)
+    raw = [src.samples.sample(i, int(d)) for i, d in zip(idx, delays)]
+    in_prompt = src.backbone.config.state_in_prompt
+    obs = [(r["images"], r["task"], src.normalizer.normalize_state(r["obs_state"]) if in_prompt else None) for r in raw]
+    stack = lambda key: np.stack([r[key] for r in raw])  # noqa: E731
+    out = {"inputs": {k: v.numpy() for k, v in src.backbone.prepare(obs).items()}}
+    for key in ("state", "actions", "action_valid", "history", "history_valid"):
+        out[key] = stack(key)
+    if all("env_state" in r for r in raw):
+        out["env_state"] = stack("env_state")
+    out["state_noise"] = torch.randn(out["state"].shape, generator=g).numpy()
+    out["history_noise"] = torch.randn(out["history"].shape, generator=g).numpy()
+    out["history_keep"] = (torch.rand(B, generator=g) >= src.history_dropout).numpy()
+    return out
+
+
+_worker_source: BatchSource | None = None  # set before the data workers fork
+
+
+def _collate_in_worker(stage: int, step: int) -> dict:
+    return collate_batch(_worker_source, stage, step)
 
 
 def lr_scale(step: int, total: int, warmup: int) -> float:
@@ -49,10 +107,23 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        # Draws inside the loss (flow-matching noise, masks) use this generator, on the training device.
+        self.generator = torch.Generator(device=config.device).manual_seed(config.seed)
         self.stage, self.step = 1, 0
+        self.env_state_stats: FeatureStats | None = samples.env_state_stats() if samples.has_env_state else None
+        self.env_head: torch.nn.Linear | None = None
+        if config.env_state_loss_weight:
+            if self.env_state_stats is None:
+                raise ValueError("env_state_loss_weight > 0 needs episodes that record observation.environment_state "
+                                 "(datasets from `asyncvla-ros demos`, or --sim-episodes); these have none")
+            self.env_head = torch.nn.Linear(policy.backbone.hidden_size, len(self.env_state_stats.mean)).to(config.device)
+            torch.nn.init.zeros_(self.env_head.weight)  # deterministic; the backbone is reached from step 2 on
+            torch.nn.init.zeros_(self.env_head.bias)
         self.optimizer = self._optimizer(1)
         self._writer = None
+        self._pool = None
+        self._pending: deque = deque()
+        self._aux_losses: list[float] = []
         if config.gradient_checkpointing:
             self.policy.backbone.vlm.gradient_checkpointing_enable()
 
@@ -68,12 +139,14 @@ class Trainer:
                  + ([p.backbone.image_positions] if p.backbone.image_positions is not None else []), "lr": c.lr_language_model},
                 {"name": "action_expert", "params": list(p.expert.parameters()), "lr": c.lr_action_expert},
             ]
+            if self.env_head is not None:
+                groups.append({"name": "env_state_head", "params": list(self.env_head.parameters()), "lr": c.lr_action_expert})
         else:
             groups = [{"name": "rater", "params": list(p.rater.parameters()), "lr": c.lr_rater}]
         for g in groups:
             g["base_lr"] = g["lr"]
         trainable = {id(q) for g in groups for q in g["params"]}
-        for q in p.parameters():
+        for q in list(p.parameters()) + (list(self.env_head.parameters()) if self.env_head is not None else []):
             q.requires_grad_(id(q) in trainable)
         return torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=c.weight_decay)
 
@@ -87,6 +160,11 @@ class Trainer:
         config = config or TrainConfig(**progress["train_config"])
         trainer = cls(AsyncVLAPolicy.from_pretrained(policy_checkpoint, device=config.device), samples, config, out_dir)
         trainer.stage = progress["stage"]
+        head_file = Path(policy_checkpoint) / ENV_HEAD_FILE
+        if trainer.env_head is not None:
+            if not head_file.is_file():
+                raise ValueError(f"{policy_checkpoint}: no {ENV_HEAD_FILE}, but the run trains the environment-state head")
+            trainer.env_head.load_state_dict(load_file(head_file, device=str(config.device)))
         if trainer.stage == 2:
             trainer.optimizer = trainer._optimizer(2)
         load_trainer_state(Path(policy_checkpoint), trainer.optimizer, trainer.generator)
@@ -96,36 +174,71 @@ class Trainer:
     # ------------------------------------------------------------------ batches
 
     def batch(self) -> dict:
-        """Draw a batch: indices, semantic delays and history noise all from the trainer's generator."""
-        c, pol, g = self.config, self.policy, self.generator
-        e = pol.config.expert
-        idx = torch.randint(0, len(self.samples), (c.batch_size,), generator=g).tolist()
-        delays = sample_semantic_delay(c.batch_size, e.chunk_len, g) if c.time_misalignment else torch.zeros(c.batch_size, dtype=torch.long)
-        raw = [self.samples.sample(i, int(d)) for i, d in zip(idx, delays)]
-        norm = pol.normalizer
-        in_prompt = pol.config.backbone.state_in_prompt
-        obs = [(r["images"], r["task"], norm.normalize_state(r["obs_state"]) if in_prompt else None) for r in raw]
+        """The batch of the current (stage, step), on the training device, normalised and perturbed.
+
+        Its random draws (indices, semantic delays, history and state noise, history dropout) come from
+        a generator seeded by (seed, stage, step), so the batch of a step does not depend on what ran
+        before it: a resumed run sees the same batches, and data workers can prepare batches ahead.
+        """
+        c, pol = self.config, self.policy
+        key = (self.stage, self.step)
+        if c.num_workers:
+            cpu = self._prefetched(key)
+        else:
+            cpu = collate_batch(self._source(), *key)
         dev, dt = c.device, pol.dtype
-        stack = lambda key: torch.as_tensor(np.stack([r[key] for r in raw]), device=dev)  # noqa: E731
-        state = norm.normalize_state(stack("state").to(dt))
-        if c.state_noise_std:
-            state = state + c.state_noise_std * torch.randn(state.shape, generator=g).to(device=dev, dtype=dt)
+        arr = lambda name: torch.as_tensor(cpu[name], device=dev)  # noqa: E731
+        norm = pol.normalizer
         batch = {
-            "inputs": pol.backbone.prepare(obs),
-            "state": state,
-            "actions": norm.normalize_action(stack("actions").to(dt)),
-            "action_valid": stack("action_valid"),
+            "inputs": {k: torch.as_tensor(v) for k, v in cpu["inputs"].items()},
+            "state": norm.normalize_state(arr("state").to(dt)) + c.state_noise_std * arr("state_noise").to(dt),
+            "actions": norm.normalize_action(arr("actions").to(dt)),
+            "action_valid": arr("action_valid"),
         }
-        if e.history_len:
-            history = norm.normalize_action(stack("history").to(dt))
-            noise = torch.randn(history.shape, generator=g).to(device=dev, dtype=dt)
-            batch["history"] = history + c.history_noise_std * noise
-            valid = stack("history_valid")
-            if c.history_dropout:
-                keep = torch.rand(c.batch_size, generator=g) >= c.history_dropout
-                valid = valid & keep.to(dev)[:, None]
-            batch["history_valid"] = valid
+        if pol.config.expert.history_len:
+            batch["history"] = norm.normalize_action(arr("history").to(dt)) + c.history_noise_std * arr("history_noise").to(dt)
+            batch["history_valid"] = arr("history_valid") & arr("history_keep")[:, None]
+        if "env_state" in cpu and self.env_state_stats is not None:
+            mean = torch.tensor(self.env_state_stats.mean, device=dev, dtype=dt)
+            std = torch.tensor(self.env_state_stats.std, device=dev, dtype=dt)
+            batch["env_state"] = (arr("env_state").to(dt) - mean) / std
         return batch
+
+    def _source(self) -> "BatchSource":
+        c, pol = self.config, self.policy
+        return BatchSource(self.samples, pol.backbone, pol.normalizer, c.batch_size, pol.config.expert.chunk_len,
+                           c.time_misalignment, c.history_dropout, c.seed)
+
+    def _prefetched(self, key: tuple[int, int]) -> dict:
+        """The batch of `key` from the data workers, keeping `2 x num_workers` batches in flight."""
+        import multiprocessing
+
+        global _worker_source
+        c = self.config
+        if self._pool is None:
+            # Forked workers inherit the episodes (and the frames held in memory) without copying them.
+            _worker_source = self._source()
+            self._pool = multiprocessing.get_context("fork").Pool(c.num_workers, initializer=torch.set_num_threads, initargs=(1,))
+            self._pending.clear()
+        if self._pending and self._pending[0][0] != key:
+            self._pending.clear()  # the stage changed (or the run jumped): start the queue again
+        stage, step = key
+        total = c.steps if stage == 1 else c.rater_steps
+        next_step = self._pending[-1][0][1] + 1 if self._pending else step
+        while len(self._pending) < 2 * c.num_workers and next_step < total:
+            self._pending.append(((stage, next_step), self._pool.apply_async(_collate_in_worker, (stage, next_step))))
+            next_step += 1
+        got, result = self._pending.popleft()
+        assert got == key, (got, key)
+        return result.get()
+
+    def close(self) -> None:
+        """Stop the data workers (also done at the end of `fit`)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        self._pending.clear()
 
     # ------------------------------------------------------------------ loop
 
@@ -144,6 +257,7 @@ class Trainer:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if c.bf16 else nullcontext()
         bar = tqdm(total=total, initial=self.step, desc=f"stage {self.stage}", unit="step", dynamic_ncols=True)
         t0, losses = time.perf_counter(), []
+        self._aux_losses = []
         while self.step < total:
             for group in self.optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_scale(self.step, total, c.warmup_steps)
@@ -162,8 +276,10 @@ class Trainer:
             if self.step % c.log_every == 0 or self.step == total:
                 self._log(f"stage{self.stage}/loss", float(np.mean(losses)))
                 self._log(f"stage{self.stage}/steps_per_s", len(losses) / (time.perf_counter() - t0))
+                if self._aux_losses:
+                    self._log(f"stage{self.stage}/env_state_loss", float(np.mean(self._aux_losses)))
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-                t0, losses = time.perf_counter(), []
+                t0, losses, self._aux_losses = time.perf_counter(), [], []
             if self.step % c.checkpoint_every == 0 or self.step == total:
                 self.save_checkpoint()
         bar.close()
@@ -174,22 +290,44 @@ class Trainer:
         if self.stage == 1:
             if self.step == 0:
                 self.policy.normalizer = self.samples.normalizer()
-            unified = lambda pol, batch, g: flow_matching_loss(pol, batch, g, sfm_only=not c.unified)  # noqa: E731
-            self._train_stage(c.steps, unified)
+            self._train_stage(c.steps, self._stage1_loss)
             if c.rater_steps:
                 self.stage, self.step = 2, 0
                 self.optimizer = self._optimizer(2)
         if self.stage == 2 and c.rater_steps:
             self._train_stage(c.rater_steps, rater_training_loss)
+        self.close()
         final = self.out_dir / "final"
         self.policy.eval().save_pretrained(final)
         if self._writer is not None:
             self._writer.close()
         return final
 
+    def _stage1_loss(self, policy, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        """Unified flow matching, plus the weighted environment-state loss where configured.
+
+        The auxiliary head reads the last prefix token's output (it attends to every image and the
+        instruction) and regresses the normalised scene state of the observed frame: cube pose and the
+        instructed area. It gives the backbone a direct signal to find objects and read the
+        instruction, which the flow-matching loss alone gives only weakly to a small policy trained
+        from scratch. The head is not part of the policy.
+        """
+        c = self.config
+        cond = policy.backbone.encode(batch["inputs"])
+        loss = flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction, cond=cond)
+        if self.env_head is None:
+            return loss
+        rows = torch.arange(cond.vl_embeddings.shape[0], device=cond.vl_embeddings.device)
+        last = cond.vl_embeddings[rows, cond.num_prefix_tokens.to(rows.device) - 1]
+        aux = F.mse_loss(self.env_head(last.float()), batch["env_state"].float())
+        self._aux_losses.append(aux.item())
+        return loss + c.env_state_loss_weight * aux
+
     def save_checkpoint(self) -> Path:
         path = self.out_dir / "checkpoints" / f"stage{self.stage}-step{self.step:06d}"
         self.policy.save_pretrained(path)
+        if self.env_head is not None:
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.env_head.state_dict().items()}, path / ENV_HEAD_FILE)
         save_trainer_state(path, self.stage, self.step, self.optimizer, self.generator, dataclasses.asdict(self.config))
         logger.info("checkpoint %s", path)
         return path

@@ -1,0 +1,106 @@
+"""Scripted-expert demonstrations from the embedded sim straight into memory.
+
+`asyncvla-ros train --sim-episodes N` trains on these where writing a LeRobotDataset first is not
+wanted, e.g. on a GPU machine without the dataset stack: the expert, the frames and the rule "keep only
+successful episodes" are those of `asyncvla-ros demos` (one `expert_episode` serves both), so seeds
+S..S+N-1 give the same demonstrations either way. Episodes are rendered at the policy's image size and
+run in worker processes, each with its own sim.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import numpy as np
+
+from asyncvla_ros.training.samples import Episode
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Frames:
+    """Step -> one image per camera, from an episode's (T, cameras, H, W, 3) uint8 array."""
+
+    images: np.ndarray
+
+    def __call__(self, t: int) -> list[np.ndarray]:
+        return list(self.images[t])
+
+
+def _make_sim(image_size_px: int, fps: int, max_duration_s: float) -> tuple:
+    """(arm, expert, record config) of one worker."""
+    from asyncvla_ros.data.features import CAMERA_KEYS
+    from asyncvla_ros.data.record import RecordConfig
+    from asyncvla_ros.sim import ScriptedExpert, SimArm, SimArmConfig
+
+    arm = SimArm(SimArmConfig(image_size_px=image_size_px, control_period_s=1.0 / fps, cameras=tuple(CAMERA_KEYS)))
+    return arm, ScriptedExpert(arm), RecordConfig(image_size_px=image_size_px, fps=fps, max_duration_s=max_duration_s)
+
+
+def _episode_arrays(sim: tuple, seed: int) -> tuple | None:
+    """One expert episode as arrays (states, actions, env states, images, task), or None if it failed."""
+    from asyncvla_ros.data.features import ACTION, CAMERA_KEYS, ENV_STATE, STATE, TASK
+    from asyncvla_ros.data.record import expert_episode
+
+    arm, expert, config = sim
+    frames, success = expert_episode(arm, expert, seed, config)
+    if not success:
+        return None
+    stack = lambda key: np.stack([f[key] for f in frames])  # noqa: E731
+    images = np.stack([stack(key) for key in CAMERA_KEYS.values()], axis=1)  # (T, cameras, H, W, 3)
+    return stack(STATE), stack(ACTION), stack(ENV_STATE), images, frames[0][TASK]
+
+
+_worker_sim: tuple | None = None  # this worker process's (arm, expert, config)
+
+
+def _worker_episode(seed: int, image_size_px: int, fps: int, max_duration_s: float) -> tuple | None:
+    global _worker_sim
+    if _worker_sim is None:
+        _worker_sim = _make_sim(image_size_px, fps, max_duration_s)
+    return _episode_arrays(_worker_sim, seed)
+
+
+def sim_episodes(count: int, seed: int = 0, image_size_px: int = 112, fps: int = 20, max_duration_s: float = 20.0,
+                 workers: int = 0, progress: bool = False) -> tuple[list[Episode], list[int]]:
+    """Run the expert on seeds seed..seed+count-1; returns (successful episodes in seed order, failed seeds).
+
+    Cameras are the sim's in dataset order (front, wrist); states, actions and the scene state as
+    `asyncvla-ros demos` records them. `workers` > 0 runs the episodes in that many processes.
+    """
+    if count < 1:
+        raise ValueError(f"sim_episodes: count must be >= 1, got {count}")
+    from tqdm import tqdm
+
+    seeds = range(seed, seed + count)
+    results: dict[int, tuple | None] = {}
+    bar = tqdm(total=count, desc="sim demos", unit="ep", disable=not progress)
+    if workers:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_worker_episode, s, image_size_px, fps, max_duration_s): s for s in seeds}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update(1)
+    else:
+        sim = _make_sim(image_size_px, fps, max_duration_s)
+        try:
+            for s in seeds:
+                results[s] = _episode_arrays(sim, s)
+                bar.update(1)
+        finally:
+            sim[0].close()
+    bar.close()
+    episodes, failed = [], []
+    for s in seeds:
+        if results[s] is None:
+            failed.append(s)
+            continue
+        states, actions, env_states, images, task = results[s]
+        episodes.append(Episode(states, actions, task, _Frames(images), env_states))
+    if failed:
+        logger.warning("the expert failed %d of %d episodes (seeds %s); they are left out", len(failed), count, failed[:20])
+    return episodes, failed
