@@ -306,19 +306,31 @@ class Trainer:
     def _stage1_loss(self, policy, batch: dict, generator: torch.Generator) -> torch.Tensor:
         """Unified flow matching, plus the weighted environment-state loss where configured.
 
-        The auxiliary head reads the last prefix token's output (it attends to every image and the
-        instruction) and regresses the normalised scene state of the observed frame: cube pose and the
-        instructed area. It gives the backbone a direct signal to find objects and read the
-        instruction, which the flow-matching loss alone gives only weakly to a small policy trained
-        from scratch. The head is not part of the policy.
+        The auxiliary head regresses the normalised scene state of the observed frame (cube pose, the
+        instructed area) from the last prefix token (it attends to every image and the instruction)
+        as it enters the backbone's last layer. That is where the action tokens can read it: they
+        attend to each layer's prefix keys and values, and the last layer's are computed from exactly
+        this input, while the backbone's final output reaches no action token. The loss gives the
+        backbone a direct signal to find the objects and read the instruction, which flow matching
+        alone gives a small policy trained from scratch only weakly. The head is not part of the policy.
         """
         c = self.config
-        cond = policy.backbone.encode(batch["inputs"])
-        loss = flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction, cond=cond)
         if self.env_head is None:
-            return loss
-        rows = torch.arange(cond.vl_embeddings.shape[0], device=cond.vl_embeddings.device)
-        last = cond.vl_embeddings[rows, cond.num_prefix_tokens.to(rows.device) - 1]
+            return flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction)
+        captured = {}
+
+        def grab(module, args, kwargs):
+            captured["hidden"] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+
+        handle = policy.backbone.text_model.layers[-1].register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            cond = policy.backbone.encode(batch["inputs"])
+        finally:
+            handle.remove()
+        loss = flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction, cond=cond)
+        hidden = captured["hidden"]  # (B, T, d)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        last = hidden[rows, cond.num_prefix_tokens.to(hidden.device) - 1]
         aux = F.mse_loss(self.env_head(last.float()), batch["env_state"].float())
         self._aux_losses.append(aux.item())
         return loss + c.env_state_loss_weight * aux

@@ -121,3 +121,14 @@ def test_normalizer_statistics_from_data_round_trip():
         FeatureStats.from_data(np.array([[np.nan, 1.0]]))
     with pytest.raises(ValueError, match="std must be finite and > 0"):
         FeatureStats(mean=[0.0], std=[0.0])
+
+
+def test_sfm_fraction_adds_fully_masked_samples():
+    a = torch.randn(4096, 10, 2, generator=torch.Generator().manual_seed(5))
+    full = lambda n: n.mask.all(1).float().mean().item()  # noqa: E731
+    plain = noise_chunks(a, torch.Generator().manual_seed(6))
+    # Algorithm 2 alone masks a whole chunk with probability 1/(L+1).
+    assert abs(full(plain) - 1 / 11) < 0.02
+    mixed = noise_chunks(a, torch.Generator().manual_seed(6), sfm_fraction=0.5)
+    assert abs(full(mixed) - (0.5 + 0.5 / 11)) < 0.03
+    assert noise_chunks(a[:16], torch.Generator().manual_seed(6), sfm_fraction=1.0).mask.all()

@@ -69,3 +69,27 @@ def test_training_on_two_datasets_uses_every_episode_and_refuses_mismatched_came
     (tmp_path / "b" / "meta" / "info.json").write_text(json.dumps(info))
     with pytest.raises(SystemExit, match="cameras"):
         train(["--dataset", str(tmp_path / "a"), "--dataset", str(tmp_path / "b"), "--out", str(tmp_path / "run2")] + common)
+
+
+def test_sim_episodes_in_memory_are_the_recorded_demonstrations(tmp_path):
+    import numpy as np
+
+    from asyncvla_ros.data.load import load_dataset
+    from asyncvla_ros.data.record import record_demos
+    from asyncvla_ros.training.lerobot_episodes import camera_names, episodes_from_lerobot
+    from asyncvla_ros.training.sim_episodes import sim_episodes
+
+    record_demos(tmp_path / "demos", episodes=2, seed=3, image_size_px=56)
+    dataset = load_dataset(tmp_path / "demos")
+    recorded = episodes_from_lerobot(dataset, camera_names(dataset), (56, 56))
+    in_memory, failed = sim_episodes(2, seed=3, image_size_px=56, workers=1)
+    assert failed == [] and len(in_memory) == len(recorded) == 2
+    for a, b in zip(recorded, in_memory):
+        assert a.task == b.task
+        np.testing.assert_array_equal(a.states, b.states)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.env_states, b.env_states)
+        assert a.env_states.shape[1] == 7
+        for t in (0, len(a.states) - 1):
+            for x, y in zip(a.frames(t), b.frames(t)):
+                np.testing.assert_array_equal(x, y)  # PNG round trip is lossless

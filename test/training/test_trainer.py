@@ -15,15 +15,35 @@ from asyncvla_ros.training.trainer import Trainer, lr_scale
 from ..policy.conftest import INSTRUCTIONS, tiny_config
 
 
-def episodes(n=3, T=12, seed=0):
+def episodes(n=3, T=12, seed=0, env_state=False):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         states = np.cumsum(rng.normal(0, 0.05, (T, 6)), axis=0).astype(np.float32)
         actions = np.roll(states, -1, axis=0)
         images = rng.integers(0, 256, (T, 2, 56, 56, 3), dtype=np.uint8)
-        out.append(Episode(states, actions, INSTRUCTIONS[i % 2], lambda t, im=images: list(im[t])))
+        env = rng.normal(0, 1, (T, 3)).astype(np.float32) if env_state else None
+        out.append(Episode(states, actions, INSTRUCTIONS[i % 2], Frames(images), env))
     return out
+
+
+class Frames:
+    """Picklable step -> images accessor (data workers may receive it)."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __call__(self, t):
+        return list(self.images[t])
+
+
+def same_batch(a, b):
+    for key in a:
+        if key == "inputs":
+            for k in a[key]:
+                assert torch.equal(a[key][k], b[key][k]), k
+        else:
+            assert torch.equal(a[key], b[key]), key
 
 
 def test_samples_pad_the_chunk_mask_the_history_and_delay_the_observation():
@@ -106,3 +126,47 @@ def test_resume_continues_from_the_same_step_and_optimizer_state(tmp_path):
     b = AsyncVLAPolicy.from_pretrained(tmp_path / "b" / "final")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_a_batch_depends_on_its_step_alone_and_workers_prepare_the_same_batches(tmp_path):
+    samples = ChunkSamples(episodes(env_state=True), chunk_len=8, history_len=4)
+    policy = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS)
+    policy.normalizer = samples.normalizer()
+    cfg = dict(steps=6, batch_size=4, history_dropout=0.3, state_noise_std=0.1)
+    inline = Trainer(policy, samples, TrainConfig(**cfg), tmp_path / "a")
+    pooled = Trainer(policy, samples, TrainConfig(num_workers=2, **cfg), tmp_path / "b")
+    try:
+        batches = []
+        for step in (0, 1, 2, 5):
+            inline.step = pooled.step = step
+            batches.append(inline.batch())
+            same_batch(batches[-1], pooled.batch())
+        inline.step = 1  # again, after other steps: the same batch
+        same_batch(inline.batch(), batches[1])
+        assert not torch.equal(batches[0]["actions"], batches[1]["actions"])
+        assert batches[0]["env_state"].shape == (4, 3)
+    finally:
+        pooled.close()
+
+
+def test_environment_state_head_trains_saves_and_resumes(tmp_path):
+    samples = ChunkSamples(episodes(env_state=True), chunk_len=8, history_len=4)
+    cfg = TrainConfig(steps=6, rater_steps=0, batch_size=3, checkpoint_every=3, log_every=1, warmup_steps=0,
+                      env_state_loss_weight=1.0, lr_action_expert=1e-2)
+    trainer = Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=1), samples, cfg, tmp_path / "a")
+    trainer.fit()
+    assert float(trainer.env_head.weight.abs().sum()) > 0  # zero-initialised, then trained
+    lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert len([m for m in lines if "stage1/env_state_loss" in m]) == 6
+    mid = tmp_path / "a" / "checkpoints" / "stage1-step000003"
+    assert (mid / "env_state_head.safetensors").is_file()
+    resumed = Trainer.resume(mid, samples, tmp_path / "b")
+    resumed.fit()
+    assert torch.equal(resumed.env_head.weight, trainer.env_head.weight)
+    a = AsyncVLAPolicy.from_pretrained(tmp_path / "a" / "final")
+    b = AsyncVLAPolicy.from_pretrained(tmp_path / "b" / "final")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert not any("env" in name for name in a.state_dict())  # the head is not part of the policy
+    with pytest.raises(ValueError, match="environment_state"):
+        Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS), ChunkSamples(episodes(), 8, 4), cfg, tmp_path / "c")
