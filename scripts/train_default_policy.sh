@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Trains the embedded default policy from scratch and installs it in asyncvla_ros/models/default/:
-# 300 scripted-expert episodes run in the sim (seeds 0-299, in memory, the same demonstrations
+# 400 scripted-expert episodes run in the sim (seeds 0-399, in memory, the same demonstrations
 # `asyncvla-ros demos --seed 0` records) -> stage 1 (unified SFM/AFM, history 20, time misalignment,
 # auxiliary environment-state loss) -> stage 2 (confidence rater).
-# CPU is enough: about 17 minutes on 2 cores (3 for the demonstrations, 13 for 14000 steps at ~18/s).
+# CPU is enough: about 28 minutes on 2 cores (4.5 for the demonstrations, 21 for 24000 steps at ~19/s,
+# 1.5 for the rater).
 #
 #   bash scripts/train_default_policy.sh                      # the bundled policy
 #   ASYNCVLA_RUN=runs/naive bash scripts/train_default_policy.sh --history-len 0 --no-time-misalignment
 #       (the eval's "naive cache reuse" baseline; with ASYNCVLA_INSTALL=0 nothing is installed)
 #
-# Choices that differ from the paper, for a backbone trained from random weights on 300 episodes
+# Choices that differ from the paper, for a backbone trained from random weights on 400 episodes
 # (the paper fine-tunes a pretrained 3B VLM): every group at lr 1e-3; noise on the state (0.1) and the
 # history (0.1) and whole-history dropout (0.5) so that the exact start pose and history cannot
 # identify an episode; 20 % extra all-masked (SFM) samples; and the auxiliary loss that regresses the
 # cube pose and the instructed area from the backbone's last prefix token (without it the policy
-# learned to ignore the cameras: README, "How the default policy was made"). Extra arguments go to
+# learned to ignore the cameras: README, "The default policy"). Extra arguments go to
 # `asyncvla-ros train` and override these.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,9 +24,9 @@ bash "$REPO/scripts/setup_env.sh"
 source "${ASYNCVLA_WS:-$REPO/.ws}/activate.sh"
 cd "$REPO"
 RUN="${ASYNCVLA_RUN:-runs/default}"
-asyncvla-ros train --sim-episodes 300 --sim-seed 0 --sim-workers 2 --out "$RUN" \
+asyncvla-ros train --sim-episodes 400 --sim-seed 0 --sim-workers 2 --out "$RUN" \
   --image-size-px 112 --chunk-len 10 --history-len 20 \
-  --steps 14000 --rater-steps 300 --batch-size 16 --warmup-steps 300 --checkpoint-every 2000 --log-every 100 \
+  --steps 24000 --rater-steps 400 --batch-size 16 --warmup-steps 300 --checkpoint-every 4000 --log-every 100 \
   --lr-vision 1e-3 --lr-language-model 1e-3 --lr-action-expert 1e-3 --lr-rater 1e-3 \
   --state-noise-std 0.1 --history-noise-std 0.1 --history-dropout 0.5 --sfm-fraction 0.2 \
   --env-state-loss-weight 1 "$@"

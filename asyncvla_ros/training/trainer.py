@@ -6,6 +6,11 @@ learning rates (vision encoder 2e-5, language model and action expert 1e-4), Ada
 linear warm-up then cosine decay. Stage 2 trains the confidence rater alone on the frozen model with
 the Eq. 6 pseudo-labels. Checkpoints are the policy's own save format plus the optimizer state, and a
 run resumes from one at the same step with the same optimizer state and random draws.
+
+Beyond the paper, for small policies trained from scratch (all off by default): an auxiliary loss on
+the privileged scene state where the data records it (`env_state_loss_weight`), extra all-masked
+samples (`sfm_fraction`), state noise and whole-history dropout. Batches are a function of
+(seed, stage, step), so `num_workers` processes can prepare them ahead of the optimizer.
 """
 
 from __future__ import annotations
