@@ -159,7 +159,7 @@ def test_a_second_rerun_is_identical_and_each_switch_changes_its_mechanism(sim_b
     no_afm = run_rerun(policy, model_id, rec, RerunConfig(afm=False))
     s = compare(no_afm)
     assert no_afm.mode == "sfm_only" and s["regenerated_per_chunk_recomputed"] == 0.0
-    assert base["regenerated_per_chunk_recorded"] > 0  # the untrained rater distrusts some steps
+    assert base["regenerated_per_chunk_recorded"] > 0  # the rater distrusts some steps
     for t in no_afm.chunk_ticks:  # without AFM the final chunk is the SFM chunk ...
         assert np.array_equal(t.chunk.actions, t.chunk.sfm_actions)
     for t, b in zip(no_afm.chunk_ticks, again.chunk_ticks):  # ... which is the SFM chunk of the AFM run

@@ -15,7 +15,7 @@ def test_wilson_interval_hand_values():
 
 
 def test_episodes_run_through_the_deployed_control_path_with_stale_semantics():
-    policy, _ = load_policy()  # untrained tiny default: measures the harness, not the policy
+    policy, _ = load_policy()  # the embedded default: measures the harness, not the policy
     sync = evaluate(policy, [3], EvalConfig(max_steps=8))
     assert sync[0].steps == 8 and not sync[0].success and sync[0].mean_semantic_age_steps == 0.0
     stale = evaluate(policy, [3], EvalConfig(max_steps=12, semantic_period_steps=4, semantic_latency_steps=2))
