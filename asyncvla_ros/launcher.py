@@ -122,6 +122,9 @@ class Monitor:
 
     def close(self) -> None:
         self.executor.shutdown()
+        # The spin thread must be out of rclpy's C++ wait before the process exits: a daemon thread
+        # still inside it at interpreter exit aborts ("terminate called without an active exception").
+        self.thread.join(timeout=5.0)
         self.node.destroy_node()
         self.rclpy.try_shutdown()
 
