@@ -33,6 +33,9 @@ from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics
 from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
 
 
+NOT_ENCODING_LOG_AFTER_S = 5.0  # a node that has not encoded for this long logs the reason (then every 5 s)
+
+
 class SemanticNode(Node):
     """Args: policy/store are injected when co-located with the action node (in-process transport)."""
 
@@ -66,6 +69,9 @@ class SemanticNode(Node):
         self.rejections = Rejections(self)
         self.encode_ms: list[float] = []
         self.encode_stamps: list[float] = []
+        self.started = time.monotonic()
+        self.last_frame_mono: float | None = None  # when the last camera frame arrived
+        self.skip_reason = "no frames yet"  # why the last attempt encoded nothing
 
         for name in names:
             self.create_subscription(Image, f"{name}/image_raw", lambda msg, n=name: self.on_image(n, msg), 2)
@@ -94,6 +100,7 @@ class SemanticNode(Node):
             return
         with self.lock:
             self.sync.add(camera, from_time(msg.header.stamp), rgb)
+            self.last_frame_mono = time.monotonic()
         self.new_frames.set()
 
     def on_state(self, msg: JointState) -> None:
@@ -131,11 +138,13 @@ class SemanticNode(Node):
             # Frame ages by the node clock: wall time live, the bag's time when a bag is replayed
             # with use_sim_time.
             frames = self.sync.take(self.get_clock().now().nanoseconds)
-        if frames is None:
-            return
+            if frames is None:
+                self.skip_reason = self.sync.stats.last_reason
+                return
         state, state_stamp = self.state if (self.uses_state and self.state is not None) else (None, 0)
         if self.uses_state and state is None:
-            self.get_logger().warning("waiting for a joint state: this policy reads it in its prompt", throttle_duration_sec=2.0)
+            self.skip_reason = "waiting for a joint state: this policy reads it in its prompt"
+            self.get_logger().warning(self.skip_reason, throttle_duration_sec=2.0)
             return
         images = [resize_rgb(f, self.image_size) for f in frames.frames]
         self.last_encode_start = time.monotonic()
@@ -149,6 +158,16 @@ class SemanticNode(Node):
                                     frame_stamps_ns=frames.stamps_ns))
         self.encode_ms.append(encode_ms)
         self.encode_stamps.append(time.monotonic())
+
+    def not_encoding_reason(self, now: float) -> str:
+        """Why no encode happened lately (called with the frame lock held)."""
+        if not self.instruction:
+            return "no instruction"
+        if self.last_frame_mono is None:
+            return "no camera frame received yet"
+        if now - self.last_frame_mono > 1.0:
+            return f"no camera frame for {now - self.last_frame_mono:.1f} s"
+        return self.skip_reason
 
     def close(self) -> None:
         """Stop the encode worker (before the node and the rclpy context go away)."""
@@ -166,9 +185,12 @@ class SemanticNode(Node):
             values = {"refresh_hz": len(recent) / 5.0, "encode_ms_p50": float(np.median(ms)) if ms else float("nan"),
                       "frames_dropped_stale": stats.dropped_stale, "frames_received": stats.received,
                       "images_rejected": self.rejections.count, "seq": self.seq}
-            reason = stats.last_reason
-        level, message = (OK, "encoding") if recent else (WARN, f"not encoding: {reason if self.instruction else 'no instruction'}")
+            reason = self.not_encoding_reason(now)
+        level, message = (OK, "encoding") if recent else (WARN, f"not encoding: {reason}")
         self.diag_pub.publish(diagnostics(self, time.time_ns(), "semantic", level, message, values))
+        if level == WARN and now - self.started > NOT_ENCODING_LOG_AFTER_S:  # the log says why, not only /diagnostics
+            self.get_logger().warning(f"{message} (frames received: {stats.received}, dropped as stale: {stats.dropped_stale})",
+                                      throttle_duration_sec=NOT_ENCODING_LOG_AFTER_S)
 
 
 def main(args=None) -> None:

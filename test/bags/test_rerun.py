@@ -19,6 +19,10 @@ from ..sim._support import skip_without_sim
 
 PARAMS = REPO / "config" / "sim.yaml"
 CHUNKS_WANTED = 20
+# Seconds of the whole graph running that the bag holds after the first chunk: the replay test plays the
+# cameras from a second before it, and the live nodes it starts need a few of those seconds to match the
+# player's publishers (the camera nodes stop first, so the bag's frames end before its joint states do).
+RECORD_AFTER_FIRST_CHUNK_S = 5.0
 
 
 def cli(*args):
@@ -54,6 +58,8 @@ def sim_bag(tmp_path_factory):
         procs += [NodeProcess(spec, PARAMS, tmp) for spec in specs if spec.name not in policy_side]
         assert transition(probe, "configure") and transition(probe, "activate")
         probe.wait_for(lambda: len(probe.messages("action_chunk")) >= CHUNKS_WANTED, 120, f"{CHUNKS_WANTED} chunks")
+        first_chunk = probe.stamped("action_chunk")[0][0]
+        time.sleep(max(0.0, first_chunk + RECORD_AFTER_FIRST_CHUNK_S - time.monotonic()))
     finally:
         for p in reversed(procs):
             if p.name != "driver":
@@ -238,6 +244,11 @@ def test_replayed_inputs_drive_live_semantic_and_action_nodes_on_the_bag_time_li
     specs = {s.name: s for s in graph(LaunchArgs())}
     nodes = [NodeProcess(specs[n], PARAMS, tmp_path, {"use_sim_time": "true"}) for n in ("semantic", "action")]
     try:
+        # Play once both nodes have subscribed (they log their model after that). The player's wait for
+        # subscribers alone once let a CI run play every frame before the semantic node took one: its
+        # count can include readers of nodes that exited and that discovery has not dropped yet, and a
+        # reader the player has seen may not have matched the player's publisher yet.
+        probe.wait_for(lambda: all(f"[{n.name}]: model " in n.output() for n in nodes), 120, "the semantic and action nodes to start")
         # The policy's inputs (what --inputs-only plays, less the topics nobody here subscribes to).
         player = subprocess.run(cli("replay", str(sim_bag), "--topics", "/front/image_raw", "/wrist/image_raw", "/joint_states",
                                     "--start-offset", f"{offset_s:.2f}", "--wait-for-subscribers", "60"),
@@ -245,7 +256,7 @@ def test_replayed_inputs_drive_live_semantic_and_action_nodes_on_the_bag_time_li
         assert player.returncode == 0, player.stdout + player.stderr
         time.sleep(0.5)
         chunks = probe.messages("action_chunk")
-        assert len(chunks) >= 5, "\n".join(n.output()[-2000:] for n in nodes)
+        assert len(chunks) >= 5, "\n".join([n.output()[-2000:] for n in nodes] + [player.stdout[-2000:], player.stderr[-2000:]])
         stamps = [c.header.stamp.sec * 10**9 + c.header.stamp.nanosec for c in chunks]
         assert set(stamps) <= recorded_state_stamps  # planned from the recorded joint states, on their time line
         assert all(-0.2 < c.semantic_age_s < 1.0 for c in chunks)  # from the recorded frames, not stale

@@ -3,7 +3,8 @@
 Separate processes (semantic features travel inline on the topic) and co-located semantic + action
 (in-process hand-over). Figures asserted: commands reach the driver at >= 90 % of the control rate
 over 20 s; every chunk has L confidences in (0, 1) and a mask of length L; the semantic age stays
-under its limit; the arm moves. Then failures: the semantic node killed and restarted, the driver killed.
+under its limit; the arm moves. Then failures: a camera killed and restarted, the semantic node killed and
+restarted, the driver killed.
 """
 
 import signal
@@ -142,6 +143,23 @@ def test_bad_messages_are_rejected_with_a_reason_and_the_nodes_keep_running(runn
     assert all(p.alive() for p in running.procs.values())
     t = time.monotonic()
     probe.wait_for(lambda: len(probe.messages("action_chunk", t)) > 10, 10, "chunks after the bad messages")
+
+
+@SEPARATE_ONLY
+def test_a_dead_camera_stops_encoding_with_the_reason_logged_and_a_restart_resumes(running):
+    probe = running.probe
+    running.procs["wrist_camera"].stop(signal.SIGKILL)
+    t_kill = time.monotonic()
+    time.sleep(7.0)  # diagnostics count encodes over 5 s; the node logs the reason after 5 s without one
+    semantic = [s.message for s in running.diagnostics("semantic", t_kill + 6.0)]
+    assert semantic and all(m == "not encoding: no fresh frame from ['wrist']" for m in semantic), semantic
+    assert "not encoding: no fresh frame from ['wrist']" in running.procs["semantic"].output()
+    reasons = [s.message for s in running.diagnostics("action", t_kill + 2.0)]
+    assert reasons and all(r.startswith("holding: semantic features") for r in reasons), reasons
+
+    running.restart("wrist_camera")
+    t_restart = time.monotonic()
+    probe.wait_for(lambda: len(probe.messages("action_chunk", t_restart)) > 10, 60, "chunks after restarting the camera")
 
 
 @SEPARATE_ONLY
