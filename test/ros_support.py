@@ -28,7 +28,8 @@ def require_ros_messages():
 class NodeProcess:
     """One node process started like the launcher starts it; output to a log file."""
 
-    def __init__(self, spec, params_file: Path, log_dir: Path, extra_params: dict | None = None) -> None:
+    def __init__(self, spec, params_file: Path, log_dir: Path, extra_params: dict | None = None,
+                 ros_args: tuple[str, ...] = ()) -> None:
         from asyncvla_ros.launcher import node_command
 
         if extra_params:
@@ -36,7 +37,7 @@ class NodeProcess:
         self.name = spec.name
         self.log_path = log_dir / f"{spec.name}.log"
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(node_command(spec, params_file), stdout=self.log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(node_command(spec, params_file) + list(ros_args), stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
     def alive(self) -> bool:

@@ -2,7 +2,10 @@
 
 Every command passes through `SafetyFilter.check`. A command is refused (nothing reaches the robot)
 when it is malformed (NaN/inf, unknown or missing joints, mismatched lengths), too old, when the
-joint state it must be checked against is missing or too old, or while the e-stop is latched. A
+joint state it must be checked against is missing or too old, or while the e-stop is latched. A stamp
+further in the future than the same timeout counts as stale too (clocks that disagree, or a replayed
+message on another time line): otherwise a future-stamped joint state would look fresh long after
+its driver died. A
 well-formed command is altered, never refused, for position limits and the maximum step per period:
 each joint target is clamped into the joint's limits and then into [measured - max_step, measured +
 max_step], like LeRobot's `max_relative_target`. Every refusal and alteration is counted and reported.
@@ -26,8 +29,8 @@ class SafetyConfig:
     position_lower_rad: tuple[float, ...]  # per joint, hard lower limit
     position_upper_rad: tuple[float, ...]  # per joint, hard upper limit
     max_step_rad: tuple[float, ...]  # per joint, largest |target - measured| one command may ask for
-    command_timeout_s: float = 0.25  # refuse commands whose stamp is older than this
-    state_timeout_s: float = 0.25  # refuse everything when the joint state is older than this
+    command_timeout_s: float = 0.25  # refuse commands whose stamp is older (or further ahead) than this
+    state_timeout_s: float = 0.25  # refuse everything when the joint state is older (or further ahead) than this
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -63,6 +66,11 @@ class Verdict:
     @property
     def accepted(self) -> bool:
         return self.positions is not None
+
+
+def describe_age(age_s: float) -> str:
+    """'is 0.300 s old', or for a stamp ahead of the clock 'is stamped 2.000 s in the future'."""
+    return f"is {age_s:.3f} s old" if age_s >= 0 else f"is stamped {-age_s:.3f} s in the future (clocks disagree?)"
 
 
 class SafetyFilter:
@@ -129,11 +137,11 @@ class SafetyFilter:
         if problem:
             return Verdict(None, [problem])
         age = (now_ns - int(stamp_ns)) * 1e-9
-        if age > c.command_timeout_s:
-            return Verdict(None, [SafetyEventInfo("stale_command", f"command is {age:.3f} s old (limit {c.command_timeout_s} s)", True)])
+        if abs(age) > c.command_timeout_s:
+            return Verdict(None, [SafetyEventInfo("stale_command", f"command {describe_age(age)} (limit {c.command_timeout_s} s)", True)])
         state_age = (now_ns - self._state_stamp_ns) * 1e-9
-        if self._state is None or state_age > c.state_timeout_s:
-            what = "no joint state yet" if self._state is None else f"joint state is {state_age:.3f} s old (limit {c.state_timeout_s} s)"
+        if self._state is None or abs(state_age) > c.state_timeout_s:
+            what = "no joint state yet" if self._state is None else f"joint state {describe_age(state_age)} (limit {c.state_timeout_s} s)"
             return Verdict(None, [SafetyEventInfo("stale_state", f"{what}: cannot check the step", True)])
         # Limits first, then the step window: the step bound then always holds, and an arm that is
         # somehow outside its limits is walked back towards them no faster than max_step.

@@ -6,6 +6,10 @@ one-point JointTrajectory, for a ros2_control joint_trajectory_controller). Refu
 out as SafetyEvent messages and log lines, and are counted on diagnostics. The e-stop (topic
 `estop`, std_msgs/Bool true; service `set_estop`, std_srvs/SetBool) latches until released through
 the service. A watchdog reports a joint state that stops arriving.
+
+Stamps are checked against the node clock: wall time on a robot, the bag's time when a bag is replayed
+with use_sim_time (the filter then refuses what it would have refused live). The watchdog runs on the
+steady clock, so it still fires when no /clock arrives.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
@@ -51,13 +56,13 @@ class SafetyFilterNode(Node):
         self.create_subscription(JointState, "joint_command", self.on_command, 10)
         self.create_subscription(Bool, "estop", self.on_estop_topic, 10)
         self.create_service(SetBool, "set_estop", self.on_estop_service)
-        self.create_timer(0.1, self.on_watchdog)
+        self.create_timer(0.1, self.on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"guarding joints {list(config.joint_names)}")
 
     def report(self, event: SafetyEventInfo) -> None:
         msg = SafetyEvent(source_node=self.get_fully_qualified_name(), kind=event.kind, detail=event.detail,
                           refusal_count=sum(self.filter.counts.values()), estop_latched=self.filter.estop_latched)
-        msg.header.stamp = to_time(time.time_ns())
+        msg.header.stamp = to_time(self.now_ns())
         self.event_pub.publish(msg)
         # rclpy fixes severity and throttling per call site, hence two calls. Every refusal is logged;
         # clamps (frequent with a jittery policy) at most once a second.
@@ -71,18 +76,21 @@ class SafetyFilterNode(Node):
         if problem:
             self.report(problem)
         else:
-            self.last_state_ns = time.time_ns()
+            self.last_state_ns = time.monotonic_ns()  # receipt time, for the watchdog
             self.stale_reported = False
 
     def on_command(self, msg: JointState) -> None:
-        verdict = self.filter.check(msg.name, msg.position, from_time(msg.header.stamp), time.time_ns())
+        verdict = self.filter.check(msg.name, msg.position, from_time(msg.header.stamp), self.now_ns())
         for event in verdict.events:
             self.report(event)
         if verdict.accepted:
             self.publish(verdict.positions)
 
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
     def publish(self, positions) -> None:
-        now = time.time_ns()
+        now = self.now_ns()
         names = self.filter.config.joint_names
         self.cmd_pub.publish(joint_state(names, positions, now))
         self.traj_pub.publish(single_point_trajectory(names, positions, now, self.trajectory_time_s))
@@ -112,8 +120,7 @@ class SafetyFilterNode(Node):
         return response
 
     def on_watchdog(self) -> None:
-        now = time.time_ns()
-        age = (now - self.last_state_ns) * 1e-9 if self.last_state_ns else float("inf")
+        age = (time.monotonic_ns() - self.last_state_ns) * 1e-9 if self.last_state_ns else float("inf")
         stale = age > self.filter.config.state_timeout_s
         if stale and not self.stale_reported:
             self.stale_reported = True
@@ -122,7 +129,7 @@ class SafetyFilterNode(Node):
         level = ERROR if self.filter.estop_latched else (WARN if stale else OK)
         message = "e-stop latched" if self.filter.estop_latched else ("joint state stale" if stale else "ok")
         values = {"accepted": self.accepted, "state_age_s": age, **{f"count_{k}": v for k, v in self.filter.counts.items()}}
-        self.diag_pub.publish(diagnostics(self, now, "safety_filter", level, message, values))
+        self.diag_pub.publish(diagnostics(self, self.now_ns(), "safety_filter", level, message, values))
 
 
 def main(args=None) -> None:

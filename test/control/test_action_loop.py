@@ -52,6 +52,10 @@ def test_holds_with_a_reason_on_stale_inputs(loop_parts):
     assert none.command is None and "no joint state" in none.reason
     fresh = ActionLoop(policy, ActionLoopConfig()).tick(int(10.1 * S), None, state, int(10.1 * S))
     np.testing.assert_array_equal(fresh.command, state)  # nothing commanded yet: hold where the arm is
+    ahead = ActionLoop(policy, ActionLoopConfig(max_state_age_s=0.1)).tick(int(10.1 * S), sem, state, int(10.5 * S))
+    assert ahead.holding and ahead.command is None and "joint state is stamped 0.40 s in the future" in ahead.reason
+    early = ActionLoop(policy, ActionLoopConfig(max_semantic_age_s=0.5)).tick(int(9.0 * S), sem, state, int(9.0 * S))
+    assert early.holding and "semantic features are stamped 1.00 s in the future" in early.reason
 
 
 def test_config_validation_names_the_field():

@@ -66,6 +66,18 @@ def test_stale_command_and_stale_state_are_refused():
     assert "no joint state yet" in fresh.check(NAMES, [0, 0, 0.25], 0, 0).events[0].detail
 
 
+def test_stamps_from_the_future_are_as_stale_as_old_ones():
+    # A joint state stamped ahead of the filter's clock must not stay "fresh" after its driver died.
+    f = make(command_timeout_s=0.1, state_timeout_s=0.2)
+    assert f.check(NAMES, [0, 0.95, 0.25], int(10.05 * S), int(9.98 * S)).accepted  # a little ahead: fine
+    ahead = f.check(NAMES, [0, 0.95, 0.25], int(10.5 * S), int(10.3 * S))
+    assert not ahead.accepted and ahead.events[0].kind == "stale_command"
+    assert "stamped 0.200 s in the future" in ahead.events[0].detail
+    f.update_state(NAMES, [0.0, 0.95, 0.25], 20 * S)  # a driver whose clock is 10 s ahead
+    v = f.check(NAMES, [0, 0.95, 0.25], 10 * S, 10 * S)
+    assert not v.accepted and v.events[0].kind == "stale_state" and "10.000 s in the future" in v.events[0].detail
+
+
 def test_estop_latches_until_released():
     f = make()
     stop = f.engage_estop("operator")
