@@ -18,6 +18,34 @@ class DriverError(RuntimeError):
     """The backend cannot do what was asked (not connected, link lost, bad command); says why."""
 
 
+class LinkHealth:
+    """Failed calls to an arm in a row; after `max_consecutive` of them (or one fatal one) the link is lost.
+
+    Not thread-safe: the backend calls it under its own lock. `error` says why the link was lost and
+    stays set until `reset()` (a new connect).
+    """
+
+    def __init__(self, max_consecutive: int, what: str) -> None:
+        self.max_consecutive, self.what = max_consecutive, what  # what: "calls", "bus transactions", ...
+        self.failures = 0
+        self.error: str | None = None
+
+    def reset(self) -> None:
+        self.failures, self.error = 0, None
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+    def failed(self, reason: str, fatal: bool = False) -> bool:
+        """Count one failure; True when the link is lost (now or already). Sets `error` on the first loss."""
+        self.failures += 1
+        if not (fatal or self.failures >= self.max_consecutive):
+            return False
+        if self.error is None:
+            self.error = f"{reason} ({self.failures} failed {self.what} in a row)" if self.failures > 1 else reason
+        return True
+
+
 @dataclass(frozen=True)
 class JointReading:
     positions_rad: np.ndarray  # (n,) in joint_names order

@@ -24,7 +24,7 @@ from collections import deque
 
 import numpy as np
 
-from asyncvla_ros.drivers.base import DriverBackend, DriverError, JointReading
+from asyncvla_ros.drivers.base import DriverBackend, DriverError, JointReading, LinkHealth
 from asyncvla_ros.drivers.hardware import LoopStats, checked_targets
 from asyncvla_ros.drivers.kinova.config import KinovaTrackingConfig
 from asyncvla_ros.drivers.kinova.tracking import VelocityTracker
@@ -54,8 +54,7 @@ class VelocityStreamingBackend(DriverBackend):
         self._velocity = np.zeros(self._n)
         self._reading: JointReading | None = None
         self._last_ok_s = 0.0
-        self._failures = 0
-        self._link_error: str | None = None
+        self._link = LinkHealth(config.max_consecutive_failures, "calls")
         self.sent: deque[tuple[float, np.ndarray]] = deque(maxlen=int(history_s * config.loop_rate_hz))
         self.stats = LoopStats(1.0 / config.loop_rate_hz)
         self.counts = {"velocity_commands": 0, "halts": 0, "link_errors": 0}
@@ -93,7 +92,8 @@ class VelocityStreamingBackend(DriverBackend):
             raise DriverError(f"{self.name} already connected: cleanup first")
         self._open()
         self._connected = True
-        self._link_error, self._failures, self._reading = None, 0, None
+        self._link.reset()
+        self._reading = None
         self._velocity = np.zeros(self._n)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-loop", daemon=True)
@@ -118,7 +118,7 @@ class VelocityStreamingBackend(DriverBackend):
             self._velocity = np.zeros(self._n)
         if not was_enabled:
             return
-        if self._connected and self._link_error is None:
+        if self._connected and self._link.error is None:
             try:
                 with self._io_lock:
                     self._halt()
@@ -184,8 +184,8 @@ class VelocityStreamingBackend(DriverBackend):
         out = dict(self.counts)
         out.update(loop_period_mean_ms=s["mean_ms"], loop_period_p99_ms=s["p99_ms"], loop_period_max_ms=s["max_ms"],
                    loop_overruns=s["overruns"])
-        if self._link_error:
-            out["link_error"] = self._link_error
+        if self._link.error:
+            out["link_error"] = self._link.error
         return out
 
     def velocity_stream(self) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +232,7 @@ class VelocityStreamingBackend(DriverBackend):
                     self._record(v)
         except DriverError as err:
             self._fail(str(err))
-            if self._link_error is not None:
+            if self._link.error is not None:
                 try:
                     with self._io_lock:
                         self._halt()  # best effort: the arm also stops by itself when the stream stops
@@ -241,7 +241,7 @@ class VelocityStreamingBackend(DriverBackend):
                 return False
             return True
         with self._lock:
-            self._failures = 0
+            self._link.succeeded()
         return True
 
     def _store(self, positions, velocities, stamp_ns: int) -> None:
@@ -262,19 +262,18 @@ class VelocityStreamingBackend(DriverBackend):
     def _fail(self, reason: str, fatal: bool = False) -> None:
         with self._lock:
             self.counts["link_errors"] += 1
-            self._failures += 1
-            if fatal or self._failures >= self.config.max_consecutive_failures:
-                if self._link_error is None:
-                    self._link_error = f"{reason} ({self._failures} failed calls in a row)"
-                    logger.error("%s: link lost: %s; streaming stopped", self.name, self._link_error)
+            already_lost = self._link.error is not None
+            if self._link.failed(reason, fatal):
+                if not already_lost:
+                    logger.error("%s: link lost: %s; streaming stopped", self.name, self._link.error)
                 self._enabled = False
                 self._target = None
             else:
-                logger.warning("%s: arm call failed (%s); %d/%d", self.name, reason, self._failures,
-                               self.config.max_consecutive_failures)
+                logger.warning("%s: arm call failed (%s); %d/%d", self.name, reason, self._link.failures,
+                               self._link.max_consecutive)
 
     def _require_link(self) -> None:
         if not self._connected:
             raise DriverError(f"{self.name} not connected: configure the driver first")
-        if self._link_error is not None:
-            raise DriverError(f"{self.name} link lost: {self._link_error}; nothing is sent. Cleanup and configure again")
+        if self._link.error is not None:
+            raise DriverError(f"{self.name} link lost: {self._link.error}; nothing is sent. Cleanup and configure again")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asyncvla_ros.drivers.base import DriverBackend, DriverError, JointReading
+from asyncvla_ros.drivers.base import DriverBackend, DriverError, JointReading, LinkHealth
 from asyncvla_ros.drivers.hardware import LoopStats, checked_targets
 from asyncvla_ros.drivers.so100.config import JOINT_NAMES, SO100Config
 
@@ -60,8 +60,7 @@ class SO100Backend(DriverBackend):
         self._pending: np.ndarray | None = None  # accepted target not yet written
         self._reading: JointReading | None = None
         self._last_ok_s = 0.0
-        self._failures = 0
-        self._link_error: str | None = None
+        self._link = LinkHealth(config.max_consecutive_failures, "bus transactions")
         self._last_sent: np.ndarray | None = None
         self.counts = {"reads": 0, "writes": 0, "clamped_writes": 0, "bus_errors": 0}
         self._wake = threading.Event()
@@ -113,9 +112,10 @@ class SO100Backend(DriverBackend):
                 logger.warning("%s; retrying once", err)
                 time.sleep(0.2)
         self._robot = robot
-        self._link_error, self._failures, self._reading = None, 0, None
+        self._link.reset()
+        self._reading = None
         if not any(self._transact(self._read_state) for _ in range(self.config.max_consecutive_failures)):
-            error = self._link_error or "no answer"
+            error = self._link.error or "no answer"
             self._close_port(robot)
             self._robot = None
             raise DriverError(f"so100: first joint read failed: {error}")
@@ -172,7 +172,7 @@ class SO100Backend(DriverBackend):
         with self._lock:
             self._enabled = False
             self._pending = None
-        if self._robot is None or self._link_error is not None:
+        if self._robot is None or self._link.error is not None:
             return
         try:
             with self._bus_lock:
@@ -192,7 +192,7 @@ class SO100Backend(DriverBackend):
         robot, self._robot = self._robot, None
         if robot is None:
             return
-        if self._link_error is None:
+        if self._link.error is None:
             try:
                 with self._bus_lock:
                     robot.disconnect()  # torque off (with retries), close the port
@@ -226,8 +226,8 @@ class SO100Backend(DriverBackend):
         with self._lock:
             out = dict(self.counts)
         out.update(bus_period_p99_ms=stats["p99_ms"], bus_period_max_ms=stats["max_ms"])
-        if self._link_error:
-            out["link_error"] = self._link_error
+        if self._link.error:
+            out["link_error"] = self._link.error
         return out
 
     # -- the I/O thread --------------------------------------------------------------------------
@@ -243,18 +243,18 @@ class SO100Backend(DriverBackend):
             with self._lock:
                 target, self._pending = (self._pending, None) if self._enabled else (None, None)
             if target is not None and not self._transact(lambda: self._write_goal(target)):
-                if self._link_error:
+                if self._link.error:
                     break
             now = time.monotonic()
             if now >= next_read:
                 self.stats.tick(now)
-                if not self._transact(self._read_state) and self._link_error:
+                if not self._transact(self._read_state) and self._link.error:
                     break
                 next_read = max(next_read + period, time.monotonic())
 
     def _transact(self, step) -> bool:
         """Run one bus transaction; count failures and declare the link lost after too many in a row."""
-        if self._link_error is not None:
+        if self._link.error is not None:
             return False
         try:
             with self._bus_lock:
@@ -263,22 +263,21 @@ class SO100Backend(DriverBackend):
             self._fail(str(err).strip() or type(err).__name__)
             return False
         with self._lock:
-            self._failures = 0
+            self._link.succeeded()
         return True
 
     def _fail(self, reason: str, fatal: bool = False) -> None:
         with self._lock:
             self.counts["bus_errors"] += 1
-            self._failures += 1
-            if fatal or self._failures >= self.config.max_consecutive_failures:
-                if self._link_error is None:
-                    self._link_error = f"{reason} ({self._failures} failed bus transactions in a row)"
-                    logger.error("so100: link lost on %s: %s; no further writes", self.config.port, self._link_error)
+            already_lost = self._link.error is not None
+            if self._link.failed(reason, fatal):
+                if not already_lost:
+                    logger.error("so100: link lost on %s: %s; no further writes", self.config.port, self._link.error)
                 self._enabled = False
                 self._pending = None
             else:
-                logger.warning("so100: bus transaction failed (%s); %d/%d", reason, self._failures,
-                               self.config.max_consecutive_failures)
+                logger.warning("so100: bus transaction failed (%s); %d/%d", reason, self._link.failures,
+                               self._link.max_consecutive)
 
     def _read_state(self) -> None:
         t0 = time.time_ns()
@@ -314,8 +313,8 @@ class SO100Backend(DriverBackend):
     def _require_link(self):
         if self._robot is None:
             raise DriverError("so100 not connected: configure the driver first")
-        if self._link_error is not None:
-            raise DriverError(f"so100 link lost: {self._link_error}; nothing is written. Check the cable and power, "
+        if self._link.error is not None:
+            raise DriverError(f"so100 link lost: {self._link.error}; nothing is written. Check the cable and power, "
                               "then cleanup and configure the driver again")
         return self._robot
 
