@@ -23,13 +23,9 @@ import numpy as np
 
 from asyncvla_ros.control.ensembling import TemporalEnsembler
 from asyncvla_ros.control.history import ActionHistory
+from asyncvla_ros.control.safety import describe_age, is_stale
 from asyncvla_ros.control.semantic_store import SemanticItem
 from asyncvla_ros.policy.config import ACT_MODES  # a plain dataclass module: no torch
-
-
-def describe(age_s: float, verb: str = "is") -> str:
-    """'is 0.20 s old', or for a stamp ahead of the clock 'is stamped 2.00 s in the future (...)'."""
-    return f"{verb} {age_s:.2f} s old" if age_s >= 0 else f"{verb} stamped {-age_s:.2f} s in the future (clocks disagree?)"
 
 
 @dataclass
@@ -112,15 +108,15 @@ class ActionLoop:
         )
         if state is None:
             return self._hold("no joint state received yet", None, **info)
-        if abs(state_age) > c.max_state_age_s:  # a stamp far ahead is no fresher: the clocks disagree
-            return self._hold(f"joint state {describe(state_age)} (limit {c.max_state_age_s} s)", None, **info)
+        if is_stale(state_age, c.max_state_age_s):
+            return self._hold(f"joint state {describe_age(state_age, 2)} (limit {c.max_state_age_s} s)", None, **info)
         hold_at = self.last_command if self.last_command is not None else np.asarray(state, dtype=np.float64)
         if semantics is None:
             return self._hold("no semantic features received yet", hold_at, **info)
         if not semantics_alive:
             return self._hold("semantic features publisher is gone", hold_at, **info)
-        if abs(sem_age) > c.max_semantic_age_s:
-            return self._hold(f"semantic features {describe(sem_age, 'are')} (limit {c.max_semantic_age_s} s)", hold_at, **info)
+        if is_stale(sem_age, c.max_semantic_age_s):
+            return self._hold(f"semantic features {describe_age(sem_age, 2, 'are')} (limit {c.max_semantic_age_s} s)", hold_at, **info)
 
         t0 = time.perf_counter()
         chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count)

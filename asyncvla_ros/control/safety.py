@@ -68,9 +68,16 @@ class Verdict:
         return self.positions is not None
 
 
-def describe_age(age_s: float) -> str:
-    """'is 0.300 s old', or for a stamp ahead of the clock 'is stamped 2.000 s in the future'."""
-    return f"is {age_s:.3f} s old" if age_s >= 0 else f"is stamped {-age_s:.3f} s in the future (clocks disagree?)"
+def is_stale(age_s: float, limit_s: float) -> bool:
+    """The staleness rule of the filter and the action loop: further than the limit from now, either way."""
+    return abs(age_s) > limit_s
+
+
+def describe_age(age_s: float, digits: int = 3, verb: str = "is") -> str:
+    """'is 0.300 s old', or for a stamp ahead of the clock 'is stamped 2.000 s in the future (...)'."""
+    if age_s >= 0:
+        return f"{verb} {age_s:.{digits}f} s old"
+    return f"{verb} stamped {-age_s:.{digits}f} s in the future (clocks disagree?)"
 
 
 class SafetyFilter:
@@ -137,10 +144,10 @@ class SafetyFilter:
         if problem:
             return Verdict(None, [problem])
         age = (now_ns - int(stamp_ns)) * 1e-9
-        if abs(age) > c.command_timeout_s:
+        if is_stale(age, c.command_timeout_s):
             return Verdict(None, [SafetyEventInfo("stale_command", f"command {describe_age(age)} (limit {c.command_timeout_s} s)", True)])
         state_age = (now_ns - self._state_stamp_ns) * 1e-9
-        if self._state is None or abs(state_age) > c.state_timeout_s:
+        if self._state is None or is_stale(state_age, c.state_timeout_s):
             what = "no joint state yet" if self._state is None else f"joint state {describe_age(state_age)} (limit {c.state_timeout_s} s)"
             return Verdict(None, [SafetyEventInfo("stale_state", f"{what}: cannot check the step", True)])
         # Limits first, then the step window: the step bound then always holds, and an arm that is
