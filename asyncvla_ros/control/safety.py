@@ -2,13 +2,14 @@
 
 Every command passes through `SafetyFilter.check`. A command is refused (nothing reaches the robot)
 when it is malformed (NaN/inf, unknown or missing joints, mismatched lengths), too old, when the
-joint state it must be checked against is missing or too old, or while the e-stop is latched. A stamp
-further in the future than the same timeout counts as stale too (clocks that disagree, or a replayed
-message on another time line): otherwise a future-stamped joint state would look fresh long after
-its driver died. A
+joint state it must be checked against is missing or too old, or while the e-stop is latched. A
 well-formed command is altered, never refused, for position limits and the maximum step per period:
 each joint target is clamped into the joint's limits and then into [measured - max_step, measured +
 max_step], like LeRobot's `max_relative_target`. Every refusal and alteration is counted and reported.
+
+A stamp further in the future than the same timeout counts as stale too (clocks that disagree, or a
+message from another time line): otherwise a future-stamped joint state would look fresh long after
+its driver died.
 """
 
 from __future__ import annotations

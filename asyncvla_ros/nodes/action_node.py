@@ -22,7 +22,7 @@ from asyncvla_ros.msg import ActionChunk, SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions, joint_state, to_time
 from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.semantic_transport import from_message
-from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads, steady_timer
 from asyncvla_ros.nodes.qos import FEATURES
 
 class ActionNode(Node):
@@ -75,7 +75,7 @@ class ActionNode(Node):
         # Every callback here is short (the tick plans one chunk; decoding features is a copy), so one
         # thread serves them all; the slow semantic work runs on the semantic node's own worker thread.
         self.create_timer(config.period_s, self.on_tick)
-        self.create_timer(1.0, self.publish_diagnostics)
+        steady_timer(self, 1.0, self.publish_diagnostics)
         self.get_logger().info(f"model {model_id}; {config.control_rate_hz} Hz; mode {config.mode}; joints {list(self.joint_names)}")
 
     # -- inputs ------------------------------------------------------------------------------------

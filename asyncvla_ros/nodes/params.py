@@ -6,9 +6,17 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from asyncvla_ros.nodes.conversions import to_time
+
+
+def steady_timer(node: Node, period_s: float, callback):
+    """A timer on the steady clock, for what must go on when a replayed bag's /clock pauses or slows:
+    diagnostics, watchdogs and liveliness heartbeats (a DDS lease runs on wall time). Control ticks
+    stay on the node clock."""
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 def declare(node: Node, name: str, default, description: str, *, low=None, high=None, read_only: bool = True):

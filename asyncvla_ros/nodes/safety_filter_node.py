@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
@@ -28,7 +27,7 @@ from asyncvla_ros.control.safety import SafetyConfig, SafetyEventInfo, SafetyFil
 from asyncvla_ros.msg import SafetyEvent
 from asyncvla_ros.nodes.conversions import from_time, joint_state, single_point_trajectory, to_time
 from asyncvla_ros.nodes.runner import run
-from asyncvla_ros.nodes.params import ERROR, OK, WARN, declare, diagnostics
+from asyncvla_ros.nodes.params import ERROR, OK, WARN, declare, diagnostics, steady_timer
 
 
 class SafetyFilterNode(Node):
@@ -56,7 +55,7 @@ class SafetyFilterNode(Node):
         self.create_subscription(JointState, "joint_command", self.on_command, 10)
         self.create_subscription(Bool, "estop", self.on_estop_topic, 10)
         self.create_service(SetBool, "set_estop", self.on_estop_service)
-        self.create_timer(0.1, self.on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        steady_timer(self, 0.1, self.on_watchdog)
         self.get_logger().info(f"guarding joints {list(config.joint_names)}")
 
     def report(self, event: SafetyEventInfo) -> None:

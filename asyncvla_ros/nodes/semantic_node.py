@@ -29,7 +29,7 @@ from asyncvla_ros.imaging import resize_rgb
 from asyncvla_ros.nodes.images import image_to_rgb
 from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.semantic_transport import to_message
-from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads, steady_timer
 from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
 
 
@@ -84,8 +84,8 @@ class SemanticNode(Node):
             self.create_subscription(JointState, "joint_states", self.on_state, 10)
         self.pub = self.create_publisher(SemanticFeatures, "semantic_features", FEATURES)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
-        self.create_timer(1.0, self.publish_diagnostics)
-        self.create_timer(SEMANTIC_HEARTBEAT_S, self.pub.assert_liveliness)
+        steady_timer(self, 1.0, self.publish_diagnostics)
+        steady_timer(self, SEMANTIC_HEARTBEAT_S, self.pub.assert_liveliness)
         self.new_frames = threading.Event()
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self.encode_loop, name="semantic-encode", daemon=True)

@@ -37,7 +37,7 @@ from asyncvla_ros.nodes.chunk_markers import (
     path,
 )
 from asyncvla_ros.nodes.conversions import MessageError
-from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, steady_timer
 from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.visualization.chunk_view import ChunkViewConfig, ChunkVisualizer
 from asyncvla_ros.visualization.descriptions import DESCRIPTIONS, description
@@ -72,7 +72,7 @@ class VisualizerNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_subscription(ActionChunk, "action_chunk", self.on_chunk, 10)
         self.create_subscription(JointState, "joint_states", self.on_state, 10)
-        self.create_timer(1.0, self.publish_diagnostics)
+        steady_timer(self, 1.0, self.publish_diagnostics)
         self.get_logger().info(
             f"description {name} (end effector {self.visualizer.kinematics.ee_frame}), frame {self.frame_id}")
 

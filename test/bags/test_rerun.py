@@ -233,6 +233,7 @@ def test_replayed_inputs_drive_live_semantic_and_action_nodes_on_the_bag_time_li
     from asyncvla_ros.bags.reader import open_bag
     from asyncvla_ros.launch_graph import LaunchArgs, graph
     from asyncvla_ros.msg import ActionChunk
+    from diagnostic_msgs.msg import DiagnosticArray
 
     reader = open_bag(sim_bag)
     first_chunk_ns = min(t for c, t, _ in reader.messages() if c.topic == "/action_chunk")
@@ -241,14 +242,16 @@ def test_replayed_inputs_drive_live_semantic_and_action_nodes_on_the_bag_time_li
     recorded_state_stamps = {s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in bag_messages(sim_bag, "/joint_states")}
     probe = Probe("replay_probe")
     probe.record(ActionChunk, "action_chunk", 200)
+    probe.record(DiagnosticArray, "diagnostics", 100)
     specs = {s.name: s for s in graph(LaunchArgs())}
     nodes = [NodeProcess(specs[n], PARAMS, tmp_path, {"use_sim_time": "true"}) for n in ("semantic", "action")]
     try:
-        # Play once both nodes have subscribed (they log their model after that). The player's wait for
-        # subscribers alone once let a CI run play every frame before the semantic node took one: its
-        # count can include readers of nodes that exited and that discovery has not dropped yet, and a
-        # reader the player has seen may not have matched the player's publisher yet.
-        probe.wait_for(lambda: all(f"[{n.name}]: model " in n.output() for n in nodes), 120, "the semantic and action nodes to start")
+        # Play once both nodes spin: their diagnostics (on the steady clock, so before any /clock) reach
+        # the probe. The player's wait for subscribers alone once let a CI run play every frame before
+        # the semantic node took one: its count can include readers of nodes that exited and that
+        # discovery has not dropped yet, and a reader the player has seen may not have matched yet.
+        up = lambda: {s.name for m in probe.messages("diagnostics") for s in m.status}  # noqa: E731
+        probe.wait_for(lambda: {"semantic", "action"} <= up(), 120, "diagnostics from the semantic and action nodes")
         # The policy's inputs (what --inputs-only plays, less the topics nobody here subscribes to).
         player = subprocess.run(cli("replay", str(sim_bag), "--topics", "/front/image_raw", "/wrist/image_raw", "/joint_states",
                                     "--start-offset", f"{offset_s:.2f}", "--wait-for-subscribers", "60"),
@@ -260,6 +263,9 @@ def test_replayed_inputs_drive_live_semantic_and_action_nodes_on_the_bag_time_li
         stamps = [c.header.stamp.sec * 10**9 + c.header.stamp.nanosec for c in chunks]
         assert set(stamps) <= recorded_state_stamps  # planned from the recorded joint states, on their time line
         assert all(-0.2 < c.semantic_age_s < 1.0 for c in chunks)  # from the recorded frames, not stale
+        # The bag has ended and /clock stopped; the semantic node's liveliness heartbeat (a DDS lease, wall
+        # time) goes on, so the action node does not take the stopped bag for a dead semantic node.
+        assert "publisher gone" not in nodes[1].output()
     finally:
         for n in nodes:
             n.stop()
