@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> (module with a `main(argv) -> int`, one-line help)
@@ -34,7 +35,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     args = parser.parse_args(argv[:1])
     module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.main(argv[1:]) or 0)
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except Exception as err:
+        if not is_input_error(err) or os.environ.get("ASYNCVLA_ROS_TRACEBACK"):
+            raise
+        print(f"asyncvla-ros {args.command}: error: {err}\n(ASYNCVLA_ROS_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
+        return 1
+
+
+def is_input_error(err: Exception) -> bool:
+    """Errors that explain bad input or a missing file (config checks, datasets, checkpoints, bags, devices):
+    the message says what to fix, so the command prints it without a traceback. Anything else is a bug
+    and keeps its traceback."""
+    return isinstance(err, (ValueError, OSError)) or type(err).__module__.startswith("asyncvla_ros.")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,29 @@ def test_help_lists_the_subcommands():
 def test_unknown_subcommand_fails_with_the_valid_choices():
     out = subprocess.run([sys.executable, "-m", "asyncvla_ros.cli", "bogus"], capture_output=True, text=True)
     assert out.returncode == 2 and "bench-policy" in out.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "/nonexistent", "--out", "{tmp}/run"], "/nonexistent holds no LeRobot dataset"),
+    (["train", "--sim-episodes", "1", "--steps", "0", "--out", "{tmp}/run"], "TrainConfig.steps must be a positive int"),
+    (["offline-eval", "--model", "{tmp}", "--dataset", "/nonexistent"], "is not a policy checkpoint"),
+    (["offline-eval", "--model", "{repo}/asyncvla_ros/models/default", "--dataset", "/nonexistent"], "holds no LeRobot dataset"),
+])
+def test_bad_input_is_one_error_line_not_a_traceback(tmp_path, args, message):
+    pytest.importorskip("torch")
+    args = [a.format(tmp=tmp_path, repo=Path(__file__).resolve().parent.parent) for a in args]
+    out = subprocess.run([sys.executable, "-m", "asyncvla_ros.cli", *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stderr
+    assert f"asyncvla-ros {args[0]}: error: " in out.stderr and message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_only_input_errors_lose_their_traceback():
+    from asyncvla_ros import cli
+
+    assert not cli.is_input_error(KeyError("x")) and cli.is_input_error(ValueError("TrainConfig.steps ..."))
+    assert cli.is_input_error(FileNotFoundError("no such file"))
 
 
 def test_bench_policy_prints_stage_latencies_as_json():
