@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size-px", type=int, default=112, help="side of the square camera images, px")
     parser.add_argument("--fps", type=int, default=20, help="control and recording rate, Hz")
     parser.add_argument("--max-duration-s", type=float, default=20.0, help="sim time before an episode fails, s")
+    parser.add_argument("--action-noise-std", type=float, default=0.0, metavar="RAD",
+                        help="DART: execute the expert's targets plus slowly varying noise of this std on the arm joints "
+                             "(recorded actions stay the expert's); 0 = off")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = record_demos(
             args.out, args.episodes, args.seed, image_size_px=args.image_size_px, fps=args.fps,
-            max_duration_s=args.max_duration_s, progress=not args.no_progress,
+            max_duration_s=args.max_duration_s, action_noise_std_rad=args.action_noise_std, progress=not args.no_progress,
         )
     except (ValueError, FileExistsError) as exc:
         print(f"asyncvla-ros demos: {exc}", file=sys.stderr)

@@ -46,6 +46,11 @@ class RecordConfig:
     # Threads that PNG-encode the images while the sim steps on; 0 encodes in the recording thread.
     image_writer_threads: int = 2
     render_backend: str = "auto"  # headless OpenGL: "auto", "egl" or "osmesa" (see SimArmConfig)
+    # DART-style demonstrations (Laskey et al., 2017): the arm executes the expert's targets plus slowly
+    # varying Gaussian noise of this stationary std on the five arm joints (the gripper is left alone),
+    # while the dataset records the expert's own targets. The policy then sees states off the expert's
+    # path, labelled with the expert's correction. 0 = the expert's plain path.
+    action_noise_std_rad: float = 0.0
 
     def __post_init__(self):
         for name in ("episodes", "seed", "image_size_px", "fps", "image_writer_threads"):
@@ -66,6 +71,8 @@ class RecordConfig:
             raise _invalid("settle_s", "must be a non-negative number of seconds", self.settle_s)
         if self.image_writer_threads < 0:
             raise _invalid("image_writer_threads", "must be >= 0", self.image_writer_threads)
+        if not math.isfinite(self.action_noise_std_rad) or not 0 <= self.action_noise_std_rad <= 0.5:
+            raise _invalid("action_noise_std_rad", "must be in [0, 0.5] rad", self.action_noise_std_rad)
         if "/" not in self.repo_id:
             raise _invalid("repo_id", 'must look like "owner/name"', self.repo_id)
 
@@ -201,16 +208,26 @@ def _record_episode(arm, expert, dataset, episode_seed: int, config: RecordConfi
     return len(frames), success
 
 
+NOISE_TIME_CONSTANT_S = 0.5  # correlation time of the DART noise: deviations the expert must correct
+
+
 def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tuple[list[dict], bool]:
     """Run one scripted-expert episode; returns its frames, as the dataset stores them, and success.
 
     A frame is the observation the expert acted on (one image per camera under its dataset key, the
     measured joint positions, the privileged scene state), the joint-position targets it commanded
     and the instruction. The episode succeeds when the expert is done and the task is solved within
-    ``config.settle_steps`` more steps, and fails otherwise or after ``config.max_steps``.
+    ``config.settle_steps`` more steps, and fails otherwise or after ``config.max_steps``. With
+    ``config.action_noise_std_rad`` the arm executes the targets plus noise drawn from the episode's
+    seed (an Ornstein-Uhlenbeck process, time constant ``NOISE_TIME_CONSTANT_S``); frames keep the
+    expert's targets.
     """
     observation = arm.reset(seed=episode_seed)
     expert.reset()
+    rng = np.random.default_rng([episode_seed, 0xDA27])  # its own stream: the scene draws are unchanged
+    keep = math.exp(-1.0 / (config.fps * NOISE_TIME_CONSTANT_S))
+    noise = np.zeros(len(arm.joint_names))
+    lower, upper = arm.joint_limits_rad
     frames, steps_since_done = [], 0
     for _ in range(config.max_steps):
         action = expert.act()
@@ -220,6 +237,9 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
         frame[ACTION] = action.astype(np.float32)
         frame[TASK] = observation.instruction
         frames.append(frame)
+        if config.action_noise_std_rad > 0:
+            noise[:-1] = keep * noise[:-1] + math.sqrt(1 - keep * keep) * config.action_noise_std_rad * rng.standard_normal(len(noise) - 1)
+            action = np.clip(action + noise, lower, upper)
         observation = arm.step(action)
         if expert.done:
             if arm.is_success():

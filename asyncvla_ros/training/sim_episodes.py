@@ -31,14 +31,15 @@ class ArrayFrames:
         return list(self.images[t])
 
 
-def _make_sim(image_size_px: int, fps: int, max_duration_s: float) -> tuple:
+def _make_sim(image_size_px: int, fps: int, max_duration_s: float, action_noise_std_rad: float) -> tuple:
     """(arm, expert, record config) of one worker."""
     from asyncvla_ros.data.features import CAMERA_KEYS
     from asyncvla_ros.data.record import RecordConfig
     from asyncvla_ros.sim import ScriptedExpert, SimArm, SimArmConfig
 
     arm = SimArm(SimArmConfig(image_size_px=image_size_px, control_period_s=1.0 / fps, cameras=tuple(CAMERA_KEYS)))
-    return arm, ScriptedExpert(arm), RecordConfig(image_size_px=image_size_px, fps=fps, max_duration_s=max_duration_s)
+    config = RecordConfig(image_size_px=image_size_px, fps=fps, max_duration_s=max_duration_s, action_noise_std_rad=action_noise_std_rad)
+    return arm, ScriptedExpert(arm), config
 
 
 def _episode_arrays(sim: tuple, seed: int) -> tuple | None:
@@ -58,19 +59,20 @@ def _episode_arrays(sim: tuple, seed: int) -> tuple | None:
 _worker_sim: tuple | None = None  # this worker process's (arm, expert, config)
 
 
-def _worker_episode(seed: int, image_size_px: int, fps: int, max_duration_s: float) -> tuple | None:
+def _worker_episode(seed: int, image_size_px: int, fps: int, max_duration_s: float, action_noise_std_rad: float) -> tuple | None:
     global _worker_sim
     if _worker_sim is None:
-        _worker_sim = _make_sim(image_size_px, fps, max_duration_s)
+        _worker_sim = _make_sim(image_size_px, fps, max_duration_s, action_noise_std_rad)
     return _episode_arrays(_worker_sim, seed)
 
 
 def sim_episodes(count: int, seed: int = 0, image_size_px: int = 112, fps: int = 20, max_duration_s: float = 20.0,
-                 workers: int = 0, progress: bool = False) -> tuple[list[Episode], list[int]]:
+                 workers: int = 0, progress: bool = False, action_noise_std_rad: float = 0.0) -> tuple[list[Episode], list[int]]:
     """Run the expert on seeds seed..seed+count-1; returns (successful episodes in seed order, failed seeds).
 
     Cameras are the sim's in dataset order (front, wrist); states, actions and the scene state as
-    `asyncvla-ros demos` records them. `workers` > 0 runs the episodes in that many processes.
+    `asyncvla-ros demos` records them (`action_noise_std_rad`: RecordConfig's DART noise). `workers` > 0
+    runs the episodes in that many processes.
     """
     if count < 1:
         raise ValueError(f"sim_episodes: count must be >= 1, got {count}")
@@ -81,12 +83,12 @@ def sim_episodes(count: int, seed: int = 0, image_size_px: int = 112, fps: int =
     bar = tqdm(total=count, desc="sim demos", unit="ep", disable=not progress)
     if workers:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_worker_episode, s, image_size_px, fps, max_duration_s): s for s in seeds}
+            futures = {pool.submit(_worker_episode, s, image_size_px, fps, max_duration_s, action_noise_std_rad): s for s in seeds}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update(1)
     else:
-        sim = _make_sim(image_size_px, fps, max_duration_s)
+        sim = _make_sim(image_size_px, fps, max_duration_s, action_noise_std_rad)
         try:
             for s in seeds:
                 results[s] = _episode_arrays(sim, s)

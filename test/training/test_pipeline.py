@@ -93,3 +93,25 @@ def test_sim_episodes_in_memory_are_the_recorded_demonstrations(tmp_path):
         for t in (0, len(a.states) - 1):
             for x, y in zip(a.frames(t), b.frames(t)):
                 np.testing.assert_array_equal(x, y)  # PNG round trip is lossless
+
+
+def test_dart_noise_moves_the_arm_off_the_expert_path_and_keeps_the_expert_labels():
+    import numpy as np
+
+    from asyncvla_ros.training.sim_episodes import sim_episodes
+
+    (plain,), _ = sim_episodes(1, seed=5, image_size_px=16)
+    (noisy,), failed = sim_episodes(1, seed=5, image_size_px=16, action_noise_std_rad=0.01)
+    (again,), _ = sim_episodes(1, seed=5, image_size_px=16, action_noise_std_rad=0.01)
+    assert failed == [] and noisy.task == plain.task
+    np.testing.assert_array_equal(noisy.states, again.states)  # the noise is drawn from the episode's seed
+    np.testing.assert_array_equal(noisy.states[0], plain.states[0])  # same scene, same start
+    assert not np.array_equal(noisy.states[:20], plain.states[:20])
+    # Executed = recorded + noise on the arm joints: the arm's next state is further from the recorded
+    # target than servo lag alone puts it.
+    lag = lambda ep: np.abs(ep.states[1:, :5] - ep.actions[:-1, :5]).mean()  # noqa: E731
+    assert lag(noisy) > lag(plain) * 1.05
+    from asyncvla_ros.data.record import RecordConfig
+
+    with pytest.raises(ValueError, match="action_noise_std_rad"):
+        RecordConfig(action_noise_std_rad=-0.1)
