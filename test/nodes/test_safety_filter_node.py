@@ -104,6 +104,7 @@ def test_estop_latches_until_released_through_the_service(graph):
 def test_with_use_sim_time_stamps_are_checked_on_the_bag_time_line(graph, tmp_path):
     """A replayed bag drives the filter with /clock: commands on the bag's time line pass, wall-stamped ones
     are refused as stamped in the future, and the watchdog (steady clock) still reports a silent state."""
+    import yaml
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
 
@@ -115,8 +116,6 @@ def test_with_use_sim_time_stamps_are_checked_on_the_bag_time_line(graph, tmp_pa
     probe = graph[0]
     probe.record(JointState, f"{ns}/safe_joint_command", 50)
     probe.record(SafetyEvent, f"{ns}/safety_events", 50)
-    import yaml
-
     params = tmp_path / "params.yaml"  # a params file's node key carries the namespace
     section = yaml.safe_load((REPO / "config" / "sim.yaml").read_text())["safety_filter"]
     params.write_text(yaml.safe_dump({f"{ns}/safety_filter": section}))
