@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -35,44 +34,39 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU threads for torch (default 1, as the sim nodes: results can differ in the last bits with another count)")
     opts = parser.parse_args(argv)
 
+    from asyncvla_ros.bags.reader import open_bag
     from asyncvla_ros.bags.types import BagError
 
-    try:
-        from asyncvla_ros.bags.reader import open_bag
+    open_bag(opts.bag).close()  # a wrong path fails here, before torch and the model load
+    import torch
 
-        open_bag(opts.bag).close()  # a wrong path fails here, before torch and the model load
-        import torch
+    from asyncvla_ros.bags.recording import load
+    from asyncvla_ros.bags.report import write_report
+    from asyncvla_ros.bags.rerun import RerunConfig, run_rerun
+    from asyncvla_ros.bags.rerun_bag import write_rerun_bag
+    from asyncvla_ros.policy.default import load_policy
 
-        from asyncvla_ros.bags.recording import load
-        from asyncvla_ros.bags.report import write_report
-        from asyncvla_ros.bags.rerun import RerunConfig, run_rerun
-        from asyncvla_ros.bags.rerun_bag import write_rerun_bag
-        from asyncvla_ros.policy.default import load_policy
-
-        config = RerunConfig(seed=opts.seed, afm=not opts.no_afm, mode=opts.mode, semantic_rate_hz=opts.semantic_rate_hz,
-                             semantic_latency_s=opts.semantic_latency_s, control_rate_hz=opts.control_rate_hz,
-                             max_semantic_age_s=opts.max_semantic_age_s, instruction=opts.instruction)
-        bag = Path(opts.bag).expanduser()
-        out = Path(opts.out or f"{bag.resolve()}-rerun").expanduser()
-        if (out / "bag").exists():
-            raise BagError(f"{out / 'bag'} exists: choose another --out or remove it")
-        if opts.model and not Path(opts.model).expanduser().is_dir():
-            raise BagError(f"--model {opts.model} is not a directory")
-        if opts.torch_threads > 0:
-            torch.set_num_threads(opts.torch_threads)
-        policy, model_id = load_policy(str(Path(opts.model).expanduser()) if opts.model else "", opts.device)
-        t0 = time.perf_counter()
-        rec = load(bag, policy.config.backbone.camera_names)
-        print(f"asyncvla-ros rerun: {bag}: {len(rec.states)} joint states, "
-              f"{sum(len(f) for f in rec.frames.values())} frames, {len(rec.semantics)} semantic refreshes, "
-              f"{len(rec.chunks)} chunks (loaded in {time.perf_counter() - t0:.1f} s)", flush=True)
-        result = run_rerun(policy, model_id, rec, config)
-        out.mkdir(parents=True, exist_ok=True)
-        counts = write_rerun_bag(result, out / "bag", opts.storage)
-        summary = write_report(result, out)
-    except (BagError, ValueError, FileNotFoundError) as err:
-        print(f"asyncvla-ros rerun: {err}", file=sys.stderr)
-        return 1
+    config = RerunConfig(seed=opts.seed, afm=not opts.no_afm, mode=opts.mode, semantic_rate_hz=opts.semantic_rate_hz,
+                         semantic_latency_s=opts.semantic_latency_s, control_rate_hz=opts.control_rate_hz,
+                         max_semantic_age_s=opts.max_semantic_age_s, instruction=opts.instruction)
+    bag = Path(opts.bag).expanduser()
+    out = Path(opts.out or f"{bag.resolve()}-rerun").expanduser()
+    if (out / "bag").exists():
+        raise BagError(f"{out / 'bag'} exists: choose another --out or remove it")
+    if opts.model and not Path(opts.model).expanduser().is_dir():
+        raise BagError(f"--model {opts.model} is not a directory")
+    if opts.torch_threads > 0:
+        torch.set_num_threads(opts.torch_threads)
+    policy, model_id = load_policy(str(Path(opts.model).expanduser()) if opts.model else "", opts.device)
+    t0 = time.perf_counter()
+    rec = load(bag, policy.config.backbone.camera_names)
+    print(f"asyncvla-ros rerun: {bag}: {len(rec.states)} joint states, "
+          f"{sum(len(f) for f in rec.frames.values())} frames, {len(rec.semantics)} semantic refreshes, "
+          f"{len(rec.chunks)} chunks (loaded in {time.perf_counter() - t0:.1f} s)", flush=True)
+    result = run_rerun(policy, model_id, rec, config)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = write_rerun_bag(result, out / "bag", opts.storage)
+    summary = write_report(result, out)
     print(json.dumps(summary, indent=2))
     print(f"asyncvla-ros rerun: {len(result.ticks)} ticks in {result.wall_s:.1f} s; bag {out / 'bag'} "
           f"({counts.get('/rerun/action_chunk', 0)} recomputed chunks); report {out / 'report.html'}", flush=True)

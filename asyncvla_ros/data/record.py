@@ -227,6 +227,7 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
     rng = np.random.default_rng([episode_seed, 0xDA27])  # its own stream: the scene draws are unchanged
     keep = math.exp(-1.0 / (config.fps * NOISE_TIME_CONSTANT_S))
     noise = np.zeros(len(arm.joint_names))
+    arm_joints = slice(0, len(arm.joint_names) - 1)  # every joint but the gripper, the last one
     lower, upper = arm.joint_limits_rad
     frames, steps_since_done = [], 0
     for _ in range(config.max_steps):
@@ -238,7 +239,8 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
         frame[TASK] = observation.instruction
         frames.append(frame)
         if config.action_noise_std_rad > 0:
-            noise[:-1] = keep * noise[:-1] + math.sqrt(1 - keep * keep) * config.action_noise_std_rad * rng.standard_normal(len(noise) - 1)
+            draw = config.action_noise_std_rad * rng.standard_normal(len(noise) - 1)
+            noise[arm_joints] = keep * noise[arm_joints] + math.sqrt(1 - keep * keep) * draw
             action = np.clip(action + noise, lower, upper)
         observation = arm.step(action)
         if expert.done:
