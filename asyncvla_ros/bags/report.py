@@ -1,6 +1,7 @@
 """The re-run's report: PNG plots and a Markdown + HTML summary of recorded vs recomputed chunks.
 
-`overview.png` (the main plot), top to bottom, against bag time (s since the bag's start):
+`overview.png` (the main plot), top to bottom, against bag time (s since the bag's start), with the
+chunks the re-run could not plan shaded (their semantic refresh predates the recording):
 1. first step of each chunk per joint: recorded (solid) vs recomputed (dashed), rad;
 2. largest |recorded - recomputed| over the chunk's actions, per tick (log scale), rad;
 3. the rater's confidence per chunk step (heat map, recomputed); steps below 0.5 are AFM's candidates;
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from asyncvla_ros.bags.recording import stamp_ns
-from asyncvla_ros.bags.rerun import RerunResult
+from asyncvla_ros.bags.rerun import STATE_NOT_IN_BAG, RerunResult
+from asyncvla_ros.bags.semantic_replay import BEFORE_RECORDING, NOT_IN_BAG
 
 MATCH_TOL_RAD = 1e-5  # recomputed chunks within this of the recorded ones count as reproduced
 
@@ -46,6 +48,9 @@ def compare(result: RerunResult) -> dict:
         "recomputed_chunks": len(chunks),
         "recorded_chunks": len(rec_chunks),
         "compared_chunks": len(pairs),
+        "chunks_before_recording": sum(t.skipped == BEFORE_RECORDING for t in result.ticks),
+        "chunks_with_refresh_not_in_bag": sum(t.skipped == NOT_IN_BAG for t in result.ticks),
+        "chunks_without_joint_state": sum(t.skipped == STATE_NOT_IN_BAG for t in result.ticks),
         "reproduced_chunks": int((diffs <= MATCH_TOL_RAD).sum()),
         "chunks_with_inputs_missing_from_bag": sum(not t.inputs_complete for t in pairs),
         "reproduced_of_chunks_with_complete_inputs": int(sum(d <= MATCH_TOL_RAD for t, d in zip(pairs, diffs) if t.inputs_complete)),
@@ -74,6 +79,23 @@ def _t(result: RerunResult, ns: int) -> float:
     return (ns - result.start_ns) * 1e-9
 
 
+def _skipped_runs(result: RerunResult) -> list[tuple[float, float]]:
+    """(start, end) bag times of each run of consecutive recorded chunks the re-run did not plan."""
+    runs, start, last = [], None, None
+    for t in result.ticks:
+        if t.recorded is None:
+            continue
+        x = _t(result, t.state_stamp_ns)
+        if t.skipped:
+            start, last = (x if start is None else start), x
+        elif start is not None:
+            runs.append((start, last))
+            start = None
+    if start is not None:
+        runs.append((start, last))
+    return runs
+
+
 def plot_overview(result: RerunResult, path: Path) -> None:
     import matplotlib
 
@@ -85,6 +107,13 @@ def plot_overview(result: RerunResult, path: Path) -> None:
     recorded = [t for t in result.ticks if t.recorded is not None]
     fig, axes = plt.subplots(6, 1, figsize=(12, 17), sharex=True, constrained_layout=True)
     colors = plt.cm.tab10(np.arange(len(result.joint_names)))
+    runs = _skipped_runs(result)
+    for a, b in runs:
+        for ax in axes:
+            ax.axvspan(a, b, color="0.85", zorder=0)
+    if runs:
+        axes[1].text(runs[0][0], 0.03, " shaded: not re-run (" + "; ".join(sorted({t.skipped for t in result.ticks if t.skipped})) + ")",
+                     transform=axes[1].get_xaxis_transform(), va="bottom", fontsize=7, color="0.3")
 
     ax = axes[0]
     if recorded:
@@ -215,11 +244,17 @@ def write_report(result: RerunResult, out_dir: Path) -> dict:
              ("mode", result.mode), ("seed base", str(result.seed)), ("tick schedule", result.schedule),
              ("semantics", result.semantics), ("joints", ", ".join(result.joint_names))]
     (out_dir / "summary.json").write_text(json.dumps({"setup": dict(setup), "figures": summary}, indent=2) + "\n")
-    reproduced = (f"{summary['reproduced_chunks']} of {summary['compared_chunks']} recorded chunks reproduced within "
+    skipped = summary["chunks_before_recording"] + summary["chunks_with_refresh_not_in_bag"] + summary["chunks_without_joint_state"]
+    reproduced = (f"{summary['reproduced_chunks']} of {summary['compared_chunks']} re-run chunks reproduced within "
                   f"{MATCH_TOL_RAD:g} rad (first at tick {summary['first_reproduced_tick']}); largest difference "
                   f"{summary['max_abs_diff_rad']:.3g} rad. {summary['chunks_with_inputs_missing_from_bag']} chunks rest on something the bag lacks (a frame, a "
-                  "joint state, or chunks the recorder missed before them, which leave the node's history unknown until "
-                  f"its next hold); of the others, {summary['reproduced_of_chunks_with_complete_inputs']} were reproduced.")
+                  "joint state, or earlier chunks that ensembling and history carry: those before the bag's first chunk, "
+                  f"or one the recorder missed); of the others, {summary['reproduced_of_chunks_with_complete_inputs']} were reproduced. "
+                  f"{skipped} of the {summary['recorded_chunks']} recorded chunks were not re-run: "
+                  f"{summary['chunks_before_recording']} rest on a semantic refresh of frames captured before the recording began, "
+                  f"{summary['chunks_with_refresh_not_in_bag']} on one whose frames are not in the bag, "
+                  f"{summary['chunks_without_joint_state']} came before the bag's first joint state; the node's own chunks "
+                  "carried the re-run's ensembling and history through them.")
     how = ("overview.png, top to bottom against bag time: each chunk's first target per joint (recorded wide and "
            "pale, recomputed dashed); the largest recorded-vs-recomputed difference per chunk; the rater's "
            "confidence per chunk step; which steps AFM regenerated (recorded, recomputed or both); the semantic "

@@ -70,7 +70,7 @@ def write_rerun_bag(result: RerunResult, out: Path, storage: str = "mcap") -> di
             if t.chunk is not None:
                 msg = chunk_message(store, t, result, period)
                 writer.write(RERUN_CHUNK_TOPIC, bytes(store.serialize_cdr(msg, ACTION_CHUNK)), log_ns)
-            if t.command is not None and t.now_ns:
+            if t.command is not None and t.now_ns and not t.skipped:
                 msg = command_message(store, t, result.joint_names)
                 writer.write(RERUN_COMMAND_TOPIC, bytes(store.serialize_cdr(msg, JOINT_STATE)), log_ns)
     finally:

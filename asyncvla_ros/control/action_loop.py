@@ -25,27 +25,21 @@ from asyncvla_ros.control.ensembling import TemporalEnsembler
 from asyncvla_ros.control.history import ActionHistory
 from asyncvla_ros.control.safety import describe_age, is_stale
 from asyncvla_ros.control.semantic_store import SemanticItem
+from asyncvla_ros.parameters import check_fields, param
 from asyncvla_ros.policy.config import ACT_MODES  # a plain dataclass module: no torch
 
 
 @dataclass
 class ActionLoopConfig:
-    control_rate_hz: float = 20.0  # ticks per second
-    max_semantic_age_s: float = 1.0  # hold when the encoded observation is older than this
-    max_state_age_s: float = 0.25  # no command when the joint state is older than this
-    ensemble_decay: float = 0.1  # ACT's m in w_i = exp(-m i), i = 0 oldest
-    mode: str = "asyncvla"  # asyncvla | sfm_only | random_mask
-    seed: int = 0  # noise seed of tick k is seed + k
+    control_rate_hz: float = param(20.0, "control ticks per second, Hz", low=1.0, high=1000.0)
+    max_semantic_age_s: float = param(1.0, "hold when the encoded observation is older than this, s", low=0.01, high=60.0)
+    max_state_age_s: float = param(0.25, "send nothing when the joint state is older than this, s", low=0.001, high=10.0)
+    ensemble_decay: float = param(0.1, "temporal ensembling: ACT's m in w_i = exp(-m i), i = 0 oldest", low=0.0, high=10.0)
+    mode: str = param("asyncvla", "how chunks are planned: SFM -> rater -> AFM, SFM alone, or AFM on a random mask", choices=ACT_MODES)
+    seed: int = param(0, "flow-matching noise seed; tick k uses seed + k", low=0, high=2**31 - 1)
 
     def __post_init__(self) -> None:
-        for name in ("control_rate_hz", "max_semantic_age_s", "max_state_age_s"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ValueError(f"ActionLoopConfig.{name} must be a positive number, got {value!r}")
-        if not self.ensemble_decay >= 0:
-            raise ValueError(f"ActionLoopConfig.ensemble_decay must be >= 0, got {self.ensemble_decay!r}")
-        if self.mode not in ACT_MODES:
-            raise ValueError(f"ActionLoopConfig.mode must be one of {ACT_MODES}, got {self.mode!r}")
+        check_fields(self)
 
     @property
     def period_s(self) -> float:
@@ -86,7 +80,7 @@ class ActionLoop:
         return TickResult(self.tick_count, command, True, reason, None, self.chunk_id, plan_ms=0.0, **info)
 
     def tick(self, now_ns: int, semantics: SemanticItem | None, state: np.ndarray | None, state_stamp_ns: int,
-             semantics_alive: bool = True) -> TickResult:
+             semantics_alive: bool = True, follow: np.ndarray | None = None) -> TickResult:
         """Plan and return this tick's command (or a hold).
 
         Args:
@@ -95,6 +89,9 @@ class ActionLoop:
             state: current joint positions (policy order), or None.
             state_stamp_ns: capture stamp of `state`.
             semantics_alive: False when the semantic publisher is known to be gone.
+            follow: (L, action_dim) the chunk another run executed at this tick (a re-run following the
+                recorded node where this loop's plan may differ): it, not this loop's plan, enters the
+                ensembling and the history. The plan is still made and returned.
         """
         self.tick_count += 1
         c = self.config
@@ -121,9 +118,35 @@ class ActionLoop:
         t0 = time.perf_counter()
         chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count)
         self.chunk_id += 1
-        self.ensembler.add(self.tick_count, chunk.actions)
+        command = self._execute(chunk.actions if follow is None else follow)
+        plan_ms = (time.perf_counter() - t0) * 1e3
+        return TickResult(self.tick_count, command, False, "", chunk, self.chunk_id, plan_ms=plan_ms, **info)
+
+    def follow(self, actions: np.ndarray | None) -> np.ndarray | None:
+        """Advance one tick on a chunk planned elsewhere, without planning: a re-run following the recorded
+        node through ticks it cannot plan itself (their inputs predate the bag). `actions` enters the
+        ensembling, and the resulting command the history, as if this loop had planned it. None: the chunk
+        is unknown (the recorder missed it) and only the tick and chunk counters advance.
+
+        Returns:
+            This tick's command, or None when `actions` is None.
+        """
+        self.tick_count += 1
+        self.chunk_id += 1
+        return self._execute(actions) if actions is not None else None
+
+    def skip_to(self, tick: int, chunk_id: int) -> None:
+        """Count on from another run's tick and chunk counters (a re-run of a bag recorded from a running
+        node starts mid-way: seeds follow the tick); ensembling and history start empty."""
+        self.tick_count, self.chunk_id = int(tick), int(chunk_id)
+        self.ensembler.reset()
+        self.history.clear()
+        self.last_command = None
+
+    def _execute(self, actions: np.ndarray) -> np.ndarray:
+        """Blend `actions` (planned at this tick) into the ensemble; the result is the command, and history."""
+        self.ensembler.add(self.tick_count, actions)
         command = self.ensembler.target(self.tick_count)
         self.history.append(command)
         self.last_command = command
-        plan_ms = (time.perf_counter() - t0) * 1e3
-        return TickResult(self.tick_count, command, False, "", chunk, self.chunk_id, plan_ms=plan_ms, **info)
+        return command

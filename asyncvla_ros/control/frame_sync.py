@@ -79,8 +79,12 @@ class FrameSynchronizer:
                 if stamp > self._last_taken_ns:
                     self.stats.dropped_stale += 1
 
-    def take(self, now_ns: int) -> FrameSet | None:
-        """The newest unused set within skew and age, or None (see `stats.last_reason`)."""
+    def take(self, now_ns: int, stamp_ns: int | None = None) -> FrameSet | None:
+        """The newest unused set within skew and age, or None (see `stats.last_reason`).
+
+        With `stamp_ns`, only the set whose capture stamp (its oldest frame) is `stamp_ns`: the set a
+        recorded semantic refresh encoded, looked up by a re-run.
+        """
         self._drop_old(now_ns)
         names = self.config.camera_names
         missing = [n for n in names if not self._frames[n]]
@@ -100,7 +104,7 @@ class FrameSynchronizer:
                 chosen.append(best)
             else:
                 stamps = [s for s, _ in chosen]
-                if min(stamps) <= self._last_taken_ns:
+                if min(stamps) <= self._last_taken_ns or (stamp_ns is not None and min(stamps) != stamp_ns):
                     continue
                 self._last_taken_ns = max(stamps)
                 self.stats.sets_taken += 1

@@ -16,6 +16,8 @@ class SemanticItem:
     stamp_ns: int  # capture time of the observation it encodes
     instruction: str
     encode_ms: float = 0.0
+    frame_stamps_ns: tuple[int, ...] = ()  # capture stamp of each camera's frame, in the policy's camera order
+    state_stamp_ns: int = 0  # joint state in the prompt; 0 = none
 
 
 class LatestSemantics:

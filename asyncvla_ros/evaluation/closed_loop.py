@@ -2,7 +2,8 @@
 
 Each episode runs the deployed control path: `ActionLoop` (the action node's own per-tick logic:
 act(), temporal ensembling, executed-action history) and `SafetyFilter` (the safety node's clamps)
-between the policy and the simulated arm, in simulated time. Semantics are refreshed every
+between the policy and the simulated arm, in simulated time, and the semantic node's `SemanticLoop`
+in front of them. Semantics are refreshed every
 `semantic_period_steps` ticks from the observation of that tick and become usable
 `semantic_latency_steps` ticks later, so 1/0 is synchronous and larger values reproduce the stale
 semantics of the asynchronous split.
@@ -18,6 +19,7 @@ import numpy as np
 
 from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
 from asyncvla_ros.control.safety import SafetyConfig, SafetyFilter
+from asyncvla_ros.control.semantic_loop import SemanticLoop, SemanticLoopConfig
 from asyncvla_ros.control.semantic_store import SemanticItem
 from asyncvla_ros.policy.config import ACT_MODES
 
@@ -78,9 +80,12 @@ def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
     cameras = policy.config.backbone.camera_names
     lower, upper = arm.joint_limits_rad
     safety = SafetyFilter(SafetyConfig(arm.joint_names, tuple(lower), tuple(upper), (config.max_step_rad,) * len(lower)))
-    loop = ActionLoop(policy, ActionLoopConfig(max_semantic_age_s=1e6, ensemble_decay=config.ensemble_decay,
+    loop = ActionLoop(policy, ActionLoopConfig(max_semantic_age_s=60.0, ensemble_decay=config.ensemble_decay,
                                                mode=config.mode, seed=config.policy_seed))
-    in_prompt = policy.config.backbone.state_in_prompt
+    # The semantic node's own loop, in sim time: its rate cap makes it encode every semantic_period_steps ticks.
+    semantic = SemanticLoop(policy, SemanticLoopConfig(camera_names=tuple(cameras),
+                                                        max_rate_hz=1e9 / (config.semantic_period_steps * STEP_NS)))
+    semantic.set_instruction(obs.instruction)
     pending: list[tuple[int, SemanticItem]] = []  # (tick it becomes usable, semantics)
     current: SemanticItem | None = None
     regenerated, ages = [], []
@@ -90,11 +95,12 @@ def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
     step = 0
     for step in range(config.max_steps):
         now_ns = step * STEP_NS
-        if step % config.semantic_period_steps == 0:
-            images = [obs.images[c] for c in cameras]
-            state = obs.joint_positions_rad if in_prompt else None
-            cond = policy.encode(images, obs.instruction, state=state, stamp_ns=now_ns)
-            pending.append((step + config.semantic_latency_steps, SemanticItem(cond, step, now_ns, obs.instruction)))
+        for camera in cameras:
+            semantic.add_frame(camera, now_ns, obs.images[camera])
+        semantic.set_state(obs.joint_positions_rad, now_ns)
+        item = semantic.step(now_ns)
+        if item is not None:
+            pending.append((step + config.semantic_latency_steps, item))
         while pending and pending[0][0] <= step:
             current = pending.pop(0)[1]
         safety.update_state(arm.joint_names, obs.joint_positions_rad, now_ns)

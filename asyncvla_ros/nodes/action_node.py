@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -20,32 +21,36 @@ from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
 from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import ActionChunk, SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions, joint_state, to_time
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, set_torch_threads, steady_timer
+from asyncvla_ros.nodes.qos import FEATURES
 from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.semantic_transport import from_message
-from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads, steady_timer
-from asyncvla_ros.nodes.qos import FEATURES
+from asyncvla_ros.parameters import param
+from asyncvla_ros.policy.default import PolicySourceConfig
+
+
+@dataclass
+class ActionNodeConfig:
+    joint_names: tuple[str, ...] = param((), "joints the policy commands, in its action order")
+
+
+# (parameter prefix, config dataclass): every parameter of this node, described once.
+CONFIGS = (("", PolicySourceConfig), ("", ActionNodeConfig), ("", ActionLoopConfig))
+
 
 class ActionNode(Node):
     """Args: policy/store are injected when co-located with the semantic node."""
 
     def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, **kwargs) -> None:
         super().__init__("action", **kwargs)
-        model_dir = declare(self, "model_dir", "", "policy checkpoint or Qwen2.5-VL directory; empty = embedded default")
-        device = declare(self, "device", "cpu", "torch device, e.g. cpu or cuda:0")
-        self.torch_threads = declare(self, "torch_threads", 0, "CPU threads for torch in this process; 0 = torch's default", low=0, high=256)
-        self.joint_names = tuple(declare(self, "joint_names", [""], "joints the policy commands, in its action order"))
-        config = ActionLoopConfig(
-            control_rate_hz=declare(self, "control_rate_hz", 20.0, "control ticks per second, Hz", low=1.0, high=1000.0),
-            max_semantic_age_s=declare(self, "max_semantic_age_s", 1.0, "hold when the encoded observation is older, s", low=0.01, high=60.0),
-            max_state_age_s=declare(self, "max_state_age_s", 0.25, "send nothing when the joint state is older, s", low=0.001, high=10.0),
-            ensemble_decay=declare(self, "ensemble_decay", 0.1, "temporal ensembling decay m in exp(-m i)", low=0.0, high=10.0),
-            mode=declare(self, "mode", "asyncvla", "asyncvla | sfm_only | random_mask"),
-            seed=declare(self, "seed", 0, "noise seed of tick k is seed + k", low=0, high=2**31 - 1),
-        )
+        source = declare_config(self, PolicySourceConfig)
+        self.joint_names = declare_config(self, ActionNodeConfig).joint_names
+        config = declare_config(self, ActionLoopConfig)
+        self.torch_threads = source.torch_threads
         if policy is None:
             from asyncvla_ros.policy.default import load_policy
 
-            policy, model_id = load_policy(model_dir, device)
+            policy, model_id = load_policy(source.model_dir, source.device)
         self.policy, self.model_id = policy, model_id
         e = policy.config.expert
         if len(self.joint_names) != e.action_dim or not all(self.joint_names):

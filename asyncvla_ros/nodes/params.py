@@ -3,13 +3,87 @@
 from __future__ import annotations
 
 import time
+from dataclasses import MISSING, fields
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from asyncvla_ros.nodes.conversions import to_time
+from asyncvla_ros.parameters import field_default, field_types
+
+# Annotation -> ROS parameter type, for fields whose default does not show it (an empty tuple).
+_ROS_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE, str: Parameter.Type.STRING,
+              tuple[str, ...]: Parameter.Type.STRING_ARRAY, tuple[float, ...]: Parameter.Type.DOUBLE_ARRAY,
+              tuple[int, ...]: Parameter.Type.INTEGER_ARRAY, tuple[bool, ...]: Parameter.Type.BOOL_ARRAY}
+
+
+def declare_config(node: Node, cls, prefix: str = "", **fixed):
+    """Declare a ROS parameter `<prefix><field>` for every field of the config dataclass `cls` (default,
+    description, range and choices from the field's `parameters.param` metadata) and build `cls` from
+    their values. `fixed` fields are not declared: the node sets them (e.g. from its policy).
+
+    Numbers are accepted either way a YAML writes them: 20 for a float field is 20.0.
+
+    Raises:
+        ValueError: a value of the wrong type, outside its range, or refused by the config's own checks,
+            naming the parameter.
+    """
+    types = field_types(cls)
+    values = dict(fixed)
+    for f in fields(cls):
+        if f.name in fixed or not f.init:
+            continue
+        name = prefix + f.name
+        kind, default = types[f.name], field_default(f)
+        desc = ParameterDescriptor(description=f.metadata.get("help", f.name), read_only=f.metadata.get("read_only", True))
+        if "choices" in f.metadata:
+            desc.additional_constraints = "one of " + ", ".join(map(str, f.metadata["choices"]))
+        low, high = f.metadata.get("range", (None, None))
+        floats = kind in (float, tuple[float, ...])
+        if floats:
+            desc.dynamic_typing = True  # an integer in the YAML is coerced below, not refused by rclpy
+        elif low is not None and kind is int:
+            desc.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        initial = list(default) if isinstance(default, tuple) else default
+        try:
+            if default is MISSING or (isinstance(default, tuple) and not default):
+                value = node.declare_parameter(name, _ROS_TYPES[kind], desc).value  # None when not set
+            else:
+                value = node.declare_parameter(name, initial, desc).value
+        except ParameterException as err:
+            raise ValueError(f"parameter {name}: {err}") from None
+        if value is None:
+            if default is MISSING:
+                raise ValueError(f"parameter {name} must be set: {desc.description}")
+            value = default
+        values[f.name] = _coerce(name, kind, value)
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise ValueError(f"{node.get_name()} parameters: {err}") from None
+
+
+def _coerce(name: str, kind, value):
+    """The parameter's value as the field's type (lists become tuples)."""
+    scalar = {tuple[float, ...]: float, tuple[str, ...]: str, tuple[int, ...]: int, tuple[bool, ...]: bool}.get(kind)
+    if scalar is not None:
+        items = value if isinstance(value, (list, tuple)) else None
+        if items is None or not all(_fits(scalar, v) for v in items):
+            raise ValueError(f"parameter {name} must be a list of {scalar.__name__}, got {value!r}")
+        return tuple(scalar(v) for v in items)
+    if not _fits(kind, value):
+        raise ValueError(f"parameter {name} must be a {getattr(kind, '__name__', kind)}, got {value!r}")
+    return kind(value)
+
+
+def _fits(kind, value) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
 def steady_timer(node: Node, period_s: float, callback):

@@ -1,8 +1,7 @@
-"""Semantic node: encodes the newest synchronised camera frames and the instruction, back to back.
-
-Every encode produces a SemanticFeatures message stamped with the capture time of the frames it
-encoded. Inline transport puts the tensors in the message; in-process transport (co-located with
-the action node) commits them to the shared store and sends only the metadata.
+"""Semantic node: camera frames, instruction and joint state into the core's `SemanticLoop`, and each
+semantic condition it encodes out as a SemanticFeatures message (stamped with the capture time of the
+frames encoded). Inline transport puts the tensors in the message; in-process transport (co-located
+with the action node) commits them to the shared store and sends only the metadata.
 
 Encoding runs on a worker thread of its own, woken by new frames, never in an executor callback: a
 slow encode then cannot delay the control tick of a co-located action node, and every process can
@@ -14,26 +13,38 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
-from asyncvla_ros.control.frame_sync import FrameSyncConfig, FrameSynchronizer
-from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
+from asyncvla_ros.control.semantic_loop import SemanticLoop, SemanticLoopConfig
+from asyncvla_ros.control.semantic_store import LatestSemantics
 from asyncvla_ros.msg import SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions
-from asyncvla_ros.imaging import resize_rgb
 from asyncvla_ros.nodes.images import image_to_rgb
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, set_torch_threads, steady_timer
+from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
 from asyncvla_ros.nodes.runner import run
 from asyncvla_ros.nodes.semantic_transport import to_message
-from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, set_torch_threads, steady_timer
-from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
-
+from asyncvla_ros.parameters import param
+from asyncvla_ros.policy.default import PolicySourceConfig
 
 NOT_ENCODING_LOG_AFTER_S = 5.0  # a node that has not encoded for this long logs the reason (then every 5 s)
+IDLE_WAKE_S = 0.1  # the worker looks again this often without new frames (stop requests, the rate cap)
+
+
+@dataclass
+class SemanticNodeConfig:
+    instruction: str = param("", "task instruction; the latched 'instruction' topic and `ros2 param set` replace it", read_only=False)
+    joint_names: tuple[str, ...] = param((), "joints of the robot state, in the policy's state order (read when the policy puts the state in its prompt)")
+
+
+# (parameter prefix, config dataclass): every parameter of this node, described once.
+CONFIGS = (("", PolicySourceConfig), ("", SemanticNodeConfig), ("", SemanticLoopConfig))
 
 
 class SemanticNode(Node):
@@ -41,45 +52,28 @@ class SemanticNode(Node):
 
     def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, **kwargs) -> None:
         super().__init__("semantic", **kwargs)
-        model_dir = declare(self, "model_dir", "", "policy checkpoint or Qwen2.5-VL directory; empty = embedded default")
-        device = declare(self, "device", "cpu", "torch device, e.g. cpu or cuda:0")
-        cameras = declare(self, "camera_names", ["front", "wrist"], "cameras in the policy's order; topics <name>/image_raw")
-        self.instruction = declare(self, "instruction", "", "task instruction; the latched 'instruction' topic overrides it", read_only=False)
-        max_skew = declare(self, "max_skew_s", 0.05, "largest capture-time spread of one frame set, s", low=0.001, high=5.0)
-        max_age = declare(self, "max_frame_age_s", 0.5, "frames older than this are dropped, never encoded, s", low=0.01, high=30.0)
-        max_rate = declare(self, "max_rate_hz", 0.0, "cap on encodes per second; 0 = back to back", low=0.0, high=1000.0)
-        self.torch_threads = declare(self, "torch_threads", 0, "CPU threads for torch in this process; 0 = torch's default", low=0, high=256)
-        self.min_interval_s = 1.0 / max_rate if max_rate > 0 else 0.0
-        self.last_encode_start = 0.0
-        self.joint_names = tuple(declare(self, "joint_names", [""], "joints of the robot state, in the policy's state order (read when the policy puts the state in its prompt)"))
+        self.source = declare_config(self, PolicySourceConfig)
+        self.config = declare_config(self, SemanticNodeConfig)
+        loop_config = declare_config(self, SemanticLoopConfig)
+        self.torch_threads = self.source.torch_threads
         self.inline = store is None
         if policy is None:
             from asyncvla_ros.policy.default import load_policy
 
-            policy, model_id = load_policy(model_dir, device)
+            policy, model_id = load_policy(self.source.model_dir, self.source.device)
         self.policy, self.model_id, self.store = policy, model_id, store
-        names = tuple(self.policy.config.backbone.camera_names)
-        if tuple(cameras) != names:
-            raise ValueError(f"camera_names {list(cameras)} differ from the policy's cameras {list(names)}")
-        bb = self.policy.backbone.config
-        self.image_size = (bb.image_height_px, bb.image_width_px)
-        self.sync = FrameSynchronizer(FrameSyncConfig(camera_names=names, max_skew_s=max_skew, max_age_s=max_age))
-        self.lock = threading.Lock()  # frame buffers: written by image callbacks, read by the encode loop
-        self.seq = 0
+        self.loop = SemanticLoop(policy, loop_config)
+        if self.config.instruction:
+            self.loop.set_instruction(self.config.instruction)
         self.rejections = Rejections(self)
-        self.encode_ms: list[float] = []
-        self.encode_stamps: list[float] = []
         self.started = time.monotonic()
-        self.last_frame_mono: float | None = None  # when the last camera frame arrived
-        self.skip_reason = "no frames yet"  # why the last attempt encoded nothing
 
-        for name in names:
+        for name in loop_config.camera_names:
             self.create_subscription(Image, f"{name}/image_raw", lambda msg, n=name: self.on_image(n, msg), 2)
         self.create_subscription(String, "instruction", self.on_instruction, LATCHED)
-        self.state: tuple[np.ndarray, int] | None = None  # (positions, capture stamp ns)
-        self.uses_state = self.policy.config.backbone.state_in_prompt
-        if self.uses_state:
-            if not all(self.joint_names):
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        if self.loop.uses_state:
+            if not self.config.joint_names:
                 raise ValueError("this policy reads the robot state in its prompt: set joint_names")
             self.create_subscription(JointState, "joint_states", self.on_state, 10)
         self.pub = self.create_publisher(SemanticFeatures, "semantic_features", FEATURES)
@@ -90,84 +84,68 @@ class SemanticNode(Node):
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self.encode_loop, name="semantic-encode", daemon=True)
         self.worker.start()
-        self.get_logger().info(f"model {self.model_id}; cameras {list(names)}; transport {'inline' if self.inline else 'in_process'}")
+        self.get_logger().info(f"model {self.model_id}; cameras {list(loop_config.camera_names)}; "
+                               f"transport {'inline' if self.inline else 'in_process'}")
+
+    # -- inputs ------------------------------------------------------------------------------------
 
     def on_image(self, camera: str, msg: Image) -> None:
         try:
-            rgb = image_to_rgb(msg)
+            self.loop.add_frame(camera, from_time(msg.header.stamp), image_to_rgb(msg))
         except MessageError as err:
             self.rejections.reject(f"image from {camera} rejected: {err}")
             return
-        with self.lock:
-            self.sync.add(camera, from_time(msg.header.stamp), rgb)
-            self.last_frame_mono = time.monotonic()
         self.new_frames.set()
 
     def on_state(self, msg: JointState) -> None:
         try:
-            self.state = (joint_positions(msg, self.joint_names), from_time(msg.header.stamp))
+            self.loop.set_state(joint_positions(msg, self.config.joint_names), from_time(msg.header.stamp))
         except MessageError as err:
             self.rejections.reject(f"joint state rejected: {err}")
 
     def on_instruction(self, msg: String) -> None:
-        text = msg.data.strip()
-        if not text:
-            self.get_logger().error("empty instruction ignored")
-            return
-        if text != self.instruction:
-            self.get_logger().info(f"instruction: {text!r}")
-        self.instruction = text
+        self.apply_instruction(msg.data)
+
+    def on_set_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == "instruction" and not self.apply_instruction(str(p.value)):
+                return SetParametersResult(successful=False, reason="empty instruction")
+        return SetParametersResult(successful=True)
+
+    def apply_instruction(self, text: str) -> bool:
+        try:
+            changed = self.loop.set_instruction(text)
+        except ValueError as err:
+            self.get_logger().error(str(err))
+            return False
+        if changed:
+            self.get_logger().info(f"instruction: {text.strip()!r}")
+        return True
+
+    # -- encoding ----------------------------------------------------------------------------------
 
     def encode_loop(self) -> None:
         while not self.stopping.is_set():
-            if not self.new_frames.wait(timeout=0.1):
+            if not self.new_frames.wait(timeout=IDLE_WAKE_S):
                 continue
-            wait_s = self.min_interval_s - (time.monotonic() - self.last_encode_start)
+            # Frame ages and the rate cap by the node clock: wall time live, the bag's time when a bag is
+            # replayed with use_sim_time.
+            wait_s = self.loop.seconds_until_allowed(self.get_clock().now().nanoseconds)
             if wait_s > 0:
-                self.stopping.wait(wait_s)
+                self.stopping.wait(min(wait_s, IDLE_WAKE_S))
+                continue  # new_frames stays set: look again
             self.new_frames.clear()
             try:
-                self.encode_once()
+                item = self.loop.step(self.get_clock().now().nanoseconds)
             except Exception as err:  # a failing encode is reported, and the next frames are tried
                 self.get_logger().error(f"encode failed: {err!r}", throttle_duration_sec=2.0)
-
-    def encode_once(self) -> None:
-        if not self.instruction:
-            return
-        with self.lock:
-            # Frame ages by the node clock: wall time live, the bag's time when a bag is replayed
-            # with use_sim_time.
-            frames = self.sync.take(self.get_clock().now().nanoseconds)
-            if frames is None:
-                self.skip_reason = self.sync.stats.last_reason
-                return
-        state, state_stamp = self.state if (self.uses_state and self.state is not None) else (None, 0)
-        if self.uses_state and state is None:
-            self.skip_reason = "waiting for a joint state: this policy reads it in its prompt"
-            self.get_logger().warning(self.skip_reason, throttle_duration_sec=2.0)
-            return
-        images = [resize_rgb(f, self.image_size) for f in frames.frames]
-        self.last_encode_start = time.monotonic()
-        t0 = time.perf_counter()
-        cond = self.policy.encode(images, self.instruction, state=state, stamp_ns=frames.stamp_ns)
-        encode_ms = (time.perf_counter() - t0) * 1e3
-        self.seq += 1
-        if self.store is not None:
-            self.store.commit(SemanticItem(cond, self.seq, frames.stamp_ns, self.instruction, encode_ms))
-        self.pub.publish(to_message(cond, self.seq, self.model_id, encode_ms, inline=self.inline, state_stamp_ns=state_stamp,
-                                    frame_stamps_ns=frames.stamps_ns))
-        self.encode_ms.append(encode_ms)
-        self.encode_stamps.append(time.monotonic())
-
-    def not_encoding_reason(self, now: float) -> str:
-        """Why no encode happened lately (called with the frame lock held)."""
-        if not self.instruction:
-            return "no instruction"
-        if self.last_frame_mono is None:
-            return "no camera frame received yet"
-        if now - self.last_frame_mono > 1.0:
-            return f"no camera frame for {now - self.last_frame_mono:.1f} s"
-        return self.skip_reason
+                continue
+            if item is None:
+                continue
+            if self.store is not None:
+                self.store.commit(item)
+            self.pub.publish(to_message(item.condition, item.seq, self.model_id, item.encode_ms, inline=self.inline,
+                                        state_stamp_ns=item.state_stamp_ns, frame_stamps_ns=item.frame_stamps_ns))
 
     def close(self) -> None:
         """Stop the encode worker (before the node and the rclpy context go away)."""
@@ -175,21 +153,13 @@ class SemanticNode(Node):
         self.worker.join(timeout=10.0)
 
     def publish_diagnostics(self) -> None:
-        now = time.monotonic()
-        recent = [t for t in self.encode_stamps if now - t < 5.0]
-        self.encode_stamps = recent
-        ms = self.encode_ms[-len(recent):] if recent else []
-        self.encode_ms = ms
-        with self.lock:
-            stats = self.sync.stats
-            values = {"refresh_hz": len(recent) / 5.0, "encode_ms_p50": float(np.median(ms)) if ms else float("nan"),
-                      "frames_dropped_stale": stats.dropped_stale, "frames_received": stats.received,
-                      "images_rejected": self.rejections.count, "seq": self.seq}
-            reason = self.not_encoding_reason(now)
-        level, message = (OK, "encoding") if recent else (WARN, f"not encoding: {reason}")
+        s = self.loop.stats()
+        values = {"refresh_hz": s.refresh_hz, "encode_ms_p50": s.encode_ms_p50, "frames_dropped_stale": s.frames_dropped_stale,
+                  "frames_received": s.frames_received, "images_rejected": self.rejections.count, "seq": s.seq}
+        level, message = (OK, "encoding") if s.encoding else (WARN, f"not encoding: {s.reason}")
         self.diag_pub.publish(diagnostics(self, time.time_ns(), "semantic", level, message, values))
-        if level == WARN and now - self.started > NOT_ENCODING_LOG_AFTER_S:  # the log says why, not only /diagnostics
-            self.get_logger().warning(f"{message} (frames received: {stats.received}, dropped as stale: {stats.dropped_stale})",
+        if level == WARN and time.monotonic() - self.started > NOT_ENCODING_LOG_AFTER_S:  # the log says why, not only /diagnostics
+            self.get_logger().warning(f"{message} (frames received: {s.frames_received}, dropped as stale: {s.frames_dropped_stale})",
                                       throttle_duration_sec=NOT_ENCODING_LOG_AFTER_S)
 
 
@@ -200,6 +170,7 @@ def main(args=None) -> None:
         return node
 
     raise SystemExit(run(make, args))
+
 
 if __name__ == "__main__":
     main()

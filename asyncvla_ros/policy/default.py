@@ -11,8 +11,10 @@ statistics: the graph runs and the arm moves, but it does not do the task.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from asyncvla_ros.parameters import param
 from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig
 from asyncvla_ros.policy.normalization import FeatureStats, Normalizer
 from asyncvla_ros.sim.task import INSTRUCTIONS
@@ -24,6 +26,15 @@ UNTRAINED_ID = "asyncvla-tiny-untrained"
 # SO-101 home pose (rad) and a spread small enough that untrained noise stays near it.
 _HOME_RAD = [0.0, -0.1, 0.16, 1.5, 0.0, 0.6]
 _SPREAD_RAD = 0.15
+
+
+@dataclass
+class PolicySourceConfig:
+    """Where a node's policy comes from (the semantic and the action node load the same one)."""
+
+    model_dir: str = param("", "policy checkpoint or Qwen2.5-VL directory; empty = embedded default")
+    device: str = param("cpu", "torch device, e.g. cpu or cuda:0")
+    torch_threads: int = param(0, "CPU threads for torch in this process; 0 = torch's default", low=0, high=256)
 
 
 def untrained_config() -> PolicyConfig:

@@ -63,3 +63,33 @@ def test_config_validation_names_the_field():
         ActionLoopConfig(control_rate_hz=0)
     with pytest.raises(ValueError, match="mode must be one of"):
         ActionLoopConfig(mode="turbo")
+
+
+def test_following_another_runs_chunks_keeps_ensembling_and_history_equal_to_it(loop_parts):
+    """What a re-run does through ticks it cannot plan itself: the followed loop ends in the same state
+    as the loop that planned, so the next plan is bit for bit the same."""
+    policy, sem = loop_parts
+    state = np.zeros(6)
+    planner, follower = ActionLoop(policy, ActionLoopConfig()), ActionLoop(policy, ActionLoopConfig())
+    planned = [planner.tick(int((10.1 + 0.05 * i) * S), sem, state, int((10.1 + 0.05 * i) * S)) for i in range(6)]
+    for i, r in enumerate(planned):
+        if i % 2:
+            command = follower.follow(r.chunk.actions)  # no plan at all
+        else:  # a plan of its own (for the report), while the other run's chunk is what it executes
+            own = follower.tick(int((10.1 + 0.05 * i) * S), sem, state + 0.01, int((10.1 + 0.05 * i) * S), follow=r.chunk.actions)
+            command = own.command
+            assert not np.array_equal(own.chunk.actions, r.chunk.actions)  # planned from another state
+        assert np.array_equal(command, r.command)
+    assert (follower.tick_count, follower.chunk_id) == (planner.tick_count, planner.chunk_id)
+    a = planner.tick(int(10.5 * S), sem, state, int(10.5 * S))
+    b = follower.tick(int(10.5 * S), sem, state, int(10.5 * S))
+    assert np.array_equal(a.chunk.actions, b.chunk.actions) and np.array_equal(a.command, b.command)
+    assert follower.follow(None) is None and follower.chunk_id == planner.chunk_id + 1  # a chunk nobody knows
+
+
+def test_skip_to_counts_on_from_another_runs_tick_so_seeds_match(loop_parts):
+    policy, sem = loop_parts
+    loop = ActionLoop(policy, ActionLoopConfig(seed=7))
+    loop.skip_to(100, 40)
+    r = loop.tick(int(10.1 * S), sem, np.zeros(6), int(10.1 * S))
+    assert (r.tick, r.chunk_id, r.chunk.seed) == (101, 41, 108) and len(loop.history) == 1

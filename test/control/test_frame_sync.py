@@ -20,6 +20,16 @@ def test_newest_matching_set_is_taken_once():
     assert s.take(70 * MS) is None and "no new frame set" in s.stats.last_reason
 
 
+def test_a_set_is_found_by_its_capture_stamp():
+    """What a re-run asks for a recorded refresh: the set whose oldest frame has this stamp, matched the same way."""
+    s = sync()
+    for t in (0, 33, 66):
+        s.add("front", t * MS, f"f{t}")
+        s.add("wrist", (t + 5) * MS, f"w{t}")
+    assert s.take(70 * MS, stamp_ns=33 * MS).frames == ["f33", "w33"]
+    assert s.take(70 * MS, stamp_ns=38 * MS) is None  # no set starts there
+
+
 def test_skewed_cameras_give_no_set():
     s = sync()
     s.add("front", 100 * MS, "f")
