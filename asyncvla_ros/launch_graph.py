@@ -1,14 +1,19 @@
-"""The node graph, described once, used by both `launch/robot.launch.py` (ROS launch) and the
-package's own launcher (`asyncvla-ros launch`, for machines without the ROS launch system).
+"""The node graph and its launch arguments, described once, used by both `launch/robot.launch.py` (ROS
+launch) and the package's own launcher (`asyncvla-ros launch`, for machines without the ROS launch
+system). The launch arguments are the fields of `LaunchArgs`: `ros2 launch --show-args`, the `asyncvla-ros
+launch` options and the README's table all come from them.
 
 Plain Python: no launch, rclpy or torch imports.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from asyncvla_ros.parameters import check_fields, field_types, param
 
 ROBOTS = ("sim", "so100", "kinova_gen2")
 PACKAGE = "asyncvla_ros"
@@ -21,44 +26,106 @@ VISUALIZER_DESCRIPTION = {"sim": "so101", "so100": "so101", "kinova_gen2": "kino
 @dataclass
 class NodeSpec:
     name: str  # node name (params file section); also the process label
-    executable: str  # installed under lib/asyncvla_ros/ (ros2 run asyncvla_ros <executable>)
-    module: str  # python module with main(), for running without the install space's launchers
+    executable: str  # installed under lib/<package>/ (ros2 run <package> <executable>)
+    module: str = ""  # python module with main(), for running without the install space's launchers ("" = none)
     parameters: dict = field(default_factory=dict)  # overrides on top of the params file
     lifecycle: bool = False  # configure + activate after start
     rename: bool = True  # give the node `name` (off for a process holding several nodes)
+    package: str = PACKAGE  # another package's node (RViz and the robot models it draws)
+    namespace: str = ""
+    arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
+    params_file: bool = True  # read the graph's params file (this package's nodes)
 
 
 @dataclass
 class LaunchArgs:
-    robot: str = "sim"  # sim | so100 | kinova_gen2
-    params_file: str = ""  # "" = config/<robot>.yaml of the package
-    model: str = ""  # policy checkpoint or Qwen2.5-VL directory; "" = embedded default
-    instruction: str = ""  # "" = the params file's
-    control_rate_hz: float = 0.0  # 0 = the params file's
-    colocated: bool = False  # semantic + action in one process (in-process semantic hand-over)
-    rviz: bool = False
-    visualizer: bool = True  # the chunk visualizer node (markers, paths, ghost pose; ~2 ms of CPU per chunk)
+    robot: str = param("sim", "which arm: sim (the embedded simulated SO-101), so100 (LeRobot's SO100 follower driver) or "
+                              "kinova_gen2 (the Gen2 SDK, or a running Gen2 ROS driver); selects config/<robot>.yaml", choices=ROBOTS)
+    params_file: str = param("", "parameters of every node; empty = config/<robot>.yaml installed with the package")
+    model: str = param("", "policy checkpoint directory, or a bare Qwen2.5-VL directory (action expert and rater then start "
+                           "untrained); empty = the embedded default policy")
+    instruction: str = param("", "task instruction; empty = the params file's (also settable at run time on the latched "
+                                 "instruction topic)")
+    control_rate_hz: float = param(0.0, "action node control rate, Hz; 0 = the params file's (20)", low=0.0, high=1000.0)
+    colocated: bool = param(False, "one process for the semantic and action nodes: the semantic cache is handed over in memory")
+    rviz: bool = param(False, "start RViz with config/asyncvla.rviz and the robot models it draws, where RViz is installed; "
+                              "elsewhere a log line says it is not")
+    visualizer: bool = param(True, "the chunk visualizer node (RViz markers, end-effector paths and ghost pose of each chunk)")
 
     def __post_init__(self) -> None:
         if self.robot not in ROBOTS:
             raise ValueError(f"robot {self.robot!r} unknown; valid robots are {list(ROBOTS)}")
-        if self.control_rate_hz < 0:
-            raise ValueError(f"control_rate_hz must be >= 0, got {self.control_rate_hz}")
+        check_fields(self)
         if self.model and not Path(self.model).expanduser().is_dir():
             raise ValueError(f"model {self.model!r} is not a directory")
 
+    @classmethod
+    def from_strings(cls, values: dict[str, str]) -> "LaunchArgs":
+        """From launch-argument strings (`name:=value`), e.g. `colocated:=true`, `control_rate_hz:=10`.
 
-# Launch argument -> (default, description), shared by both launchers.
-ARGUMENTS = {
-    "robot": ("sim", f"which arm: one of {list(ROBOTS)}"),
-    "params_file": ("", "parameters YAML; empty = config/<robot>.yaml installed with the package"),
-    "model": ("", "policy checkpoint or Qwen2.5-VL directory; empty = the embedded default policy"),
-    "instruction": ("", "task instruction; empty = the params file's"),
-    "control_rate_hz": ("0", "action node control rate in Hz; 0 = the params file's"),
-    "colocated": ("false", "run semantic and action nodes in one process (in-process hand-over of the semantic cache)"),
-    "rviz": ("false", "start RViz with config/asyncvla.rviz where RViz is installed"),
-    "visualizer": ("true", "run the chunk visualizer node (RViz markers, end-effector paths, ghost pose of each chunk)"),
-}
+        Raises:
+            ValueError: an unknown argument, or a value of the wrong kind, naming it.
+        """
+        types = field_types(cls)
+        unknown = sorted(set(values) - set(types))
+        if unknown:
+            raise ValueError(f"unknown launch arguments {unknown}; valid ones are {list(types)}")
+        return cls(**{name: _from_string(name, types[name], text) for name, text in values.items()})
+
+    @classmethod
+    def add_options(cls, parser: argparse.ArgumentParser) -> None:
+        """One option per field: --robot, --params-file, ..., --colocated/--no-colocated."""
+        types = field_types(cls)
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            kind, help_text = types[f.name], f.metadata["help"]
+            if kind is bool:
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            else:
+                parser.add_argument(flag, type=kind, default=f.default, choices=f.metadata.get("choices"), help=help_text)
+
+    @classmethod
+    def from_options(cls, opts: argparse.Namespace) -> "LaunchArgs":
+        return cls(**{f.name: getattr(opts, f.name) for f in fields(cls)})
+
+
+def _from_string(name: str, kind, text: str):
+    text = text.strip()
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{name} must be true or false, got {text!r}")
+    if kind is float:
+        try:
+            return float(text or 0)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {text!r}") from None
+    return text
+
+
+def launch_string(value) -> str:
+    """A default as a launch argument string: true/false, 20, text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# Launch argument -> (default string, description), for DeclareLaunchArgument.
+ARGUMENTS = {f.name: (launch_string(f.default), f.metadata["help"]) for f in fields(LaunchArgs)}
+
+
+def markdown_table() -> str:
+    """The README's launch-argument table."""
+    rows = ["| argument | default | meaning |", "|---|---|---|"]
+    def cell(text: str) -> str:
+        return text.replace("<", "&lt;").replace(">", "&gt;")
+
+    rows += [f"| `{name}` | {f'`{default}`' if default else 'empty'} | {cell(help_text)} |" for name, (default, help_text) in ARGUMENTS.items()]
+    return "\n".join(rows)
 
 
 def share_dir() -> Path:
@@ -68,6 +135,12 @@ def share_dir() -> Path:
         if (candidate / "config").is_dir():
             return candidate
     return Path(__file__).resolve().parent.parent
+
+
+def installed(package: str) -> bool:
+    """Whether the ament index on AMENT_PREFIX_PATH lists `package` (as `ros2 pkg list` would)."""
+    return any((Path(prefix) / "share" / "ament_index" / "resource_index" / "packages" / package).is_file()
+               for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if prefix)
 
 
 def params_file_for(args: LaunchArgs) -> Path:
@@ -106,3 +179,36 @@ def graph(args: LaunchArgs) -> list[NodeSpec]:
         nodes.append(NodeSpec("visualizer", "visualizer_node", "asyncvla_ros.nodes.visualizer_node",
                               {"description": VISUALIZER_DESCRIPTION[args.robot]}))
     return nodes
+
+
+def rviz_nodes(args: LaunchArgs) -> tuple[list[NodeSpec], list[str]]:
+    """RViz and the robot models it draws (the measured arm, and the ghost of the planned pose: a second
+    robot_state_publisher on ghost/joint_states with frame prefix ghost/, tied to the base by an identity
+    transform), as far as they are installed; and a note for each part that is not."""
+    if not installed("rviz2"):
+        return [], ["rviz:=true, but rviz2 is not installed: starting without RViz"]
+    config = share_dir() / "config" / "asyncvla.rviz"
+    rviz_args = ("-d", str(config)) if config.is_file() else ()
+    if args.robot not in VISUALIZER_DESCRIPTION:
+        return [NodeSpec("rviz", "rviz2", package="rviz2", arguments=rviz_args, params_file=False)], \
+               [f"no robot description for {args.robot!r}: RViz shows no robot models"]
+    from asyncvla_ros.visualization.descriptions import description
+
+    desc = description(VISUALIZER_DESCRIPTION[args.robot])
+    rviz = NodeSpec("rviz", "rviz2", package="rviz2", arguments=(*rviz_args, "-f", desc.base_frame), params_file=False)
+    if not (installed("robot_state_publisher") and installed("tf2_ros")):
+        return [rviz], ["robot_state_publisher or tf2_ros is not installed: RViz shows the chunk markers and paths, "
+                        "but no robot models"]
+    urdf = desc.urdf_xml()  # mesh paths made absolute file:// URIs, which RViz loads directly
+    rsp = dict(executable="robot_state_publisher", package="robot_state_publisher", params_file=False)
+    return [
+        NodeSpec("robot_state_publisher", parameters={"robot_description": urdf}, **rsp),
+        NodeSpec("robot_state_publisher", parameters={"robot_description": urdf, "frame_prefix": "ghost/"}, namespace="ghost", **rsp),
+        NodeSpec("ghost_base_tf", "static_transform_publisher", package="tf2_ros", params_file=False,
+                 arguments=("--frame-id", desc.base_frame, "--child-frame-id", f"ghost/{desc.base_frame}")),
+        rviz,
+    ], []
+
+
+if __name__ == "__main__":
+    print(markdown_table())  # the README's table: python -m asyncvla_ros.launch_graph

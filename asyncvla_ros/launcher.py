@@ -2,8 +2,11 @@
 
 Starts the processes of `launch_graph.graph()` (the same description `robot.launch.py` uses),
 configures and activates the lifecycle driver, prints live figures from /diagnostics once a second,
-and stops everything cleanly on Ctrl-C, after --duration seconds, or when a process dies (its log
-tail is printed). Child output goes to one log file per process under --log-dir.
+and stops everything cleanly on Ctrl-C, after --duration seconds, or when a process dies. Whatever
+stops the graph, the driver is deactivated (motion disabled) before any process is signalled. A dead
+process's log tail is printed, the last line names it and the exit status is 1. Each process gets
+SIGINT_GRACE_S to exit before SIGTERM, then SIGKILL. Child output goes to one log file per process
+under --log-dir.
 """
 
 from __future__ import annotations
@@ -17,23 +20,47 @@ import threading
 import time
 from pathlib import Path
 
-from asyncvla_ros.launch_graph import ARGUMENTS, ROBOTS, LaunchArgs, NodeSpec, graph, params_file_for
+import yaml
+
+from asyncvla_ros.launch_graph import PACKAGE, LaunchArgs, NodeSpec, graph, params_file_for, rviz_nodes
+
+SIGINT_GRACE_S = 5.0  # a process gets this long after SIGINT (then SIGTERM, then SIGKILL), as under ros2 launch
+POLL_S = 0.1  # how often the launcher looks for a process that died
 
 
-def node_command(spec: NodeSpec, params_file: Path) -> list[str]:
-    """The command line of one node process: the install space's launcher if present, else `python -m`."""
-    exe = None
+def executable(spec: NodeSpec) -> str | None:
+    """The install space's launcher of `spec` (lib/<package>/<executable> on AMENT_PREFIX_PATH), or None."""
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        candidate = Path(prefix) / "lib" / "asyncvla_ros" / spec.executable
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            exe = [str(candidate)]
-            break
-    cmd = exe or [sys.executable, "-m", spec.module]
-    cmd += ["--ros-args", "--params-file", str(params_file)]
+        candidate = Path(prefix) / "lib" / spec.package / spec.executable
+        if prefix and candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def node_command(spec: NodeSpec, params_file: Path, overrides_file: Path | None = None) -> list[str]:
+    """The command line of one node process: the install space's launcher if present, else `python -m`.
+
+    Args:
+        overrides_file: where to write `spec.parameters` as a params file instead of `-p` arguments
+            (values a command line cannot carry, such as a URDF).
+    """
+    exe = executable(spec)
+    if exe is None and not spec.module:
+        raise FileNotFoundError(f"{spec.package}/{spec.executable} is not installed")
+    cmd = [exe] if exe else [sys.executable, "-m", spec.module]
+    cmd += list(spec.arguments) + ["--ros-args"]
+    if spec.params_file:
+        cmd += ["--params-file", str(params_file)]
     if spec.rename:
         cmd += ["-r", f"__node:={spec.name}"]
-    for key, value in spec.parameters.items():
-        cmd += ["-p", f"{key}:={value}"]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:=/{spec.namespace.strip('/')}"]
+    if overrides_file is not None and spec.parameters:
+        overrides_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": spec.parameters}}))
+        cmd += ["--params-file", str(overrides_file)]
+    else:
+        for key, value in spec.parameters.items():
+            cmd += ["-p", f"{key}:={value}"]
     return cmd
 
 
@@ -47,11 +74,13 @@ class Graph:
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.specs:
-            log = open(self.log_dir / f"{spec.name}.log", "w")
+            label = f"{spec.namespace.strip('/')}.{spec.name}" if spec.namespace else spec.name  # unique per process
+            log = open(self.log_dir / f"{label}.log", "w")
+            overrides = None if spec.package == PACKAGE else self.log_dir / f"{label}.params.yaml"
             # Own process group: Ctrl-C in the terminal reaches the launcher only, which then stops
             # the nodes in order (driver last, after it has been deactivated).
-            self.procs[spec.name] = subprocess.Popen(node_command(spec, self.params_file), stdout=log,
-                                                     stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[label] = subprocess.Popen(node_command(spec, self.params_file, overrides), stdout=log,
+                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def dead(self) -> list[str]:
         return [name for name, p in self.procs.items() if p.poll() is not None]
@@ -60,17 +89,32 @@ class Graph:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        for name in reversed(list(self.procs)):
-            if self.procs[name].poll() is None:
-                self.procs[name].send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout_s
-        for p in self.procs.values():
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+    def stop(self, grace_s: float = SIGINT_GRACE_S) -> dict[str, float]:
+        """SIGINT to every process, then SIGTERM and SIGKILL to any still running after `grace_s` each (as
+        ros2 launch escalates). Returns the seconds from SIGINT to exit of each process that was still
+        running; escalations are printed."""
+        t0 = time.monotonic()
+        exited: dict[str, float] = {}
+        running = [name for name in reversed(list(self.procs)) if self.procs[name].poll() is None]
+        for name in running:
+            self.procs[name].send_signal(signal.SIGINT)
+        for sig in (signal.SIGTERM, signal.SIGKILL, None):
+            deadline = time.monotonic() + grace_s
+            while running and time.monotonic() < deadline:
+                for name in [n for n in running if self.procs[n].poll() is not None]:
+                    exited[name] = time.monotonic() - t0
+                    running.remove(name)
+                time.sleep(0.02)
+            if not running or sig is None:
+                break
+            print(f"asyncvla-ros: {', '.join(running)} still running {grace_s:g} s after "
+                  f"{'SIGINT' if sig == signal.SIGTERM else 'SIGTERM'}: sending {sig.name}", file=sys.stderr, flush=True)
+            for name in running:
+                self.procs[name].send_signal(sig)
+        for name in running:  # after SIGKILL: reap
+            self.procs[name].wait()
+            exited[name] = time.monotonic() - t0
+        return exited
 
 
 class Monitor:
@@ -131,65 +175,73 @@ class Monitor:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="asyncvla-ros launch", description="Start the AsyncVLA node graph.")
-    parser.add_argument("--robot", default="sim", choices=ROBOTS, help=ARGUMENTS["robot"][1])
-    parser.add_argument("--params-file", default="", help=ARGUMENTS["params_file"][1])
-    parser.add_argument("--model", default="", help=ARGUMENTS["model"][1])
-    parser.add_argument("--instruction", default="", help=ARGUMENTS["instruction"][1])
-    parser.add_argument("--control-rate-hz", type=float, default=0.0, help=ARGUMENTS["control_rate_hz"][1])
-    parser.add_argument("--colocated", action="store_true", help=ARGUMENTS["colocated"][1])
-    parser.add_argument("--no-visualizer", action="store_true", help="do not " + ARGUMENTS["visualizer"][1])
+    LaunchArgs.add_options(parser)
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds; 0 = run until Ctrl-C")
     parser.add_argument("--log-dir", default="", help="per-process logs; default runs/launch-<time>")
     opts = parser.parse_args(argv)
     try:
-        args = LaunchArgs(opts.robot, opts.params_file, opts.model, opts.instruction, opts.control_rate_hz, opts.colocated,
-                          visualizer=not opts.no_visualizer)
+        args = LaunchArgs.from_options(opts)
         params_file = params_file_for(args)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     log_dir = Path(opts.log_dir or f"runs/launch-{time.strftime('%Y%m%d-%H%M%S')}")
     specs = graph(args)
     print(f"asyncvla-ros: {args.robot} graph, params {params_file}, logs in {log_dir}/", flush=True)
+    if args.rviz:
+        extra, notes = rviz_nodes(args)
+        specs += extra
+        for note in notes:
+            print(f"asyncvla-ros: {note}", flush=True)
     monitor = Monitor()
     procs = Graph(specs, params_file, log_dir)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    rc = 0
+    rc, reason, activated = 0, "", []
     try:
         procs.start()
         for spec in specs:
             if spec.lifecycle:
                 monitor.transition(spec.name, "configure")
                 monitor.transition(spec.name, "activate")
+                activated.append(spec.name)
         start = time.monotonic()
+        next_line = start + 1.0
         while not stop.is_set():
-            if opts.duration and time.monotonic() - start >= opts.duration:
+            now = time.monotonic()
+            if opts.duration and now - start >= opts.duration:
                 break
             dead = procs.dead()
             if dead:
                 for name in dead:
                     print(f"\nasyncvla-ros: process {name} exited ({procs.procs[name].returncode}); its log ends:\n"
-                          f"{procs.log_tail(name)}", file=sys.stderr)
+                          f"{procs.log_tail(name)}", file=sys.stderr, flush=True)
+                reason = "process " + ", ".join(f"{n} died (exit code {procs.procs[n].returncode})" for n in dead)
                 rc = 1
                 break
-            stop.wait(1.0)
-            print(f"[{time.monotonic() - start:6.1f} s] {monitor.line()}", flush=True)
+            if now >= next_line:
+                print(f"[{now - start:6.1f} s] {monitor.line()}", flush=True)
+                next_line += 1.0
+            stop.wait(POLL_S)
     except RuntimeError as err:
         print(f"asyncvla-ros: {err}", file=sys.stderr)
-        rc = 1
+        reason, rc = str(err), 1
     finally:
-        for spec in specs:
-            if spec.lifecycle and not procs.dead():
-                try:
-                    monitor.transition(spec.name, "deactivate", timeout_s=5.0)
-                except RuntimeError:
-                    pass
-        procs.stop()
+        # Motion off before anything stops, whichever process died: a driver left active would follow
+        # whatever reaches it until its own process ends.
+        for name in activated:
+            if procs.procs[name].poll() is not None:
+                continue
+            try:
+                monitor.transition(name, "deactivate", timeout_s=5.0)
+                print(f"asyncvla-ros: {name} deactivated (motion disabled)", flush=True)
+            except RuntimeError as err:
+                print(f"asyncvla-ros: {err}; stopping it", file=sys.stderr, flush=True)
+        exits = procs.stop()
         monitor.close()
-        print(f"asyncvla-ros: stopped; logs in {log_dir}/", flush=True)
+        print("asyncvla-ros: exited after SIGINT: " + ", ".join(f"{n} {t:.1f} s" for n, t in exits.items()), flush=True)
+        print(f"asyncvla-ros: stopped{' because ' + reason if reason else ''}; logs in {log_dir}/", flush=True)
     return rc
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

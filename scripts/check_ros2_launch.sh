@@ -24,7 +24,10 @@
 # instruction:=..., all with a terminal's Ctrl-C (SIGINT to the whole process group, `ros2 launch`
 # interactive), and default args once more with SIGINT sent to `ros2 launch` alone (non-interactive, as
 # a supervisor would; launch forwards it to the nodes), where the probe also deactivates the driver and
-# checks that it stays inactive (the launch file must activate it only once, after configuring).
+# checks that it stays inactive (the launch file must activate it only once, after configuring). Each
+# run also prints how long after Ctrl-C each process finished and checks that none needed launch's
+# escalation to SIGTERM. Last, kill -9 of the semantic node: the launch file must deactivate the driver
+# (motion disabled) and then stop the graph, naming the process that died.
 #
 # Environment: ASYNCVLA_VENV, ASYNCVLA_WS (as for setup_env.sh), ASYNCVLA_CHECK_DIR (scratch venv,
 # workspace and logs; default /tmp/asyncvla-launch-check), ROS_DOMAIN_ID (default 91).
@@ -212,6 +215,10 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   if $deactivate; then python "$CHECK/probe.py" "$pid" deactivate >>"$probe" 2>&1 || true; fi
   local mark_sigint
   mark_sigint="$(wc -l <"$log")"
+  local delays="$CHECK/logs/$label.exit" node_pids=()
+  read -ra node_pids <<<"$(sed -n 's/^pids: //p' "$probe")"
+  exit_delays "${node_pids[@]}" >"$delays" &
+  local watcher=$!
   if [[ "$sigint" == terminal ]]; then kill -INT -- "-$pid" || true; else kill -INT "$pid" || true; fi
   local stopped=true
   wait_gone "$waiter" 30 || { stopped=false; kill -KILL -- "-$pid" 2>/dev/null || true; }
@@ -221,7 +228,8 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   local leftover="" p pids=()
   read -ra pids <<<"$(sed -n 's/^pids: //p' "$probe")"
   for p in "${pids[@]}"; do wait_gone "$p" 5 || leftover+=" $p"; done
-  local exes nodes want_nodes="action driver front_camera safety_filter semantic wrist_camera"
+  local exes nodes want_nodes
+  want_nodes="$(node_names "$colocated")"
   exes="$(sed -n 's/^exes: //p' "$probe")"
   nodes="$(sed -n 's/^nodes: //p' "$probe")"
   local action_diag holding_after errors
@@ -250,16 +258,72 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
       "$(grep '^deactivated:' "$probe" || echo 'no answer')" grep -q '^deactivated: True state 3 s later: inactive$' "$probe"
   fi
   check "$label: Ctrl-C stops ros2 launch within 30 s (exit $rc)" "still running; killed" $stopped
+  wait "$watcher" || true
+  echo "    seconds from Ctrl-C to each process's exit: $(cat "$delays")"
+  check "$label: every node exits within launch's SIGINT grace (no escalation to SIGTERM)" \
+    "$(grep -m1 'escalating' "$log")" test -z "$(grep 'escalating' "$log")"
   check "$label: every process finished cleanly, no error logged after Ctrl-C" \
     "$(grep -c 'finished cleanly' "$log") finished cleanly; $errors" \
     test "$(grep -c 'finished cleanly' "$log")" -eq "$nprocs" -a -z "$errors"
   check "$label: no process left behind" "alive:$leftover" test -z "$leftover"
 }
 
+# Watch PIDS from now on; print the seconds until each has exited (over 30 s: "-").
+exit_delays() {  # exit_delays PID...
+  python - "$@" <<'EOF'
+import os, sys, time
+t0, pending, done = time.monotonic(), set(map(int, sys.argv[1:])), {}
+while pending and time.monotonic() - t0 < 30:
+    for pid in list(pending):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            done[pid] = time.monotonic() - t0
+            pending.discard(pid)
+    time.sleep(0.02)
+print(" ".join(f"{d:.2f}" for d in sorted(done.values())) + " -" * len(pending))
+EOF
+}
+
+node_names() {  # node_names COLOCATED: the graph's ROS node names, sorted (the co-located process holds two)
+  python -c "from asyncvla_ros.launch_graph import LaunchArgs, graph
+names = [n for s in graph(LaunchArgs(colocated='$1' == 'true')) for n in (('action', 'semantic') if not s.rename else (s.name,))]
+print(' '.join(sorted(names)))"
+}
+
+kill_check() {  # kill_check NODE: kill -9 one node under ros2 launch; the driver must be deactivated before the graph stops
+  local victim="$1" label="kill-$1" log="$CHECK/logs/kill-$1.log" pid waiter t_kill rc=0
+  echo "==> $label: ros2 launch asyncvla_ros robot.launch.py, kill -9 $victim after $((SECS - 6)) s (log $log)"
+  setsid env --default-signal=INT bash -c "exec ros2 launch asyncvla_ros robot.launch.py" </dev/null >"$log" 2>&1 &
+  waiter=$!
+  pid=$waiter
+  sleep $((SECS - 6))
+  t_kill="$(date +%s.%N)"
+  pkill -KILL -f "__node:=$victim( |\$)" || true
+  local stopped=true
+  wait_gone "$waiter" 30 || { stopped=false; kill -KILL -- "-$pid" 2>/dev/null || true; }
+  wait "$waiter" || rc=$?
+  sed -i 's/\r$//' "$log"
+  local disabled
+  disabled="$(python - "$log" "$t_kill" <<'EOF'
+import re, sys
+m = re.search(r"\[INFO\] \[(\d+\.\d+)\] \[driver\]: motion disabled", open(sys.argv[1]).read())
+print(f"{float(m.group(1)) - float(sys.argv[2]):.2f}" if m else "")
+EOF
+)"
+  check "$label: the graph stops by itself within 30 s (exit $rc)" "still running; killed" $stopped
+  check "$label: the driver logged 'motion disabled'${disabled:+ ${disabled} s after the kill}" "not logged" test -n "$disabled"
+  check "$label: launch says which process died" "$(grep 'asyncvla_ros:' "$log" | tail -n2 | tr '\n' ';')" \
+    grep -q "process ${victim}_node-[0-9]* died" "$log"
+  check "$label: deactivated before the shutdown" "$(grep -m1 'deactivat' "$log")" \
+    grep -q 'driver deactivated (motion disabled); stopping because' "$log"
+}
+
 run_check default terminal
 run_check colocated terminal colocated:=true
 run_check instruction terminal "instruction:=put the red cube in the green area"
 run_check default-launch-only launch-only
+kill_check semantic
 
 if ((FAILED)); then echo "==> some checks FAILED; logs in $CHECK/logs"; exit 1; fi
 echo "==> all checks passed; logs in $CHECK/logs"

@@ -1,5 +1,7 @@
 """The one graph description both launchers use."""
 
+from pathlib import Path
+
 import pytest
 
 from asyncvla_ros.launch_graph import LaunchArgs, graph, params_file_for
@@ -43,3 +45,60 @@ def test_visualizer_gets_each_robots_description():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LaunchArgs(**kwargs)
+
+
+def test_launch_strings_and_options_come_from_the_same_fields():
+    import argparse
+    from dataclasses import fields
+
+    args = LaunchArgs.from_strings({"robot": "so100", "colocated": "true", "control_rate_hz": "10", "visualizer": "off"})
+    assert (args.robot, args.colocated, args.control_rate_hz, args.visualizer) == ("so100", True, 10.0, False)
+    for values, match in (({"colocated": "maybe"}, "colocated must be true or false"),
+                          ({"control_rate_hz": "fast"}, "control_rate_hz must be a number"),
+                          ({"namespce": "a"}, r"unknown launch arguments \['namespce'\]")):
+        with pytest.raises(ValueError, match=match):
+            LaunchArgs.from_strings(values)
+    parser = argparse.ArgumentParser()
+    LaunchArgs.add_options(parser)
+    flags = {o for a in parser._actions for o in a.option_strings}
+    for f in fields(LaunchArgs):  # every launch argument is an option of `asyncvla-ros launch`, rviz included
+        assert "--" + f.name.replace("_", "-") in flags
+    opts = parser.parse_args(["--rviz", "--no-visualizer", "--robot", "kinova_gen2", "--control-rate-hz", "15"])
+    assert LaunchArgs.from_options(opts) == LaunchArgs(robot="kinova_gen2", control_rate_hz=15.0, rviz=True, visualizer=False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--robot", "ur5"])
+
+
+def test_the_readme_table_is_the_launch_arguments_description():
+    from asyncvla_ros.launch_graph import markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert markdown_table() in readme, "README's launch-argument table differs: paste `python -m asyncvla_ros.launch_graph`"
+
+
+def test_rviz_and_its_robot_models_start_where_installed(tmp_path, monkeypatch):
+    """Both launchers get RViz from `rviz_nodes`; `asyncvla-ros launch` runs them from the install space
+    (a fake prefix here, with the ament index markers and executables ROS packages install)."""
+    import yaml
+
+    from asyncvla_ros.launch_graph import rviz_nodes
+    from asyncvla_ros.launcher import node_command
+
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    assert rviz_nodes(LaunchArgs(rviz=True)) == ([], ["rviz:=true, but rviz2 is not installed: starting without RViz"])
+    for package, exe in (("rviz2", "rviz2"), ("robot_state_publisher", "robot_state_publisher"), ("tf2_ros", "static_transform_publisher")):
+        (tmp_path / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "share" / "ament_index" / "resource_index" / "packages" / package).touch()
+        (tmp_path / "lib" / package).mkdir(parents=True)
+        (tmp_path / "lib" / package / exe).write_text("#!/bin/sh\n")
+        (tmp_path / "lib" / package / exe).chmod(0o755)
+    specs, notes = rviz_nodes(LaunchArgs(rviz=True))
+    assert not notes and [(s.package, s.namespace) for s in specs] == [
+        ("robot_state_publisher", ""), ("robot_state_publisher", "ghost"), ("tf2_ros", ""), ("rviz2", "")]
+    ghost = node_command(specs[1], tmp_path / "unused.yaml", tmp_path / "ghost.yaml")
+    assert ghost[0] == str(tmp_path / "lib" / "robot_state_publisher" / "robot_state_publisher")
+    assert "--params-file" in ghost and str(tmp_path / "unused.yaml") not in ghost and "__ns:=/ghost" in ghost
+    params = yaml.safe_load((tmp_path / "ghost.yaml").read_text())["/**"]["ros__parameters"]
+    assert params["frame_prefix"] == "ghost/" and params["robot_description"].lstrip().startswith("<")
+    rviz = node_command(specs[3], tmp_path / "unused.yaml")
+    assert rviz[1:5] == ["-d", str(Path(rviz[2])), "-f", "base_link"] and rviz[2].endswith("asyncvla.rviz")

@@ -8,13 +8,14 @@ the bag time (rosbag2's convention), so nodes under use_sim_time see the recorde
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rosbags.highlevel import AnyReader
 
 from asyncvla_ros.bags.topics import GRAPH_TOPICS, absolute
 from asyncvla_ros.bags.types import BagError, typestore
+from asyncvla_ros.parameters import check_fields, param
 
 # The recorded inputs of the policy: replaying only these drives live semantic and action nodes
 # without the recorded outputs (chunks, commands) colliding with the ones they compute.
@@ -43,19 +44,16 @@ def open_bag(path) -> AnyReader:
 
 @dataclass
 class PlayConfig:
-    rate: float = 1.0  # playback speed factor (2 = twice as fast)
-    start_offset_s: float = 0.0  # skip this much of the bag's beginning, s
-    loop: bool = False  # start over at the end (bag time jumps back, as with `ros2 bag play --loop`)
-    topics: tuple[str, ...] = ()  # recorded topics to play; empty = all
-    remap: dict[str, str] = field(default_factory=dict)  # recorded topic -> published topic
+    rate: float = param(1.0, "playback speed factor (2 = twice as fast)", low=0.01, high=100.0)
+    start_offset_s: float = param(0.0, "skip this much of the bag's beginning, s", low=0.0, high=1e6)
+    loop: bool = param(False, "start over at the end (bag time jumps back, as with `ros2 bag play --loop`)")
+    topics: tuple[str, ...] = param((), "recorded topics to play; empty = all")
+    remap: tuple[str, ...] = param((), "topic renamings FROM:=TO, e.g. /action_chunk:=/recorded/action_chunk")
 
     def __post_init__(self) -> None:
-        if not self.rate > 0:
-            raise ValueError(f"PlayConfig.rate must be > 0, got {self.rate!r}")
-        if not self.start_offset_s >= 0:
-            raise ValueError(f"PlayConfig.start_offset_s must be >= 0, got {self.start_offset_s!r}")
+        check_fields(self)
         self.topics = tuple(absolute(t) for t in self.topics)
-        self.remap = {absolute(k): absolute(v) for k, v in self.remap.items()}
+        self.renames = parse_remap(self.remap)  # recorded topic -> published topic
 
 
 def parse_remap(items) -> dict[str, str]:
@@ -90,11 +88,11 @@ def plan(reader: AnyReader, config: PlayConfig) -> list[PlayTopic]:
     recorded = {}
     for conn in reader.connections:
         recorded.setdefault(conn.topic, conn.msgtype)
-    for name in (*config.topics, *config.remap):
+    for name in (*config.topics, *config.renames):
         if name not in recorded:
             raise BagError(f"topic {name} is not in the bag; it holds {sorted(recorded)}")
     chosen = config.topics or tuple(sorted(recorded))
-    return [PlayTopic(t, config.remap.get(t, t), recorded[t], GRAPH_TOPICS.get(t, ("", "default"))[1]) for t in chosen]
+    return [PlayTopic(t, config.renames.get(t, t), recorded[t], GRAPH_TOPICS.get(t, ("", "default"))[1]) for t in chosen]
 
 
 def messages(reader: AnyReader, topics: list[PlayTopic], start_offset_s: float = 0.0) -> Iterator[tuple[int, PlayTopic, bytes]]:

@@ -21,17 +21,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asyncvla_ros.parameters import check_fields, param
+
 KINDS = ("joint_limit", "max_step", "stale_command", "nan", "estop", "unknown_joint", "dimension", "stale_state")
 
 
 @dataclass
 class SafetyConfig:
-    joint_names: tuple[str, ...]
-    position_lower_rad: tuple[float, ...]  # per joint, hard lower limit
-    position_upper_rad: tuple[float, ...]  # per joint, hard upper limit
-    max_step_rad: tuple[float, ...]  # per joint, largest |target - measured| one command may ask for
-    command_timeout_s: float = 0.25  # refuse commands whose stamp is older (or further ahead) than this
-    state_timeout_s: float = 0.25  # refuse everything when the joint state is older (or further ahead) than this
+    joint_names: tuple[str, ...] = param((), "joints of the robot, in the order of the limit arrays")
+    position_lower_rad: tuple[float, ...] = param((), "per joint hard lower position limit, rad")
+    position_upper_rad: tuple[float, ...] = param((), "per joint hard upper position limit, rad")
+    max_step_rad: tuple[float, ...] = param((), "per joint largest |target - measured| one command may ask for, rad")
+    command_timeout_s: float = param(0.25, "refuse commands whose stamp is older (or further ahead) than this, s", low=0.001, high=10.0)
+    state_timeout_s: float = param(0.25, "refuse everything while the joint state is older (or further ahead) than this, s", low=0.001, high=10.0)
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -47,9 +49,7 @@ class SafetyConfig:
                 raise ValueError(f"SafetyConfig: joint {j!r} has lower limit {lo} >= upper limit {hi}")
         if any(s <= 0 for s in self.max_step_rad):
             raise ValueError(f"SafetyConfig.max_step_rad must be > 0 for every joint, got {self.max_step_rad!r}")
-        for name in ("command_timeout_s", "state_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"SafetyConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        check_fields(self)
 
 
 @dataclass

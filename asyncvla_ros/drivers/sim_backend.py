@@ -14,21 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from asyncvla_ros.drivers.base import DriverBackend, DriverError, JointReading
+from asyncvla_ros.parameters import check_fields, param
 from asyncvla_ros.sim.config_sim_arm import SimArmConfig
 from asyncvla_ros.sim.task import JOINT_NAMES
 
 
 @dataclass
 class SimBackendConfig:
-    step_period_s: float = 0.05  # simulated (and real) time per update, s
-    episode_seed: int = 0  # seed of the scene (cube pose, area layout)
-    instruction: str = ""  # "" = drawn from the seed; else one of the task's instructions
+    step_period_s: float = param(0.05, "sim: simulated (and real) time per update, s", low=0.001, high=1.0)
+    episode_seed: int = param(0, "sim: scene seed (cube pose, area layout)", low=0, high=2**31 - 1)
+    instruction: str = param("", "sim: task instruction; empty draws one from the seed")
 
     def __post_init__(self) -> None:
-        if not 0.001 <= self.step_period_s <= 1.0:
-            raise ValueError(f"SimBackendConfig.step_period_s must be in [0.001, 1] s, got {self.step_period_s!r}")
-        if self.episode_seed < 0:
-            raise ValueError(f"SimBackendConfig.episode_seed must be >= 0, got {self.episode_seed!r}")
+        check_fields(self)
 
 
 class SimBackend(DriverBackend):

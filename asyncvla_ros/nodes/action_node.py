@@ -23,7 +23,7 @@ from asyncvla_ros.msg import ActionChunk, SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions, joint_state, to_time
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, set_torch_threads, steady_timer
 from asyncvla_ros.nodes.qos import FEATURES
-from asyncvla_ros.nodes.runner import run
+from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.nodes.semantic_transport import from_message
 from asyncvla_ros.parameters import param
 from asyncvla_ros.policy.default import PolicySourceConfig
@@ -186,7 +186,7 @@ def main(args=None) -> None:
         set_torch_threads(node.torch_threads)
         return node
 
-    raise SystemExit(run(make, args))
+    run_and_exit(make, args)
 
 if __name__ == "__main__":
     main()

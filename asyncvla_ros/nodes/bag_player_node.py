@@ -14,33 +14,42 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
-from asyncvla_ros.bags.reader import PlayConfig, messages, open_bag, parse_remap, plan
+from asyncvla_ros.bags.reader import PlayConfig, messages, open_bag, plan
 from asyncvla_ros.nodes.bag_qos import message_class, publish_qos
 from asyncvla_ros.nodes.conversions import to_time
-from asyncvla_ros.nodes.params import declare
+from asyncvla_ros.nodes.params import declare_config
 from asyncvla_ros.nodes.qos import SEMANTIC_HEARTBEAT_S
-from asyncvla_ros.nodes.runner import run
+from asyncvla_ros.nodes.runner import run_and_exit
+from asyncvla_ros.parameters import param
+
+
+@dataclass
+class BagPlayerNodeConfig:
+    bag: str = param("", "bag directory to play")
+    publish_clock: bool = param(True, "publish the bag time on /clock (for use_sim_time)")
+    clock_rate_hz: float = param(100.0, "/clock messages per second of wall time, Hz", low=1.0, high=10000.0)
+    wait_for_subscribers_s: float = param(0.0, "before playing, wait up to this long for every topic to have a subscriber, s",
+                                          low=0.0, high=600.0)
+
+
+# (parameter prefix, config dataclass): every parameter of this node, described once.
+CONFIGS = (("", BagPlayerNodeConfig), ("", PlayConfig))
 
 
 class BagPlayerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("bag_player", **kwargs)
-        bag = declare(self, "bag", "", "bag directory to play")
-        self.config = PlayConfig(
-            rate=declare(self, "rate", 1.0, "playback speed factor", low=0.01, high=100.0),
-            start_offset_s=declare(self, "start_offset_s", 0.0, "skip this much of the bag's start, s", low=0.0, high=1e6),
-            loop=declare(self, "loop", False, "start over at the end"),
-            topics=tuple(t for t in declare(self, "topics", [""], "recorded topics to play; empty = all") if t),
-            remap=parse_remap(r for r in declare(self, "remap", [""], "FROM:=TO topic renamings") if r),
-        )
-        self.publish_clock = declare(self, "publish_clock", True, "publish the bag time on /clock (for use_sim_time)")
-        self.clock_period_s = 1.0 / declare(self, "clock_rate_hz", 100.0, "/clock messages per second of wall time", low=1.0, high=10000.0)
-        self.wait_for_subscribers_s = declare(self, "wait_for_subscribers_s", 0.0,
-                                              "before playing, wait up to this long for every topic to have a subscriber, s", low=0.0, high=600.0)
+        node_config = declare_config(self, BagPlayerNodeConfig)
+        self.config = declare_config(self, PlayConfig)
+        bag = node_config.bag
+        self.publish_clock = node_config.publish_clock
+        self.clock_period_s = 1.0 / node_config.clock_rate_hz
+        self.wait_for_subscribers_s = node_config.wait_for_subscribers_s
         if not bag:
             raise ValueError("parameter bag: give the bag directory to play")
         self.reader = open_bag(bag)
@@ -116,7 +125,7 @@ class BagPlayerNode(Node):
 
 
 def main(args=None) -> None:
-    raise SystemExit(run(BagPlayerNode, args))
+    run_and_exit(BagPlayerNode, args)
 
 
 if __name__ == "__main__":

@@ -10,25 +10,37 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rclpy.node import Node
 
 from asyncvla_ros.bags.topics import select
-from asyncvla_ros.bags.writer import BagWriter, BagWriterConfig
+from asyncvla_ros.bags.writer import STORAGES, BagWriter, BagWriterConfig
 from asyncvla_ros.nodes.bag_qos import message_class, subscribe_qos
-from asyncvla_ros.nodes.params import declare
-from asyncvla_ros.nodes.runner import run
+from asyncvla_ros.nodes.params import declare_config
+from asyncvla_ros.nodes.runner import run_and_exit
+from asyncvla_ros.parameters import param
+
+
+@dataclass
+class BagRecorderNodeConfig:
+    output: str = param("", "bag directory to create; empty = bags/asyncvla-<date>-<time>")
+    storage: str = param("mcap", "rosbag2 storage plugin", choices=tuple(sorted(STORAGES)))
+    topics: tuple[str, ...] = param((), "topics to record; empty = every topic of the graph")
+    semantic_payload: bool = param(False, "also record the semantic features' tensor payload (MB per refresh for a real model)")
+    duration_s: float = param(0.0, "stop and close the bag after this long, s; 0 = until Ctrl-C", low=0.0, high=1e6)
+
+
+# (parameter prefix, config dataclass): every parameter of this node, described once.
+CONFIGS = (("", BagRecorderNodeConfig),)
 
 
 class BagRecorderNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("bag_recorder", **kwargs)
-        output = declare(self, "output", "", "bag directory to create; empty = bags/asyncvla-<date>-<time>")
-        storage = declare(self, "storage", "mcap", "mcap | sqlite3")
-        topics = [t for t in declare(self, "topics", [""], "topics to record; empty = every topic of the graph") if t]
-        payload = declare(self, "semantic_payload", False, "also record the semantic features' tensor payload (MB per refresh for a real model)")
-        duration_s = declare(self, "duration_s", 0.0, "stop and close the bag after this long, s; 0 = until Ctrl-C", low=0.0, high=1e6)
+        c = declare_config(self, BagRecorderNodeConfig)
+        output, storage, topics, payload, duration_s = c.output, c.storage, list(c.topics), c.semantic_payload, c.duration_s
         selected = select(topics)
         path = Path(output or f"bags/asyncvla-{time.strftime('%Y%m%d-%H%M%S')}")
         if not output:
@@ -73,7 +85,7 @@ class BagRecorderNode(Node):
 
 
 def main(args=None) -> None:
-    raise SystemExit(run(BagRecorderNode, args))
+    run_and_exit(BagRecorderNode, args)
 
 
 if __name__ == "__main__":

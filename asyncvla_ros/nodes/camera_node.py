@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from rclpy.node import Node
@@ -19,23 +20,33 @@ from sensor_msgs.msg import CameraInfo, Image
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import from_time, to_time
 from asyncvla_ros.nodes.images import rgb_to_image
-from asyncvla_ros.nodes.runner import run
-from asyncvla_ros.nodes.params import declare
+from asyncvla_ros.nodes.params import declare_config
+from asyncvla_ros.nodes.runner import run_and_exit
+from asyncvla_ros.parameters import param
 
 BACKENDS = ("sim", "opencv")
+
+
+@dataclass
+class CameraNodeConfig:
+    camera_name: str = param("front", "camera name; topics <camera_name>/image_raw and camera_info")
+    backend: str = param("sim", "image source", choices=BACKENDS)
+    device: str = param("0", "opencv: device index or stream URL")
+    rate_hz: float = param(10.0, "frames per second, Hz", low=0.1, high=120.0)
+    image_size_px: int = param(112, "sim: side of the square image, px", low=16, high=2048)
+    render_backend: str = param("auto", "sim: headless OpenGL backend", choices=("auto", "egl", "osmesa"))
+
+
+# (parameter prefix, config dataclass): every parameter of this node, described once.
+CONFIGS = (("", CameraNodeConfig),)
 
 
 class CameraNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("camera", **kwargs)
-        self.camera_name = declare(self, "camera_name", "front", "camera name; topics <camera_name>/image_raw and camera_info")
-        self.backend = declare(self, "backend", "sim", f"image source, one of {list(BACKENDS)}")
-        self.device = declare(self, "device", "0", "opencv: device index or stream URL")
-        self.rate_hz = declare(self, "rate_hz", 10.0, "frames per second", low=0.1, high=120.0)
-        self.size_px = declare(self, "image_size_px", 112, "sim: side of the square image, px", low=16, high=2048)
-        self.render_backend = declare(self, "render_backend", "auto", "sim: headless OpenGL backend auto | egl | osmesa")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend {self.backend!r} unknown; valid backends are {list(BACKENDS)}")
+        c = declare_config(self, CameraNodeConfig)
+        self.camera_name, self.backend, self.device = c.camera_name, c.backend, c.device
+        self.rate_hz, self.size_px, self.render_backend = c.rate_hz, c.image_size_px, c.render_backend
         self.frame_id = f"{self.camera_name}_camera"
         self.image_pub = self.create_publisher(Image, f"{self.camera_name}/image_raw", 2)
         self.info_pub = self.create_publisher(CameraInfo, f"{self.camera_name}/camera_info", 2)
@@ -104,7 +115,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> None:
-    raise SystemExit(run(CameraNode, args))
+    run_and_exit(CameraNode, args)
 
 if __name__ == "__main__":
     main()

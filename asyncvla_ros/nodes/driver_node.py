@@ -7,13 +7,14 @@ the node deactivates itself rather than keep writing. `estop` (std_msgs/Bool, tr
 where it is until the driver is deactivated and activated again.
 
 Backend parameters are `<backend>.<field>` for each field of the backend's config dataclass
-(asyncvla_ros.drivers.config_class), declared with the field's description and range.
+(asyncvla_ros.drivers.config_class, `sim.` for the simulated arm), declared with the field's
+description and range.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import MISSING, fields
+from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -23,20 +24,32 @@ from std_msgs.msg import Bool
 from asyncvla_ros.drivers import BACKENDS, DriverError, config_class, make_backend
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import MessageError, joint_positions, joint_state, to_time
-from asyncvla_ros.nodes.runner import run
-from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare, diagnostics
+from asyncvla_ros.nodes.runner import run_and_exit
+from asyncvla_ros.parameters import param
+from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare_config, declare_fields, diagnostics
+
+
+@dataclass
+class DriverNodeConfig:
+    backend: str = param("sim", "robot backend", choices=BACKENDS)
+
+
+def _backend_configs() -> tuple:
+    return tuple((f"{name}.", config_class(name)) for name in BACKENDS)
+
+
+# (parameter prefix, config dataclass): every parameter this node may declare, described once (it
+# declares those of its own backend only).
+CONFIGS = (("", DriverNodeConfig), *_backend_configs())
 
 
 class DriverNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("driver", **kwargs)
-        self.backend_name = declare(self, "backend", "sim", f"robot backend, one of {list(BACKENDS)}")
-        self.sim_step_period_s = declare(self, "sim.step_period_s", 0.05, "sim: simulated time per update, s", low=0.001, high=1.0)
-        self.sim_episode_seed = declare(self, "sim.episode_seed", 0, "sim: scene seed (cube pose, area layout)", low=0, high=2**31 - 1)
-        self.sim_instruction = declare(self, "sim.instruction", "", "sim: task instruction; empty draws one from the seed")
-        if self.backend_name not in BACKENDS:
-            raise ValueError(f"backend {self.backend_name!r} unknown; valid backends are {list(BACKENDS)}")
-        self.backend_params = self.declare_backend_params() if self.backend_name != "sim" else {}
+        self.backend_name = declare_config(self, DriverNodeConfig).backend
+        # Declared now, built at configure: a bad backend parameter fails the configure transition.
+        self.backend_params = declare_fields(self, config_class(self.backend_name), f"{self.backend_name}.")
+        self.sim_episode_seed = self.backend_params.get("episode_seed", 0)
         self.backend = None
         self.link = None  # kinova_gen2_ros: the running driver's topics
         self.timer = None
@@ -50,28 +63,11 @@ class DriverNode(LifecycleNode):
         self.create_subscription(JointState, "safe_joint_command", self.on_command, 10)
         self.create_subscription(Bool, "estop", self.on_estop, 10)
 
-    def declare_backend_params(self) -> dict:
-        """`<backend>.<field>` for every field of the backend's config, with its help text and range."""
-        params = {}
-        for f in fields(config_class(self.backend_name)):
-            default = f.default if f.default is not MISSING else f.default_factory()
-            if isinstance(default, tuple):
-                default = list(default)
-            low, high = f.metadata.get("range", (None, None))
-            params[f.name] = declare(self, f"{self.backend_name}.{f.name}", default,
-                                     f"{self.backend_name}: {f.metadata.get('help', f.name)}", low=low, high=high)
-        return params
-
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            params = {}
-            if self.backend_name == "sim":
-                params = dict(step_period_s=self.sim_step_period_s, episode_seed=self.sim_episode_seed, instruction=self.sim_instruction)
-            else:
-                params = dict(self.backend_params)
-            self.backend = make_backend(self.backend_name, params)
+            self.backend = make_backend(self.backend_name, self.backend_params)
             if self.backend_name == "kinova_gen2_ros":
                 from asyncvla_ros.nodes.kinova_link import KinovaTopicLink
 
@@ -112,7 +108,15 @@ class DriverNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def close(self) -> None:
-        """Stop the timer and disconnect the backend (also on shutdown)."""
+        """Disable motion if it is enabled, stop the timer and disconnect the backend (also on shutdown, and
+        when the process is interrupted: an arm is never left enabled by a driver that exits)."""
+        if self.active and self.backend is not None:
+            self.active = False
+            try:
+                self.backend.disable()
+                self.get_logger().info("motion disabled (driver shutting down)")
+            except DriverError as err:
+                self.get_logger().error(f"shutting down: disabling motion failed: {err}")
         self.active = False
         if self.timer is not None:
             self.destroy_timer(self.timer)
@@ -188,7 +192,7 @@ class DriverNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    raise SystemExit(run(DriverNode, args))
+    run_and_exit(DriverNode, args)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""Declaring parameters with descriptions and ranges, and publishing diagnostics, the same way in every node."""
+"""Declaring parameters from config dataclasses, and publishing diagnostics, the same way in every node."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from dataclasses import MISSING, fields
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
@@ -22,49 +22,66 @@ _ROS_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Par
 
 
 def declare_config(node: Node, cls, prefix: str = "", **fixed):
-    """Declare a ROS parameter `<prefix><field>` for every field of the config dataclass `cls` (default,
-    description, range and choices from the field's `parameters.param` metadata) and build `cls` from
-    their values. `fixed` fields are not declared: the node sets them (e.g. from its policy).
-
-    Numbers are accepted either way a YAML writes them: 20 for a float field is 20.0.
+    """Declare a ROS parameter `<prefix><field>` for every field of the config dataclass `cls` (see
+    `declare_fields`) and build `cls` from their values and `fixed` (fields the node sets itself, e.g.
+    from its policy, which are not declared).
 
     Raises:
-        ValueError: a value of the wrong type, outside its range, or refused by the config's own checks,
-            naming the parameter.
+        ValueError: as `declare_fields`, or the config's own checks refused the values (naming the node).
+    """
+    values = declare_fields(node, cls, prefix, skip=tuple(fixed))
+    try:
+        return cls(**values, **fixed)
+    except ValueError as err:
+        raise ValueError(f"{node.get_name()} parameters: {err}") from None
+
+
+def declare_fields(node: Node, cls, prefix: str = "", skip: tuple[str, ...] = ()) -> dict:
+    """Declare `<prefix><field>` for every field of `cls` but `skip`: the default, description, range and
+    choices come from the field's `parameters.param` metadata. Returns {field: value}, checked against the
+    range and choices and converted to the field's type (numbers either way a YAML writes them: 20 for a
+    float field is 20.0; lists become tuples).
+
+    Raises:
+        ValueError: a value of the wrong type, or outside its range or choices, naming the parameter.
     """
     types = field_types(cls)
-    values = dict(fixed)
+    values = {}
     for f in fields(cls):
-        if f.name in fixed or not f.init:
+        if f.name in skip or not f.init:
             continue
         name = prefix + f.name
         kind, default = types[f.name], field_default(f)
         desc = ParameterDescriptor(description=f.metadata.get("help", f.name), read_only=f.metadata.get("read_only", True))
-        if "choices" in f.metadata:
-            desc.additional_constraints = "one of " + ", ".join(map(str, f.metadata["choices"]))
         low, high = f.metadata.get("range", (None, None))
-        floats = kind in (float, tuple[float, ...])
-        if floats:
-            desc.dynamic_typing = True  # an integer in the YAML is coerced below, not refused by rclpy
+        constraints = []
+        if low is not None:
+            constraints.append(f"in [{low}, {high}]")
+        if "choices" in f.metadata:
+            constraints.append("one of " + ", ".join(map(str, f.metadata["choices"])))
+        desc.additional_constraints = "; ".join(constraints)
+        if kind in (float, tuple[float, ...]):
+            desc.dynamic_typing = True  # an integer in the YAML is converted below, not refused by rclpy
         elif low is not None and kind is int:
             desc.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
-        initial = list(default) if isinstance(default, tuple) else default
         try:
-            if default is MISSING or (isinstance(default, tuple) and not default):
-                value = node.declare_parameter(name, _ROS_TYPES[kind], desc).value  # None when not set
+            if default is MISSING or (isinstance(default, tuple) and not default):  # no default to take the type from
+                value = node.declare_parameter(name, None if desc.dynamic_typing else _ROS_TYPES[kind], desc).value  # None when not set
             else:
-                value = node.declare_parameter(name, initial, desc).value
+                value = node.declare_parameter(name, list(default) if isinstance(default, tuple) else default, desc).value
         except ParameterException as err:
             raise ValueError(f"parameter {name}: {err}") from None
         if value is None:
             if default is MISSING:
                 raise ValueError(f"parameter {name} must be set: {desc.description}")
             value = default
-        values[f.name] = _coerce(name, kind, value)
-    try:
-        return cls(**values)
-    except ValueError as err:
-        raise ValueError(f"{node.get_name()} parameters: {err}") from None
+        value = _coerce(name, kind, value)
+        if low is not None and not low <= value <= high:
+            raise ValueError(f"parameter {name} must be in [{low}, {high}], got {value!r}")
+        if "choices" in f.metadata and value not in f.metadata["choices"]:
+            raise ValueError(f"parameter {name} must be one of {list(f.metadata['choices'])}, got {value!r}")
+        values[f.name] = value
+    return values
 
 
 def _coerce(name: str, kind, value):
@@ -91,17 +108,6 @@ def steady_timer(node: Node, period_s: float, callback):
     diagnostics, watchdogs and liveliness heartbeats (a DDS lease runs on wall time). Control ticks
     stay on the node clock."""
     return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
-
-
-def declare(node: Node, name: str, default, description: str, *, low=None, high=None, read_only: bool = True):
-    """Declare `name` with a descriptor (description, and a range when low/high are given); return its value."""
-    desc = ParameterDescriptor(description=description, read_only=read_only)
-    if low is not None and high is not None:
-        if isinstance(default, float):
-            desc.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
-        elif isinstance(default, int) and not isinstance(default, bool):
-            desc.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
-    return node.declare_parameter(name, default, desc).value
 
 
 def diagnostics(node: Node, stamp_ns: int, name: str, level: int, message: str, values: dict) -> DiagnosticArray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from asyncvla_ros.control.semantic_store import LatestSemantics
 from asyncvla_ros.nodes.action_node import ActionNode
 from asyncvla_ros.nodes.params import set_torch_threads
-from asyncvla_ros.nodes.runner import run
+from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.nodes.semantic_node import SemanticNode
 
 
@@ -23,7 +23,7 @@ def main(args=None) -> None:
         set_torch_threads(action.torch_threads)
         return [action, SemanticNode(policy=action.policy, model_id=action.model_id, store=store)]
 
-    raise SystemExit(run(make, args))
+    run_and_exit(make, args)
 
 
 if __name__ == "__main__":

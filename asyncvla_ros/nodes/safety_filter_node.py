@@ -15,6 +15,7 @@ steady clock, so it still fires when no /clock arrives.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
@@ -26,23 +27,25 @@ from trajectory_msgs.msg import JointTrajectory
 from asyncvla_ros.control.safety import SafetyConfig, SafetyEventInfo, SafetyFilter
 from asyncvla_ros.msg import SafetyEvent
 from asyncvla_ros.nodes.conversions import from_time, joint_state, single_point_trajectory, to_time
-from asyncvla_ros.nodes.runner import run
-from asyncvla_ros.nodes.params import ERROR, OK, WARN, declare, diagnostics, steady_timer
+from asyncvla_ros.nodes.params import ERROR, OK, WARN, declare_config, diagnostics, steady_timer
+from asyncvla_ros.nodes.runner import run_and_exit
+from asyncvla_ros.parameters import param
+
+
+@dataclass
+class SafetyFilterNodeConfig:
+    trajectory_time_from_start_s: float = param(0.05, "time_from_start of the published trajectory point, s", low=0.001, high=10.0)
+
+
+# (parameter prefix, config dataclass): every parameter of this node, described once.
+CONFIGS = (("", SafetyConfig), ("", SafetyFilterNodeConfig))
 
 
 class SafetyFilterNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("safety_filter", **kwargs)
-        names = declare(self, "joint_names", [""], "joints of the robot, in the order of the limit arrays")
-        config = SafetyConfig(
-            joint_names=tuple(names),
-            position_lower_rad=tuple(declare(self, "position_lower_rad", [0.0], "per-joint lower position limit, rad")),
-            position_upper_rad=tuple(declare(self, "position_upper_rad", [0.0], "per-joint upper position limit, rad")),
-            max_step_rad=tuple(declare(self, "max_step_rad", [0.0], "per-joint largest |target - measured| per command, rad")),
-            command_timeout_s=declare(self, "command_timeout_s", 0.25, "refuse commands older than this, s", low=0.001, high=10.0),
-            state_timeout_s=declare(self, "state_timeout_s", 0.25, "refuse commands while the joint state is older than this, s", low=0.001, high=10.0),
-        )
-        self.trajectory_time_s = declare(self, "trajectory_time_from_start_s", 0.05, "time_from_start of the published trajectory point, s", low=0.001, high=10.0)
+        config = declare_config(self, SafetyConfig)
+        self.trajectory_time_s = declare_config(self, SafetyFilterNodeConfig).trajectory_time_from_start_s
         self.filter = SafetyFilter(config)
         self.accepted = 0
         self.last_state_ns = 0
@@ -132,7 +135,7 @@ class SafetyFilterNode(Node):
 
 
 def main(args=None) -> None:
-    raise SystemExit(run(SafetyFilterNode, args))
+    run_and_exit(SafetyFilterNode, args)
 
 if __name__ == "__main__":
     main()

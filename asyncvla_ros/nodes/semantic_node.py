@@ -28,7 +28,7 @@ from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positi
 from asyncvla_ros.nodes.images import image_to_rgb
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, set_torch_threads, steady_timer
 from asyncvla_ros.nodes.qos import FEATURES, LATCHED, SEMANTIC_HEARTBEAT_S
-from asyncvla_ros.nodes.runner import run
+from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.nodes.semantic_transport import to_message
 from asyncvla_ros.parameters import param
 from asyncvla_ros.policy.default import PolicySourceConfig
@@ -169,7 +169,7 @@ def main(args=None) -> None:
         set_torch_threads(node.torch_threads)
         return node
 
-    raise SystemExit(run(make, args))
+    run_and_exit(make, args)
 
 
 if __name__ == "__main__":

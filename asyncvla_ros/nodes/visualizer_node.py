@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -37,24 +38,33 @@ from asyncvla_ros.nodes.chunk_markers import (
     path,
 )
 from asyncvla_ros.nodes.conversions import MessageError
-from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare, diagnostics, steady_timer
-from asyncvla_ros.nodes.runner import run
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, steady_timer
+from asyncvla_ros.nodes.runner import run_and_exit
+from asyncvla_ros.parameters import param
 from asyncvla_ros.visualization.chunk_view import ChunkViewConfig, ChunkVisualizer
 from asyncvla_ros.visualization.descriptions import DESCRIPTIONS, description
 from asyncvla_ros.visualization.kinematics import KinematicsError
 
 
+@dataclass
+class VisualizerNodeConfig:
+    description: str = param("so101", "robot description for forward kinematics", choices=tuple(sorted(DESCRIPTIONS)))
+    ee_frame: str = param("", "URDF frame drawn as the end effector; empty = the description's")
+    frame_id: str = param("", "frame of markers and paths; empty = the URDF's root link")
+    step_diameter_m: float = param(0.012, "diameter of a step marker, m", low=0.001, high=0.2)
+
+
+# (parameter prefix, config dataclass): every parameter of this node, described once.
+CONFIGS = (("", VisualizerNodeConfig), ("", ChunkViewConfig))
+
+
 class VisualizerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("visualizer", **kwargs)
-        name = declare(self, "description", "so101", f"robot description for forward kinematics: one of {sorted(DESCRIPTIONS)}")
-        ee_frame = declare(self, "ee_frame", "", "URDF frame drawn as the end effector; empty = the description's")
-        frame_id = declare(self, "frame_id", "", "frame of markers and paths; empty = the URDF's root link")
-        config = ChunkViewConfig(
-            confidence_threshold=declare(self, "confidence_threshold", 0.5, "rater threshold T: confidence drawn yellow, below it red-ward", low=0.01, high=0.99),
-            ghost_step=declare(self, "ghost_step", -1, "step of the final chunk the ghost robot shows; -1 = the last", low=-1000, high=1000),
-        )
-        self.step_diameter_m = declare(self, "step_diameter_m", 0.012, "diameter of a step marker, m", low=0.001, high=0.2)
+        node_config = declare_config(self, VisualizerNodeConfig)
+        config = declare_config(self, ChunkViewConfig)
+        name, ee_frame, frame_id = node_config.description, node_config.ee_frame, node_config.frame_id
+        self.step_diameter_m = node_config.step_diameter_m
         try:
             desc = description(name)
             self.visualizer = ChunkVisualizer(desc, config, ee_frame)
@@ -118,7 +128,7 @@ class VisualizerNode(Node):
 
 
 def main(args=None) -> None:
-    raise SystemExit(run(VisualizerNode, args))
+    run_and_exit(VisualizerNode, args)
 
 
 if __name__ == "__main__":

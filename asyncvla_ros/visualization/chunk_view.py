@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asyncvla_ros.parameters import check_fields, param
+
 from asyncvla_ros.visualization.descriptions import RobotDescription
 from asyncvla_ros.visualization.kinematics import KinematicsError, UrdfKinematics
 
@@ -23,12 +25,12 @@ _GREEN = np.array([0.1, 0.8, 0.2])
 
 @dataclass
 class ChunkViewConfig:
-    confidence_threshold: float = 0.5  # the rater threshold T: steps below it are the ones AFM may regenerate; drawn yellow
-    ghost_step: int = -1  # step of the final chunk the ghost robot shows (Python index: -1 = the last step)
+    confidence_threshold: float = param(0.5, "rater threshold T (the steps AFM may regenerate lie below it): drawn yellow, "
+                                             "lower confidence red-ward", low=0.01, high=0.99)
+    ghost_step: int = param(-1, "step of the final chunk the ghost robot shows; -1 = the last", low=-1000, high=1000)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.confidence_threshold < 1.0:
-            raise ValueError(f"ChunkViewConfig.confidence_threshold must be in (0, 1), got {self.confidence_threshold!r}")
+        check_fields(self)
 
 
 def confidence_rgb(confidence: np.ndarray, threshold: float = 0.5) -> np.ndarray:

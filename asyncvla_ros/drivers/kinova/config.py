@@ -18,10 +18,10 @@ VELOCITY_TYPES = ("std_msgs/msg/Float64MultiArray", "kinova_msgs/msg/JointVeloci
 
 @dataclass
 class KinovaTrackingConfig:
-    joint_names: tuple = field(default=J2N6S300_JOINTS, metadata={"help": "arm joint names, actuator order"})
-    position_lower: tuple = field(default=(-6.28, 0.83, 0.34, -6.28, -6.28, -6.28), metadata={"help": "per joint lower limit, rad (actuator angle); commands outside are refused whole"})
-    position_upper: tuple = field(default=(6.28, 5.45, 5.94, 6.28, 6.28, 6.28), metadata={"help": "per joint upper limit, rad (actuator angle)"})
-    speed_limit_rad_s: tuple = field(default=(0.628, 0.628, 0.628, 0.838, 0.838, 0.838), metadata={"help": "per joint largest commanded speed, rad/s (never exceeded)"})
+    joint_names: tuple[str, ...] = field(default=J2N6S300_JOINTS, metadata={"help": "arm joint names, actuator order"})
+    position_lower: tuple[float, ...] = field(default=(-6.28, 0.83, 0.34, -6.28, -6.28, -6.28), metadata={"help": "per joint lower limit, rad (actuator angle); commands outside are refused whole"})
+    position_upper: tuple[float, ...] = field(default=(6.28, 5.45, 5.94, 6.28, 6.28, 6.28), metadata={"help": "per joint upper limit, rad (actuator angle)"})
+    speed_limit_rad_s: tuple[float, ...] = field(default=(0.628, 0.628, 0.628, 0.838, 0.838, 0.838), metadata={"help": "per joint largest commanded speed, rad/s (never exceeded)"})
     accel_limit_rad_s2: float = field(default=2.0, metadata={"help": "largest change of commanded speed, rad/s^2 (also sets the braking distance)", "range": (0.1, 50.0)})
     position_gain_per_s: float = field(default=4.0, metadata={"help": "tracking gain: commanded speed per rad of position error, 1/s", "range": (0.1, 50.0)})
     position_tolerance_rad: float = field(default=0.002, metadata={"help": "position error under which a joint is commanded zero speed, rad", "range": (0.0, 0.1)})
