@@ -1,0 +1,105 @@
+"""`asyncvla-ros launch` stops cleanly, again and again, and never leaves the arm enabled.
+
+- Start/stop cycles: the whole sim graph starts, acts, and is stopped by SIGINT to the launcher (a
+  terminal's Ctrl-C), CYCLES times. Every process exits after SIGINT without escalation to SIGTERM,
+  no node log holds a traceback or an rclpy error, and the driver disables motion before it exits.
+- A node killed (kill -9 of the semantic node): the launcher deactivates the driver ("motion disabled"
+  in the driver's log) before it stops the graph, exits 1, and its last line names the node that died.
+
+The seconds from SIGINT to each process's exit, and from the kill to "motion disabled", are printed
+(figures, not pass/fail: the machine's load decides them).
+"""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..ros_support import require_ros_messages
+from ..sim._support import skip_without_sim
+
+CYCLES = 5
+DIRTY = ("Traceback", "RuntimeError", "Unable to convert", "terminate called")
+
+
+def start(log_dir: Path) -> tuple[subprocess.Popen, Path]:
+    out = log_dir.with_suffix(".out")
+    proc = subprocess.Popen([sys.executable, "-m", "asyncvla_ros.cli", "launch", "--log-dir", str(log_dir)],
+                            stdout=open(out, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, out
+
+
+def wait_acting(proc: subprocess.Popen, out: Path, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if re.search(r"\| chunks [1-9]", out.read_text()):
+            return
+        assert proc.poll() is None, out.read_text()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"the graph did not act within {timeout_s} s:\n{out.read_text()[-3000:]}")
+
+
+def ros_time(line: str) -> float:
+    return float(re.search(r"\[(\d+\.\d+)\]", line).group(1))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_the_graph():
+    require_ros_messages()
+    skip_without_sim()
+    pytest.importorskip("torch")
+
+
+def test_the_graph_starts_and_stops_cleanly_again_and_again(tmp_path):
+    exits = []
+    for cycle in range(CYCLES):
+        log_dir = tmp_path / f"cycle{cycle}"
+        proc, out = start(log_dir)
+        try:
+            wait_acting(proc, out)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0, out.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        text = out.read_text()
+        lines = text.strip().splitlines()
+        assert lines[-1].startswith("asyncvla-ros: stopped; logs in"), lines[-1]
+        assert "still running" not in text, text[-2000:]  # nobody needed SIGTERM
+        assert "driver deactivated (motion disabled)" in text
+        logs = {p.stem: p.read_text(errors="replace") for p in log_dir.glob("*.log")}
+        assert len(logs) == 7, sorted(logs)
+        for name, log in logs.items():
+            for word in DIRTY:
+                assert word not in log, f"cycle {cycle}, {name}.log:\n{log[-3000:]}"
+        assert "motion disabled" in logs["driver"]
+        exits.append(next(line for line in lines if line.startswith("asyncvla-ros: exited after SIGINT")))
+    print("\n".join(exits))
+
+
+def test_a_dead_node_has_the_driver_deactivated_before_the_graph_stops(tmp_path):
+    log_dir = tmp_path / "kill"
+    proc, out = start(log_dir)
+    try:
+        wait_acting(proc, out)
+        import psutil
+
+        semantic = [p for p in psutil.Process(proc.pid).children(recursive=True) if "__node:=semantic" in p.cmdline()]
+        assert len(semantic) == 1, semantic
+        killed_at = time.time()
+        semantic[0].kill()
+        assert proc.wait(60) == 1, out.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.read_text()
+    assert text.strip().splitlines()[-1].startswith("asyncvla-ros: stopped because process semantic died (exit code -9)")
+    driver = (log_dir / "driver.log").read_text()
+    disabled = [line for line in driver.splitlines() if "motion disabled" in line]
+    assert disabled and "(driver shutting down)" not in disabled[0]  # the lifecycle deactivate, not the exit
+    assert text.index("driver deactivated (motion disabled)") < text.index("exited after SIGINT")
+    print(f"driver motion disabled {ros_time(disabled[0]) - killed_at:.2f} s after kill -9 of the semantic node")
