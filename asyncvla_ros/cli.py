@@ -20,8 +20,8 @@ COMMANDS = {
     "bench-policy": ("asyncvla_ros.bench.policy_latency", "latency of encode() and act() as JSON"),
     "bench-graph": ("asyncvla_ros.bench.graph", "run the sim graph and print control/semantic timing as JSON"),
     "demos": ("asyncvla_ros.data.demos", "record scripted sim demonstrations into a local LeRobotDataset"),
-    "record": ("asyncvla_ros.bags.record_cli", "record the graph's topics into a rosbag2 bag (MCAP or sqlite3)"),
-    "replay": ("asyncvla_ros.bags.replay_cli", "publish a bag into the live graph with its timing and /clock"),
+    "record": ("asyncvla_ros.nodes.record_cli", "record the graph's topics into a rosbag2 bag (MCAP or sqlite3)"),
+    "replay": ("asyncvla_ros.nodes.replay_cli", "publish a bag into the live graph with its timing and /clock"),
     "rerun": ("asyncvla_ros.bags.rerun_cli", "re-run the policy on a bag's observations offline; bag + report"),
 }
 

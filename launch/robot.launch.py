@@ -14,7 +14,7 @@ ghost/<base frame>, and RViz with config/asyncvla.rviz and the description's bas
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler, Shutdown, TimerAction
+from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler, TimerAction
 from launch.event_handler import EventHandler
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
@@ -24,6 +24,19 @@ from launch_ros.events.lifecycle import ChangeState, StateTransition
 from lifecycle_msgs.msg import Transition
 
 from asyncvla_ros.launch_graph import ARGUMENTS, LaunchArgs, NodeSpec, graph, params_file_for, rviz_nodes
+
+
+class GraphFailed(RuntimeError):
+    """Raised from inside launch to stop it with exit code 1: a Shutdown action would end it with 0."""
+
+
+def _fail(reason: str) -> OpaqueFunction:
+    """Stop launch as failed: launch logs "Caught exception in launch ...: <reason>", stops every process
+    and exits 1, so a supervisor sees the failure."""
+    def fail(context):
+        raise GraphFailed(reason)
+
+    return OpaqueFunction(function=fail)
 
 
 # (start state, goal state) of a failed configure or activate: the "failure" and the "error" outcomes.
@@ -47,7 +60,7 @@ def _lifecycle_actions(node: LifecycleNode, name: str) -> list:
     # As `asyncvla-ros launch` does: no graph left running without its driver.
     reason = f"lifecycle node {name!r} failed to configure or activate; see its log"
     stop_when_failed = RegisterEventHandler(EventHandler(matcher=startup_failed, entities=[
-        LogInfo(msg=f"asyncvla_ros: {reason}; stopping"), Shutdown(reason=reason)]))
+        LogInfo(msg=f"asyncvla_ros: {reason}; stopping"), _fail(reason)]))
     return [node, activate_when_configured, stop_when_failed, change(Transition.TRANSITION_CONFIGURE)]
 
 
@@ -56,19 +69,20 @@ DEACTIVATE_TIMEOUT_S = 3.0  # a driver that does not reach "inactive" this soon 
 
 def _stop_graph_on_exit(driver: LifecycleNode | None):
     """on_exit of every node: a node that fails (exits non-zero) while the graph runs takes the graph down,
-    as under `asyncvla-ros launch`: first the driver is deactivated (motion disabled), then launch shuts
-    down, once the driver is inactive or after DEACTIVATE_TIMEOUT_S.
+    as under `asyncvla-ros launch`: first the driver is deactivated (motion disabled), then launch stops
+    (exit code 1, naming the node), once the driver is inactive or after DEACTIVATE_TIMEOUT_S.
 
     Exit code 0 is left alone: on a terminal's Ctrl-C the nodes get SIGINT too and may exit before launch
-    has handled its own, and a Shutdown from here would make launch send them a second SIGINT.
+    has handled its own, and stopping from here would make launch send them a second SIGINT.
     """
     def handler(event, context):
         if context.is_shutdown or event.returncode == 0:
             return None
         reason = f"process {event.process_name} died (exit code {event.returncode})"
         if driver is None or event.action is driver:
-            return [LogInfo(msg=f"asyncvla_ros: {reason}; stopping"), Shutdown(reason=reason)]
-        stop = [LogInfo(msg=f"asyncvla_ros: driver deactivated (motion disabled); stopping because {reason}"), Shutdown(reason=reason)]
+            return [LogInfo(msg=f"asyncvla_ros: {reason}; stopping"), _fail(reason)]
+        stop = [LogInfo(msg=f"asyncvla_ros: driver deactivated (motion disabled); stopping because {reason}"),
+                _fail(f"{reason}; the driver was deactivated first")]
         return [
             LogInfo(msg=f"asyncvla_ros: {reason}; deactivating the driver before stopping"),
             RegisterEventHandler(OnStateTransition(target_lifecycle_node=driver, start_state="deactivating",
@@ -77,7 +91,7 @@ def _stop_graph_on_exit(driver: LifecycleNode | None):
                                         transition_id=Transition.TRANSITION_DEACTIVATE)),
             TimerAction(period=DEACTIVATE_TIMEOUT_S, actions=[
                 LogInfo(msg=f"asyncvla_ros: the driver did not deactivate within {DEACTIVATE_TIMEOUT_S} s; stopping because {reason}"),
-                Shutdown(reason=reason)]),
+                _fail(reason)]),
         ]
 
     return handler

@@ -27,7 +27,7 @@
 # checks that it stays inactive (the launch file must activate it only once, after configuring). Each
 # run also prints how long after Ctrl-C each process finished and checks that none needed launch's
 # escalation to SIGTERM. Last, kill -9 of the semantic node: the launch file must deactivate the driver
-# (motion disabled) and then stop the graph, naming the process that died.
+# (motion disabled) and then stop the graph with exit code 1, naming the process that died.
 #
 # Environment: ASYNCVLA_VENV, ASYNCVLA_WS (as for setup_env.sh), ASYNCVLA_CHECK_DIR (scratch venv,
 # workspace and logs; default /tmp/asyncvla-launch-check), ROS_DOMAIN_ID (default 91).
@@ -311,10 +311,11 @@ m = re.search(r"\[INFO\] \[(\d+\.\d+)\] \[driver\]: motion disabled", open(sys.a
 print(f"{float(m.group(1)) - float(sys.argv[2]):.2f}" if m else "")
 EOF
 )"
-  check "$label: the graph stops by itself within 30 s (exit $rc)" "still running; killed" $stopped
+  check "$label: the graph stops by itself within 30 s" "still running; killed" $stopped
+  check "$label: ros2 launch exits 1 (a failure a supervisor sees)" "exit $rc" test "$rc" -eq 1
   check "$label: the driver logged 'motion disabled'${disabled:+ ${disabled} s after the kill}" "not logged" test -n "$disabled"
-  check "$label: launch says which process died" "$(grep 'asyncvla_ros:' "$log" | tail -n2 | tr '\n' ';')" \
-    grep -q "process ${victim}_node-[0-9]* died" "$log"
+  check "$label: launch's error names the process that died" "$(grep 'asyncvla_ros:' "$log" | tail -n2 | tr '\n' ';')" \
+    grep -q "Caught exception in launch.*process ${victim}_node-[0-9]* died" "$log"
   check "$label: deactivated before the shutdown" "$(grep -m1 'deactivat' "$log")" \
     grep -q 'driver deactivated (motion disabled); stopping because' "$log"
 }

@@ -17,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from asyncvla_ros.policy.config import PolicyConfig
+from asyncvla_ros.policy.normalization import Normalizer
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +55,27 @@ def save_policy(policy, directory: str | Path) -> Path:
     return directory
 
 
-def load_policy(directory: str | Path, device: str | torch.device = "cpu", dtype: str | None = None):
-    """Load a policy saved by `save_policy`, or start one from a bare Qwen2.5-VL directory."""
-    from asyncvla_ros.policy.backbone import VLBackbone
-    from asyncvla_ros.policy.normalization import Normalizer
-    from asyncvla_ros.policy.policy import AsyncVLAPolicy, _torch_dtype
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a PolicyConfig.dtype name."""
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint directory holds, read but not yet assembled into a policy."""
+
+    config: PolicyConfig
+    normalizer: Normalizer | None = None  # None: a bare VLM directory (action expert and rater start untrained)
+    weights: dict[str, torch.Tensor] | None = None  # action_model.safetensors
+    backbone_dir: Path | None = None
+
+
+def read_checkpoint(directory: str | Path, dtype: str | None = None) -> Checkpoint:
+    """Read a directory written by `save_policy`, or a bare Qwen2.5-VL directory.
+
+    Raises:
+        CheckpointError: neither, or a format this version does not read.
+    """
     directory = Path(directory)
     meta_path = directory / POLICY_FILE
     if not meta_path.is_file():
@@ -66,7 +83,7 @@ def load_policy(directory: str | Path, device: str | torch.device = "cpu", dtype
             logger.warning("%s holds a bare VLM checkpoint: action expert and rater start untrained", directory)
             config = PolicyConfig(dtype=dtype or "bfloat16")
             config.backbone.pretrained_dir = str(directory)
-            return AsyncVLAPolicy.build(config).to(device)
+            return Checkpoint(config)
         raise CheckpointError(f"{directory} is not a policy checkpoint: no {POLICY_FILE} (nor a VLM config.json)")
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT:
@@ -74,16 +91,25 @@ def load_policy(directory: str | Path, device: str | torch.device = "cpu", dtype
     config = PolicyConfig.from_dict(meta["config"])
     if dtype is not None:
         config.dtype = dtype
-    torch_dtype = _torch_dtype(config.dtype)
-    backbone = VLBackbone.load(config.backbone, directory / BACKBONE_DIR, dtype=torch_dtype)
-    policy = AsyncVLAPolicy(config, backbone, Normalizer.from_dict(meta["normalization"]))
-    weights = load_file(directory / WEIGHTS_FILE)
+    return Checkpoint(config, Normalizer.from_dict(meta["normalization"]), load_file(directory / WEIGHTS_FILE),
+                      directory / BACKBONE_DIR)
+
+
+def load_weights(policy, checkpoint: Checkpoint) -> None:
+    """Copy the checkpoint's action expert, rater (and image position embedding) into `policy`.
+
+    Raises:
+        CheckpointError: the config asks for an image position embedding the file lacks.
+        RuntimeError: a tensor whose name or shape does not match the model (torch's strict loading).
+    """
+    weights = checkpoint.weights
     for name, module in (("expert", policy.expert), ("rater", policy.rater)):
         prefix = name + "."
         module.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, strict=True)
-    if backbone.image_positions is not None:
+    image_positions = policy.backbone.image_positions
+    if image_positions is not None:
         if "backbone.image_positions" not in weights:
-            raise CheckpointError(f"{directory / WEIGHTS_FILE}: the config asks for an image position embedding, the file has none")
+            raise CheckpointError(f"{checkpoint.backbone_dir.parent / WEIGHTS_FILE}: the config asks for an image position "
+                                  "embedding, the file has none")
         with torch.no_grad():
-            backbone.image_positions.copy_(weights["backbone.image_positions"])
-    return policy.to(device=device, dtype=torch_dtype).eval()
+            image_positions.copy_(weights["backbone.image_positions"])

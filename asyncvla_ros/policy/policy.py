@@ -22,6 +22,7 @@ from torch import nn
 
 from asyncvla_ros.policy.action_expert import ActionExpert
 from asyncvla_ros.policy.backbone import InputError, SemanticCondition, VLBackbone
+from asyncvla_ros.policy.checkpoint import load_weights, read_checkpoint, save_policy, torch_dtype
 from asyncvla_ros.policy.config import ACT_MODES, PolicyConfig
 from asyncvla_ros.policy.decoder import NewTokens, forward_with_prefix, place_tokens
 from asyncvla_ros.policy.normalization import Normalizer
@@ -94,24 +95,31 @@ class AsyncVLAPolicy(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if config.backbone.pretrained_dir:
-                backbone = VLBackbone.load(config.backbone, dtype=_torch_dtype(config.dtype))
+                backbone = VLBackbone.load(config.backbone, dtype=torch_dtype(config.dtype))
             else:
                 backbone = VLBackbone.build(config.backbone, build_word_tokenizer(instructions or []))
             policy = cls(config, backbone)
-        return policy.to(_torch_dtype(config.dtype))
+        return policy.to(torch_dtype(config.dtype))
 
     # ------------------------------------------------------------------ checkpoints
 
     def save_pretrained(self, directory) -> None:
-        from asyncvla_ros.policy.checkpoint import save_policy
-
         save_policy(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory, device: str | torch.device = "cpu", dtype: str | None = None) -> "AsyncVLAPolicy":
-        from asyncvla_ros.policy.checkpoint import load_policy
+        """A policy saved by `save_pretrained`, or one started from a bare Qwen2.5-VL directory.
 
-        return load_policy(directory, device=device, dtype=dtype)
+        Raises:
+            CheckpointError: the directory is neither (the message says what is missing).
+        """
+        ckpt = read_checkpoint(directory, dtype)
+        if ckpt.weights is None:
+            return cls.build(ckpt.config).to(device)
+        backbone = VLBackbone.load(ckpt.config.backbone, ckpt.backbone_dir, dtype=torch_dtype(ckpt.config.dtype))
+        policy = cls(ckpt.config, backbone, ckpt.normalizer)
+        load_weights(policy, ckpt)
+        return policy.to(device=device, dtype=torch_dtype(ckpt.config.dtype)).eval()
 
     # ------------------------------------------------------------------ properties
 
@@ -265,7 +273,3 @@ class AsyncVLAPolicy(nn.Module):
 def _first(x: torch.Tensor) -> np.ndarray:
     """Batch element 0 as float32 numpy."""
     return x[0].float().cpu().numpy()
-
-
-def _torch_dtype(name: str) -> torch.dtype:
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]

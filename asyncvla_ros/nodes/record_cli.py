@@ -1,4 +1,5 @@
-"""`asyncvla-ros record`: record the graph's topics into a rosbag2 bag (runs the bag recorder node)."""
+"""`asyncvla-ros record`: record the graph's topics into a rosbag2 bag (runs the bag recorder node; the bag
+format itself is asyncvla_ros.bags, which knows nothing of rclpy)."""
 
 from __future__ import annotations
 
