@@ -139,20 +139,49 @@ class Monitor:
             self.status[s.name] = (s.message, {kv.key: kv.value for kv in s.values})
 
     def transition(self, node_name: str, label: str, timeout_s: float = 60.0) -> None:
+        """Take lifecycle node `node_name` through `label` (configure, activate, deactivate).
+
+        Raises:
+            RuntimeError: no live node answered, or the transition failed.
+        """
         from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
+        from lifecycle_msgs.srv import ChangeState, GetState
 
         ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                "deactivate": Transition.TRANSITION_DEACTIVATE}
-        client = self.node.create_client(ChangeState, f"{node_name}/change_state")
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise RuntimeError(f"{node_name}: lifecycle service did not appear within {timeout_s} s")
-        future = client.call_async(ChangeState.Request(transition=Transition(id=ids[label])))
+        goals = {"configure": "inactive", "activate": "active", "deactivate": "inactive"}
         deadline = time.monotonic() + timeout_s
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not future.done() or not future.result().success:
+        # First a get_state answer, asked again until one comes: discovery can still list the service of a
+        # node that has exited (a graph started right after another), and a request sent to it is lost.
+        if self._call(GetState, f"{node_name}/get_state", GetState.Request(), deadline, retry_s=1.0) is None:
+            raise RuntimeError(f"{node_name}: no lifecycle node answered within {timeout_s} s")
+        reply = self._call(ChangeState, f"{node_name}/change_state", ChangeState.Request(transition=Transition(id=ids[label])),
+                           deadline)
+        if reply is None:  # the request or its reply lost: where did the node get to?
+            state = self._call(GetState, f"{node_name}/get_state", GetState.Request(), time.monotonic() + 5.0, retry_s=1.0)
+            if state is not None and state.current_state.label == goals[label]:
+                return
+        if reply is None or not reply.success:
             raise RuntimeError(f"{node_name}: lifecycle transition {label} failed (see its log)")
+
+    def _call(self, srv_type, name: str, request, deadline: float, retry_s: float | None = None):
+        """One service call answered by `deadline` (monotonic s), or None; with `retry_s`, the request is
+        sent again after each `retry_s` without an answer (only for requests that may be repeated)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic())):
+                return None
+            while time.monotonic() < deadline:
+                future = client.call_async(request)
+                give_up = deadline if retry_s is None else min(deadline, time.monotonic() + retry_s)
+                while not future.done() and time.monotonic() < give_up:
+                    time.sleep(0.02)
+                if future.done():
+                    return future.result()
+                client.remove_pending_request(future)
+            return None
+        finally:
+            self.node.destroy_client(client)
 
     def line(self) -> str:
         a = self.status.get("action", ("", {}))

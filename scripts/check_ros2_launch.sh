@@ -217,8 +217,10 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   mark_sigint="$(wc -l <"$log")"
   local delays="$CHECK/logs/$label.exit" node_pids=()
   read -ra node_pids <<<"$(sed -n 's/^pids: //p' "$probe")"
-  exit_delays "${node_pids[@]}" >"$delays" &
+  exit_delays "$delays.t0" "${node_pids[@]}" >"$delays" &
   local watcher=$!
+  sleep 0.5  # the watcher is polling
+  date +%s.%N >"$delays.t0"
   if [[ "$sigint" == terminal ]]; then kill -INT -- "-$pid" || true; else kill -INT "$pid" || true; fi
   local stopped=true
   wait_gone "$waiter" 30 || { stopped=false; kill -KILL -- "-$pid" 2>/dev/null || true; }
@@ -268,20 +270,22 @@ print(len(graph(LaunchArgs(colocated='$colocated' == 'true'))))")"
   check "$label: no process left behind" "alive:$leftover" test -z "$leftover"
 }
 
-# Watch PIDS from now on; print the seconds until each has exited (over 30 s: "-").
-exit_delays() {  # exit_delays PID...
+# Watch PIDS until each has exited (30 s at most); then print the seconds from the time in file T0 (date +%s.%N,
+# written once the signal is sent) to each exit, "-" for one still running.
+exit_delays() {  # exit_delays T0 PID...
   python - "$@" <<'EOF'
 import os, sys, time
-t0, pending, done = time.monotonic(), set(map(int, sys.argv[1:])), {}
-while pending and time.monotonic() - t0 < 30:
+start, pending, done = time.time(), set(map(int, sys.argv[2:])), {}
+while pending and time.time() - start < 30:
     for pid in list(pending):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            done[pid] = time.monotonic() - t0
+            done[pid] = time.time()
             pending.discard(pid)
-    time.sleep(0.02)
-print(" ".join(f"{d:.2f}" for d in sorted(done.values())) + " -" * len(pending))
+    time.sleep(0.01)
+t0 = float(open(sys.argv[1]).read())
+print(" ".join(f"{d - t0:.2f}" for d in sorted(done.values())) + " -" * len(pending))
 EOF
 }
 

@@ -7,7 +7,8 @@ tick ran, with no DDS in between), plan latency (SFM/rater/AFM and the whole tic
 refresh rate and age, and the semantic hand-over: DDS transport time of the SemanticFeatures
 message (publish -> receive in the action node, from the samples' timestamps), decode time and
 payload size. Inline carries the tensors in the message; co-located hands them over in memory and
-sends only the metadata.
+sends only the metadata. And what decides AFM's work: regenerated steps per chunk in each 5 s of the
+run, and how close the rater's confidences sit to its 0.5 threshold.
 """
 
 from __future__ import annotations
@@ -39,6 +40,25 @@ def _num(diag: dict, key: str) -> float | None:
     except (KeyError, ValueError):
         return None
     return None if np.isnan(value) else value
+
+
+WINDOW_S = 5.0  # regeneration is reported per window of this much graph time
+
+
+def _rater_figures(chunks) -> dict:
+    """What decides AFM's work: regenerated steps per chunk in each WINDOW_S of the run (the episode's
+    phases differ), and how close the rater's confidences sit to the threshold (0.5)."""
+    if not chunks:
+        return {}
+    t = np.array([c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 for c in chunks])
+    window = ((t - t[0]) // WINDOW_S).astype(int)
+    regen = np.array([sum(c.regenerated) for c in chunks], dtype=np.float64)
+    conf = np.concatenate([np.asarray(c.confidence, np.float64) for c in chunks])
+    return {
+        f"regenerated_steps_per_{WINDOW_S:g}s": [round(float(regen[window == w].mean()), 2) for w in range(window.max() + 1)],
+        "confidence_p10_p50_p90": [round(float(np.percentile(conf, q)), 3) for q in (10, 50, 90)],
+        "confidence_share_within_0.05_of_threshold": round(float(np.mean(np.abs(conf - 0.5) < 0.05)), 3),
+    }
 
 
 def run_mode(colocated: bool, duration_s: float, monitor: Monitor, log_dir: Path) -> dict:
@@ -94,6 +114,7 @@ def run_mode(colocated: bool, duration_s: float, monitor: Monitor, log_dir: Path
         "rater_ms": _stats([c.rater_time_ms for c in chunks]),
         "afm_ms": _stats([c.afm_time_ms for c in chunks]),
         "regenerated_steps_mean": round(float(np.mean([sum(c.regenerated) for c in chunks])), 2) if chunks else None,
+        **_rater_figures(chunks),
         "semantic_refresh_hz": round(len(recording["features"]) / elapsed, 2),
         "semantic_age_s": _stats([c.semantic_age_s for c in chunks]),
         "semantic_dds_transport_ms": {"p50": _num(diag, "semantic_transport_ms_p50"), "p99": _num(diag, "semantic_transport_ms_p99")},

@@ -81,11 +81,12 @@ def test_inline_message_and_in_process_hand_over_give_the_same_chunks(recorded_i
         assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
         assert bool((a[name] == b[name]).all()), f"{name} differs after the inline transport"
 
-    loops = [ActionLoop(policy, ActionLoopConfig()) for _ in range(2)]
+    loops = [ActionLoop(policy, ActionLoopConfig(max_semantic_age_s=5.0)) for _ in range(2)]  # one observation for 1.5 s
     regenerated = 0
     for k, state in enumerate(states):
         now = t0 + (k + 1) * 50_000_000
         r_local, r_wire = (loop.tick(now, sem, state, now) for loop, sem in zip(loops, (item, received)))
+        assert not r_local.holding and not r_wire.holding, (r_local.reason, r_wire.reason)
         for x, y in ((r_local.chunk.actions, r_wire.chunk.actions), (r_local.chunk.sfm_actions, r_wire.chunk.sfm_actions),
                      (r_local.chunk.confidence, r_wire.chunk.confidence), (r_local.chunk.regenerated, r_wire.chunk.regenerated),
                      (r_local.command, r_wire.command)):
