@@ -71,10 +71,13 @@ class Graph:
         self.specs, self.params_file, self.log_dir = specs, params_file, log_dir
         self.procs: dict[str, subprocess.Popen] = {}
 
+    def labels(self) -> list[str]:
+        """A unique name per process (its log file's name), in start order."""
+        return [f"{s.namespace.strip('/')}.{s.name}" if s.namespace else s.name for s in self.specs]
+
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for spec in self.specs:
-            label = f"{spec.namespace.strip('/')}.{spec.name}" if spec.namespace else spec.name  # unique per process
+        for label, spec in zip(self.labels(), self.specs):
             log = open(self.log_dir / f"{label}.log", "w")
             overrides = None if spec.package == PACKAGE else self.log_dir / f"{label}.params.yaml"
             # Own process group: Ctrl-C in the terminal reaches the launcher only, which then stops
@@ -227,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     rc, reason, activated = 0, "", []
+    # Other packages' nodes (RViz, the robot models it draws) may end cleanly without stopping the graph,
+    # as under ros2 launch, where only a non-zero exit stops it.
+    foreign = {label: spec.package != PACKAGE for label, spec in zip(procs.labels(), specs)}
+    finished: set[str] = set()
     try:
         procs.start()
         for spec in specs:
@@ -240,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             now = time.monotonic()
             if opts.duration and now - start >= opts.duration:
                 break
-            dead = procs.dead()
+            dead = [n for n in procs.dead() if n not in finished]
+            for name in [n for n in dead if foreign[n] and procs.procs[n].returncode == 0]:
+                print(f"asyncvla-ros: {name} ended (exit code 0); the graph goes on", flush=True)  # RViz closed
+                finished.add(name)
+                dead.remove(name)
             if dead:
                 for name in dead:
                     print(f"\nasyncvla-ros: process {name} exited ({procs.procs[name].returncode}); its log ends:\n"

@@ -149,6 +149,9 @@ class Rerun:
         # A chunk rests on the chunks of the ticks before it: ensembling blends the last L, and the
         # history holds the last H commands, each a blend of L chunks.
         self.reach = e.history_len + e.chunk_len - 1
+        # The node's chunks can stand in for the re-run's only when they have its shape (not so for a
+        # re-run with another model's chunk length): the re-run then plans every tick it can itself.
+        self.can_follow = all((int(c.horizon), int(c.action_dim)) == (e.chunk_len, e.action_dim) for c in recorded)
 
     # -- ticks -------------------------------------------------------------------------------------
 
@@ -201,7 +204,8 @@ class Rerun:
                 continue
             log_ns, chunk = recorded
             now = stamp_ns(chunk.header.stamp)
-            executed = np.asarray(chunk.actions, np.float32).reshape(int(chunk.horizon), int(chunk.action_dim))
+            executed = (np.asarray(chunk.actions, np.float32).reshape(int(chunk.horizon), int(chunk.action_dim))
+                        if self.can_follow else None)
             if self.simulated:
                 semantics, exact = self.semantic.simulated(now, latency), True
             else:
