@@ -280,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         exits = procs.stop()
         monitor.close()
         print("asyncvla-ros: exited after SIGINT: " + ", ".join(f"{n} {t:.1f} s" for n, t in exits.items()), flush=True)
+        unclean = {n: procs.procs[n].returncode for n in exits if procs.procs[n].returncode != 0}
+        if unclean:  # a node that failed while stopping (its log says how): not a clean stop
+            print("asyncvla-ros: not a clean stop: " + ", ".join(f"{n} exited with code {c}" for n, c in unclean.items())
+                  + " after SIGINT; see their logs", file=sys.stderr, flush=True)
+            rc = rc or 1
+            reason = reason or f"{', '.join(unclean)} did not stop cleanly"
         print(f"asyncvla-ros: stopped{' because ' + reason if reason else ''}; logs in {log_dir}/", flush=True)
     return rc
 
