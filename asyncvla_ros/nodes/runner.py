@@ -9,11 +9,14 @@ spinning stops, the node stops its own threads (`close()`), and only then is rcl
 
 `run_and_exit` then ends the process at once, without the interpreter's teardown: its garbage
 collection over torch and transformers objects took the policy nodes 3.4-4.8 s on a busy 2-core
-machine, past ros2 launch's 5 s grace before it escalates to SIGTERM.
+machine, past ros2 launch's 5 s grace before it escalates to SIGTERM. Closing is bounded too
+(CLOSE_LIMIT_S): past it, every thread's stack goes to the log and the process exits 1.
+`kill -USR1 <pid>` writes the stacks of a running node, for a node that seems stuck.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -27,6 +30,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 
+CLOSE_LIMIT_S = 4.0  # closing longer than this is a hang: stacks to the log, exit 1 (ros2 launch escalates at 5 s)
 _stop = threading.Event()
 _building = False  # the nodes are being built: nothing to close yet, so an interrupt may abort it at once
 
@@ -37,17 +41,25 @@ def _interrupt(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
-def run(make_nodes: Callable[[], Node | list[Node]], args=None, executor: Executor | None = None) -> int:
+def run(make_nodes: Callable[[], Node | list[Node]], args=None, executor: Executor | None = None,
+        close_limit_s: float | None = None) -> int:
     """Initialise rclpy, build the node(s), spin until Ctrl-C/SIGTERM, close them, shut down.
 
     A node that cannot be built from its parameters (a ValueError naming the parameter) exits with
     status 1 and that message, not a traceback.
+
+    Args:
+        close_limit_s: if closing and shutting down take longer (a hang in a driver call or in DDS
+            teardown), every thread's stack goes to stderr and the process exits with status 1, by
+            faulthandler's own thread, which needs no GIL: a supervisor gets an exit and a reason, not a
+            process it has to kill.
     """
     global _building
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     _stop.clear()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: every thread's stack to the log
     nodes: list[Node] = []
     status = 0
     try:
@@ -73,6 +85,8 @@ def run(make_nodes: Callable[[], Node | list[Node]], args=None, executor: Execut
             status = 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
+        if close_limit_s is not None:
+            faulthandler.dump_traceback_later(close_limit_s, exit=True)
         for node in reversed(nodes):
             close = getattr(node, "close", None)
             if close is not None:
@@ -85,7 +99,8 @@ def run(make_nodes: Callable[[], Node | list[Node]], args=None, executor: Execut
 def run_and_exit(make_nodes: Callable[[], Node | list[Node]], args=None) -> None:
     """A node executable's main(): `run`, then end the process with its status once everything is closed
     and flushed (rclpy's shutdown has closed the ROS log files)."""
-    status = run(make_nodes, args)
+    status = run(make_nodes, args, close_limit_s=CLOSE_LIMIT_S)
+    faulthandler.cancel_dump_traceback_later()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
