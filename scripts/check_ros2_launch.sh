@@ -324,6 +324,10 @@ EOF
     grep -q "Caught exception in launch.*process ${victim}_node-[0-9]* died" "$log"
   check "$label: deactivated before the shutdown" "$(grep -m1 'deactivat' "$log")" \
     grep -q 'driver deactivated (motion disabled); stopping because' "$log"
+  sleep 1
+  local leftover
+  leftover="$(pgrep -f "$WS/install/asyncvla_ros/lib/asyncvla_ros/" | tr '\n' ' ')" || true
+  check "$label: no process left behind" "alive: $leftover" test -z "$leftover"
 }
 
 run_check default terminal
