@@ -179,7 +179,7 @@ class DriverNode(LifecycleNode):
         self.counts["commands"] += 1
         if not self.active or self.backend is None:
             self.counts["rejected"] += 1
-            self.rejections.reject("command ignored: driver not active")
+            self.rejections.reject("command ignored: driver not active", expected=True)  # deactivated on purpose
             return
         try:
             targets = joint_positions(msg, self.backend.joint_names)

@@ -137,12 +137,15 @@ class Rejections:
         self._last_logged_ns = 0
         self._suppressed = 0
 
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, expected: bool = False) -> None:
+        """Count and log one rejection; `expected`: a warning, not an error (input refused by design,
+        e.g. commands reaching a driver an operator deactivated)."""
         self.count += 1
         now = time.monotonic_ns()
         if reason != self._last_reason or now - self._last_logged_ns >= self.interval_ns:
             repeats = f" (and {self._suppressed} similar)" if self._suppressed else ""
-            self.node.get_logger().error(reason + repeats)
+            logger = self.node.get_logger()
+            (logger.warning if expected else logger.error)(reason + repeats)
             self._last_reason, self._last_logged_ns, self._suppressed = reason, now, 0
         else:
             self._suppressed += 1
