@@ -144,8 +144,11 @@ class Rejections:
         now = time.monotonic_ns()
         if reason != self._last_reason or now - self._last_logged_ns >= self.interval_ns:
             repeats = f" (and {self._suppressed} similar)" if self._suppressed else ""
-            logger = self.node.get_logger()
-            (logger.warning if expected else logger.error)(reason + repeats)
+            # Two call sites: rclpy refuses one call site logging at two severities.
+            if expected:
+                self.node.get_logger().warning(reason + repeats)
+            else:
+                self.node.get_logger().error(reason + repeats)
             self._last_reason, self._last_logged_ns, self._suppressed = reason, now, 0
         else:
             self._suppressed += 1
