@@ -53,8 +53,6 @@ class LaunchArgs:
     visualizer: bool = param(True, "the chunk visualizer node (RViz markers, end-effector paths and ghost pose of each chunk)")
 
     def __post_init__(self) -> None:
-        if self.robot not in ROBOTS:
-            raise ValueError(f"robot {self.robot!r} unknown; valid robots are {list(ROBOTS)}")
         check_fields(self)
         if self.model and not Path(self.model).expanduser().is_dir():
             raise ValueError(f"model {self.model!r} is not a directory")

@@ -2,8 +2,8 @@
 
 A component's config dataclass declares each field with `param(...)`; the node that runs the component
 declares one ROS parameter per field from that description (`nodes/params.declare_config`), the params
-YAMLs are checked against the same fields (test/test_params_yaml.py), and `check_fields` validates a
-value against its range or choices. Plain Python: no rclpy.
+YAMLs are checked against the same fields (test/nodes/test_params_described_once.py), and `check_value`
+validates a value against its range or choices. Plain Python: no rclpy.
 """
 
 from __future__ import annotations
@@ -47,18 +47,21 @@ def field_types(cls) -> dict[str, object]:
     return typing.get_type_hints(cls)
 
 
-def check_fields(obj) -> None:
-    """Check every field of `obj` that declares a range or choices.
+def check_value(label: str, f: dataclasses.Field, value) -> None:
+    """Check `value` against the range or choices field `f` declares.
 
     Raises:
-        ValueError: naming the class, the field, the valid values and the bad one.
+        ValueError: "<label> must be ..., got <value>".
     """
-    cls = type(obj).__name__
+    if "range" in f.metadata:
+        low, high = f.metadata["range"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{label} must be a number in [{low}, {high}], got {value!r}")
+    if "choices" in f.metadata and value not in f.metadata["choices"]:
+        raise ValueError(f"{label} must be one of {list(f.metadata['choices'])}, got {value!r}")
+
+
+def check_fields(obj) -> None:
+    """Check every field of the dataclass `obj` that declares a range or choices (`check_value`)."""
     for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if "range" in f.metadata:
-            low, high = f.metadata["range"]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and low <= value <= high):
-                raise ValueError(f"{cls}.{f.name} must be a number in [{low}, {high}], got {value!r}")
-        if "choices" in f.metadata and value not in f.metadata["choices"]:
-            raise ValueError(f"{cls}.{f.name} must be one of {list(f.metadata['choices'])}, got {value!r}")
+        check_value(f"{type(obj).__name__}.{f.name}", f, getattr(obj, f.name))

@@ -38,7 +38,7 @@ def test_visualizer_gets_each_robots_description():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(robot="ur5"), "robot 'ur5' unknown"),
+    (dict(robot="ur5"), r"LaunchArgs.robot must be one of \['sim', 'so100', 'kinova_gen2'\], got 'ur5'"),
     (dict(model="/no/such/dir"), "is not a directory"),
     (dict(control_rate_hz=-1.0), "control_rate_hz"),
 ])

@@ -210,27 +210,31 @@ class Rerun:
                 semantics, exact = self.semantic.simulated(now, latency), True
             else:
                 refresh = self.semantic.recorded(int(chunk.semantic_seq), stamp_ns(chunk.semantic_stamp))
-                if refresh.status in SKIPPED:  # nothing to plan from: go on with the node's chunk
-                    command = self.loop.follow(executed)
-                    out.append(TickRecord(k, now, now, False, "", command, None, self.loop.chunk_id, int(chunk.semantic_seq),
-                                          refresh.stamp_ns, chunk, log_ns, inputs_complete=False, skipped=refresh.status))
+                if refresh.status in SKIPPED:
+                    out.append(self._skip(k, chunk, log_ns, executed, refresh.status))
                     continue
                 semantics, exact = refresh.item, refresh.status == EXACT
             sample = self.rec.state_at(now)
             if sample is None:  # the joint state the node planned from is missing: the one recorded before it
                 sample = self.rec.latest_state(log_ns)
             if sample is None:  # no joint state yet (a recorder that matched /joint_states late)
-                command = self.loop.follow(executed)
-                out.append(TickRecord(k, now, now, False, "", command, None, self.loop.chunk_id, int(chunk.semantic_seq),
-                                      stamp_ns(chunk.semantic_stamp), chunk, log_ns, inputs_complete=False, skipped=STATE_NOT_IN_BAG))
+                out.append(self._skip(k, chunk, log_ns, executed, STATE_NOT_IN_BAG))
                 continue
             complete = exact and sample.stamp_ns == now and k > unknown_until
             state = self.rec.state_positions(sample, self.joint_names)
-            result = self.loop.tick(now, semantics, state, sample.stamp_ns, follow=None if complete else executed)
+            result = self.loop.tick(now, semantics, state, sample.stamp_ns, executed=None if complete else executed)
             record = self._record(k, result, now, sample.stamp_ns, chunk, log_ns)
             record.inputs_complete = complete
             out.append(record)
         return out
+
+    def _skip(self, k: int, chunk, log_ns: int, executed: np.ndarray | None, why: str) -> TickRecord:
+        """A recorded chunk the re-run cannot plan (nothing in the bag to plan it from): the node's chunk
+        goes on into ensembling and history in its place."""
+        now = stamp_ns(chunk.header.stamp)
+        command = self.loop.follow(executed)
+        return TickRecord(k, now, now, False, "", command, None, self.loop.chunk_id, int(chunk.semantic_seq),
+                          stamp_ns(chunk.semantic_stamp), chunk, log_ns, inputs_complete=False, skipped=why)
 
     def _run_rate(self) -> list[TickRecord]:
         """Ticks at control_rate_hz over the recorded joint states, on simulated refreshes."""

@@ -80,7 +80,7 @@ class ActionLoop:
         return TickResult(self.tick_count, command, True, reason, None, self.chunk_id, plan_ms=0.0, **info)
 
     def tick(self, now_ns: int, semantics: SemanticItem | None, state: np.ndarray | None, state_stamp_ns: int,
-             semantics_alive: bool = True, follow: np.ndarray | None = None) -> TickResult:
+             semantics_alive: bool = True, executed: np.ndarray | None = None) -> TickResult:
         """Plan and return this tick's command (or a hold).
 
         Args:
@@ -89,7 +89,7 @@ class ActionLoop:
             state: current joint positions (policy order), or None.
             state_stamp_ns: capture stamp of `state`.
             semantics_alive: False when the semantic publisher is known to be gone.
-            follow: (L, action_dim) the chunk another run executed at this tick (a re-run following the
+            executed: (L, action_dim) the chunk another run executed at this tick (a re-run following the
                 recorded node where this loop's plan may differ): it, not this loop's plan, enters the
                 ensembling and the history. The plan is still made and returned.
         """
@@ -118,7 +118,7 @@ class ActionLoop:
         t0 = time.perf_counter()
         chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count)
         self.chunk_id += 1
-        command = self._execute(chunk.actions if follow is None else follow)
+        command = self._execute(chunk.actions if executed is None else executed)
         plan_ms = (time.perf_counter() - t0) * 1e3
         return TickResult(self.tick_count, command, False, "", chunk, self.chunk_id, plan_ms=plan_ms, **info)
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,11 +72,6 @@ class SemanticStats:
     reason: str  # why nothing was encoded lately ("" while encoding)
 
 
-@dataclass
-class _Figures:
-    encodes: deque = field(default_factory=lambda: deque(maxlen=1000))  # (wall s, encode ms)
-
-
 class SemanticLoop:
     """Args:
         policy: has `encode(images, instruction, state=, stamp_ns=)` and `config.backbone` (camera
@@ -101,7 +96,7 @@ class SemanticLoop:
         self._last_start_ns: int | None = None  # step clock of the last encode's start (the rate cap)
         self._last_frame_wall: float | None = None
         self._skip_reason = "no camera frame received yet"
-        self._figures = _Figures()
+        self._encodes: deque[tuple[float, float]] = deque(maxlen=1000)  # (wall s, encode ms) of finished encodes
 
     # -- inputs (any thread) ---------------------------------------------------------------------
 
@@ -179,7 +174,7 @@ class SemanticLoop:
         encode_ms = (time.perf_counter() - t0) * 1e3
         with self._lock:
             self._seq += 1
-            self._figures.encodes.append((self.wall_clock(), encode_ms))
+            self._encodes.append((self.wall_clock(), encode_ms))
             number = self._seq if seq is None else int(seq)
         return SemanticItem(cond, number, stamp, request.instruction, encode_ms,
                             frame_stamps_ns=tuple(request.frames.stamps_ns), state_stamp_ns=request.state_stamp_ns)
@@ -194,7 +189,7 @@ class SemanticLoop:
     def stats(self) -> SemanticStats:
         with self._lock:
             wall = self.wall_clock()
-            recent = [ms for t, ms in self._figures.encodes if wall - t < STATS_WINDOW_S]
+            recent = [ms for t, ms in self._encodes if wall - t < STATS_WINDOW_S]
             sync = self._sync.stats
             if not self._instruction:
                 reason = "no instruction"

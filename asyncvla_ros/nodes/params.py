@@ -13,7 +13,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from asyncvla_ros.nodes.conversions import to_time
-from asyncvla_ros.parameters import field_default, field_types
+from asyncvla_ros.parameters import check_value, field_default, field_types
 
 # Annotation -> ROS parameter type, for fields whose default does not show it (an empty tuple).
 _ROS_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE, str: Parameter.Type.STRING,
@@ -76,10 +76,7 @@ def declare_fields(node: Node, cls, prefix: str = "", skip: tuple[str, ...] = ()
                 raise ValueError(f"parameter {name} must be set: {desc.description}")
             value = default
         value = _coerce(name, kind, value)
-        if low is not None and not low <= value <= high:
-            raise ValueError(f"parameter {name} must be in [{low}, {high}], got {value!r}")
-        if "choices" in f.metadata and value not in f.metadata["choices"]:
-            raise ValueError(f"parameter {name} must be one of {list(f.metadata['choices'])}, got {value!r}")
+        check_value(f"parameter {name}", f, value)  # also for configs that check nothing themselves
         values[f.name] = value
     return values
 

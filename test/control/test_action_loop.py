@@ -76,7 +76,7 @@ def test_following_another_runs_chunks_keeps_ensembling_and_history_equal_to_it(
         if i % 2:
             command = follower.follow(r.chunk.actions)  # no plan at all
         else:  # a plan of its own (for the report), while the other run's chunk is what it executes
-            own = follower.tick(int((10.1 + 0.05 * i) * S), sem, state + 0.01, int((10.1 + 0.05 * i) * S), follow=r.chunk.actions)
+            own = follower.tick(int((10.1 + 0.05 * i) * S), sem, state + 0.01, int((10.1 + 0.05 * i) * S), executed=r.chunk.actions)
             command = own.command
             assert not np.array_equal(own.chunk.actions, r.chunk.actions)  # planned from another state
         assert np.array_equal(command, r.command)

@@ -108,7 +108,7 @@ def test_a_nodes_declared_parameters_are_its_config_fields(tmp_path):
                                                                                      if f.name == "state_timeout_s"))
         finally:
             node.destroy_node()
-        with pytest.raises(ValueError, match=r"parameter state_timeout_s must be in \[0.001, 10.0\], got 50.0"):
+        with pytest.raises(ValueError, match=r"parameter state_timeout_s must be a number in \[0.001, 10.0\], got 50.0"):
             SafetyFilterNode(parameter_overrides=[Parameter(k, value=v) for k, v in limits.items()] +
                              [Parameter("state_timeout_s", value=50.0)])
         with pytest.raises(ValueError, match="parameter command_timeout_s must be a float"):

@@ -8,7 +8,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 
 from ..ros_support import require_ros_messages
 
