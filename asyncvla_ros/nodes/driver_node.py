@@ -24,9 +24,9 @@ from std_msgs.msg import Bool
 from asyncvla_ros.drivers import BACKENDS, DriverError, config_class, make_backend
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import MessageError, joint_positions, joint_state, to_time
+from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare_config, declare_fields, diagnostics
 from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.parameters import param
-from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare_config, declare_fields, diagnostics
 
 
 @dataclass
@@ -47,7 +47,8 @@ class DriverNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("driver", **kwargs)
         self.backend_name = declare_config(self, DriverNodeConfig).backend
-        # Declared now, built at configure: a bad backend parameter fails the configure transition.
+        # Declared now (type and range checked at start); the backend's config, with its own checks across
+        # fields (limits, units), is built at configure, where a refusal fails the transition.
         self.backend_params = declare_fields(self, config_class(self.backend_name), f"{self.backend_name}.")
         self.sim_episode_seed = self.backend_params.get("episode_seed", 0)
         self.backend = None
