@@ -74,6 +74,10 @@ class Recording:
     instructions: list[tuple[int, str]] = field(default_factory=list)  # (log_ns, text)
     semantics: dict[int, SemanticRecord] = field(default_factory=dict)  # seq -> record
     chunks: list = field(default_factory=list)  # (log_ns, decoded ActionChunk) in log order
+    # The action node's commands, and what the safety filter let through for them (stamped as the
+    # command they answer), by stamp.
+    commands: dict[int, StateSample] = field(default_factory=dict)
+    safe_commands: dict[int, StateSample] = field(default_factory=dict)
 
     def state_positions(self, sample: StateSample, joint_names) -> np.ndarray:
         """`sample`'s positions in `joint_names` order.
@@ -92,6 +96,13 @@ class Recording:
         self.states.sort(key=lambda st: st.log_ns)
         self._by_stamp = {st.stamp_ns: st for st in self.states}
         self._log_times = [st.log_ns for st in self.states]
+        self._safe_stamps = sorted(self.safe_commands)
+
+    def safe_commands_between(self, after_ns: int, through_ns: int) -> list[StateSample]:
+        """The safety filter's answers to the commands stamped in (after_ns, through_ns], oldest first."""
+        lo = bisect.bisect_right(self._safe_stamps, after_ns)
+        hi = bisect.bisect_right(self._safe_stamps, through_ns)
+        return [self.safe_commands[s] for s in self._safe_stamps[lo:hi]]
 
     def state_at(self, stamp: int) -> StateSample | None:
         """The joint state with exactly this header stamp, or None."""
@@ -123,7 +134,8 @@ def load(path, cameras) -> Recording:
                 raise BagError(f"bag {path} has no {topic}, which the re-run needs; it holds {sorted(topics)}")
             if topics[topic] != msgtype:
                 raise BagError(f"bag {path}: {topic} is {topics[topic]}, expected {msgtype}")
-        optional = {"/instruction": "std_msgs/msg/String", "/semantic_features": SEMANTIC_FEATURES, "/action_chunk": ACTION_CHUNK}
+        optional = {"/instruction": "std_msgs/msg/String", "/semantic_features": SEMANTIC_FEATURES, "/action_chunk": ACTION_CHUNK,
+                    "/joint_command": JOINT_STATE, "/safe_joint_command": JOINT_STATE}
         wanted.update({t: m for t, m in optional.items() if topics.get(t) == m})
         rec = Recording(str(path), reader.start_time, frames={cam: [] for cam in cameras})
         conns = [c for c in reader.connections if c.topic in wanted]
@@ -132,10 +144,13 @@ def load(path, cameras) -> Recording:
             topic = conn.topic
             if topic.endswith("/image_raw"):
                 rec.frames[topic.split("/")[1]].append(Frame(stamp_ns(msg.header.stamp), log_ns, image_rgb(msg)))
-            elif topic == "/joint_states":
+            elif topic in ("/joint_states", "/joint_command", "/safe_joint_command"):
                 if len(msg.name) == len(msg.position):
-                    rec.states.append(StateSample(stamp_ns(msg.header.stamp), log_ns, tuple(msg.name),
-                                                  np.asarray(msg.position, dtype=np.float64)))
+                    sample = StateSample(stamp_ns(msg.header.stamp), log_ns, tuple(msg.name), np.asarray(msg.position, dtype=np.float64))
+                    if topic == "/joint_states":
+                        rec.states.append(sample)
+                    else:
+                        (rec.commands if topic == "/joint_command" else rec.safe_commands)[sample.stamp_ns] = sample
             elif topic == "/instruction":
                 rec.instructions.append((log_ns, msg.data.strip()))
             elif topic == "/semantic_features":

@@ -58,6 +58,9 @@ def compare(result: RerunResult) -> dict:
         "max_abs_diff_rad": float(diffs.max()) if diffs.size else float("nan"),
         "median_abs_diff_rad": float(np.median(diffs)) if diffs.size else float("nan"),
         "holds": sum(t.holding for t in result.ticks),
+        # Commands whose recorded safety-filter verdict went into the history (of them, clamped ones).
+        "commands_filtered_into_history": sum(bool(t.filtered) for t in result.ticks),
+        "commands_clamped_by_filter": sum(t.filtered == "clamped" for t in result.ticks),
         "regenerated_per_chunk_recorded": float(np.mean([np.sum(c.regenerated) for c in rec_chunks])) if rec_chunks else float("nan"),
         "regenerated_per_chunk_recomputed": float(np.mean([t.chunk.regenerated.sum() for t in chunks])) if chunks else float("nan"),
         "confidence_mean_recomputed": float(np.mean([t.chunk.confidence.mean() for t in chunks])) if chunks else float("nan"),

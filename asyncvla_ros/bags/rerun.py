@@ -15,7 +15,9 @@ Two schedules:
   began, the history reaches back before the bag's first chunk or over one the recorder missed, a
   frame or joint state the recorder lost) is flagged, and the node's recorded chunk, not the re-run's,
   goes on into ensembling and history, so that the chunks after it are reproduced again. Chunks whose
-  refresh predates the bag are not planned at all ("before the recording").
+  refresh predates the bag are not planned at all ("before the recording"). What the safety filter
+  let through for each command replaces it in the history at the tick the node heard of it
+  (ActionChunk.history_filtered_through), where the re-run sent that same command.
 - Otherwise it ticks at `control_rate_hz` over the recorded joint states.
 
 Options change one mechanism at a time: `semantic_rate_hz` re-encodes the bag's newest frames at
@@ -75,7 +77,7 @@ class TickRecord:
     """One control tick of the re-run, beside what the action node did at that tick (if recorded)."""
 
     tick: int
-    now_ns: int  # bag time the tick ran at (the joint state's stamp for recorded ticks)
+    now_ns: int  # bag time the tick ran at (for recorded chunks the node's clock then, ActionChunk.command_stamp)
     state_stamp_ns: int  # 0 = no state
     holding: bool
     reason: str
@@ -88,6 +90,9 @@ class TickRecord:
     recorded_log_ns: int = 0
     inputs_complete: bool = True  # False: something the node's chunk rested on is missing from the bag
     skipped: str = ""  # why the recorded chunk was not re-planned (semantic_replay.SKIPPED), "" when it was
+    # What the safety filter let through for this command (recorded) went into the history in its place;
+    # "clamped" when that differed from the command.
+    filtered: str = ""  # "" | "passed" | "clamped"
 
     @property
     def semantic_age_s(self) -> float:
@@ -151,6 +156,8 @@ class Rerun:
         self.reach = e.history_len + e.chunk_len - 1
         # The node's chunks can stand in for the re-run's only when they have its shape (not so for a
         # re-run with another model's chunk length): the re-run then plans every tick it can itself.
+        self._sent: dict[int, TickRecord] = {}  # the re-run's ticks by the stamp of the node's command
+        self._answered_through = 0  # safety-filter answers fed into the history so far, by command stamp
         self.can_follow = all((int(c.horizon), int(c.action_dim)) == (e.chunk_len, e.action_dim) for c in recorded)
 
     # -- ticks -------------------------------------------------------------------------------------
@@ -203,7 +210,8 @@ class Rerun:
                                       0, 0, inputs_complete=False))
                 continue
             log_ns, chunk = recorded
-            now = stamp_ns(chunk.header.stamp)
+            state_stamp, now = stamp_ns(chunk.header.stamp), tick_stamp(chunk)
+            self._feed_answers(chunk)
             executed = (np.asarray(chunk.actions, np.float32).reshape(int(chunk.horizon), int(chunk.action_dim))
                         if self.can_follow else None)
             if self.simulated:
@@ -214,27 +222,54 @@ class Rerun:
                     out.append(self._skip(k, chunk, log_ns, executed, refresh.status))
                     continue
                 semantics, exact = refresh.item, refresh.status == EXACT
-            sample = self.rec.state_at(now)
+            sample = self.rec.state_at(state_stamp)
             if sample is None:  # the joint state the node planned from is missing: the one recorded before it
                 sample = self.rec.latest_state(log_ns)
             if sample is None:  # no joint state yet (a recorder that matched /joint_states late)
                 out.append(self._skip(k, chunk, log_ns, executed, STATE_NOT_IN_BAG))
                 continue
-            complete = exact and sample.stamp_ns == now and k > unknown_until
+            complete = exact and sample.stamp_ns == state_stamp and k > unknown_until
             state = self.rec.state_positions(sample, self.joint_names)
             result = self.loop.tick(now, semantics, state, sample.stamp_ns, executed=None if complete else executed)
             record = self._record(k, result, now, sample.stamp_ns, chunk, log_ns)
             record.inputs_complete = complete
+            self._sent[now] = record
             out.append(record)
         return out
 
     def _skip(self, k: int, chunk, log_ns: int, executed: np.ndarray | None, why: str) -> TickRecord:
         """A recorded chunk the re-run cannot plan (nothing in the bag to plan it from): the node's chunk
         goes on into ensembling and history in its place."""
-        now = stamp_ns(chunk.header.stamp)
-        command = self.loop.follow(executed)
-        return TickRecord(k, now, now, False, "", command, None, self.loop.chunk_id, int(chunk.semantic_seq),
-                          stamp_ns(chunk.semantic_stamp), chunk, log_ns, inputs_complete=False, skipped=why)
+        self._feed_answers(chunk)
+        now = tick_stamp(chunk)
+        command = self.loop.follow(executed, now)
+        record = TickRecord(k, now, stamp_ns(chunk.header.stamp), False, "", command, None, self.loop.chunk_id,
+                            int(chunk.semantic_seq), stamp_ns(chunk.semantic_stamp), chunk, log_ns, inputs_complete=False,
+                            skipped=why)
+        self._sent[now] = record
+        return record
+
+    def _feed_answers(self, chunk) -> None:
+        """Before re-planning `chunk`: the safety filter's answers the node had heard when it planned it
+        (ActionChunk.history_filtered_through) replace the answered commands in the history, as in the
+        node. Only where the re-run sent that very command: a command the node never sent (another model,
+        mode or seed) has no recorded answer and keeps its own value."""
+        through = stamp_ns(chunk.history_filtered_through) if hasattr(chunk, "history_filtered_through") else 0
+        if through <= self._answered_through:
+            return
+        for safe in self.rec.safe_commands_between(self._answered_through, through):
+            record, sent = self._sent.get(safe.stamp_ns), self.rec.commands.get(safe.stamp_ns)
+            if record is None or record.command is None or sent is None:
+                continue
+            try:
+                if not np.array_equal(self.rec.state_positions(sent, self.joint_names), record.command):
+                    continue
+                let_through = self.rec.state_positions(safe, self.joint_names)
+            except BagError:
+                continue  # recorded under other joint names: nothing to compare with
+            if self.loop.executed(safe.stamp_ns, let_through):
+                record.filtered = "passed" if np.array_equal(let_through, record.command) else "clamped"
+        self._answered_through = through
 
     def _run_rate(self) -> list[TickRecord]:
         """Ticks at control_rate_hz over the recorded joint states, on simulated refreshes."""
@@ -253,6 +288,13 @@ class Rerun:
     def _record(self, k, result, now, state_stamp, chunk, log_ns) -> TickRecord:
         return TickRecord(k, now, state_stamp, result.holding, result.reason, result.command, result.chunk,
                           result.chunk_id, result.semantic_seq, result.semantic_stamp_ns, chunk, log_ns)
+
+
+def tick_stamp(chunk) -> int:
+    """The node's clock at the tick that planned `chunk` (its command's stamp); the joint state's stamp
+    in bags from before ActionChunk.command_stamp."""
+    stamp = stamp_ns(chunk.command_stamp) if hasattr(chunk, "command_stamp") else 0
+    return stamp or stamp_ns(chunk.header.stamp)
 
 
 def run_rerun(policy, model_id: str, rec: Recording, config: RerunConfig) -> RerunResult:

@@ -11,6 +11,8 @@ would rest on is too old it holds instead, and says why:
 A stamp further ahead of `now` than the same limit counts as stale too: clocks that disagree.
 
 Ensembling and history restart after every hold, since plans made before it no longer match the arm.
+The history holds what the arm was sent: each tick's command, replaced by what the safety filter let
+through for it once that is known (`executed`), the same in the node, the re-run and the eval.
 """
 
 from __future__ import annotations
@@ -118,11 +120,11 @@ class ActionLoop:
         t0 = time.perf_counter()
         chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count)
         self.chunk_id += 1
-        command = self._execute(chunk.actions if executed is None else executed)
+        command = self._execute(chunk.actions if executed is None else executed, now_ns)
         plan_ms = (time.perf_counter() - t0) * 1e3
         return TickResult(self.tick_count, command, False, "", chunk, self.chunk_id, plan_ms=plan_ms, **info)
 
-    def follow(self, actions: np.ndarray | None) -> np.ndarray | None:
+    def follow(self, actions: np.ndarray | None, now_ns: int = 0) -> np.ndarray | None:
         """Advance one tick on a chunk planned elsewhere, without planning: a re-run following the recorded
         node through ticks it cannot plan itself (their inputs predate the bag). `actions` enters the
         ensembling, and the resulting command the history, as if this loop had planned it. None: the chunk
@@ -133,7 +135,13 @@ class ActionLoop:
         """
         self.tick_count += 1
         self.chunk_id += 1
-        return self._execute(actions) if actions is not None else None
+        return self._execute(actions, now_ns) if actions is not None else None
+
+    def executed(self, stamp_ns: int, positions: np.ndarray) -> bool:
+        """What the safety filter let through for the command of the tick at `stamp_ns` (policy order):
+        it replaces that command in the history, so the policy is conditioned on what the arm was sent,
+        clamps included. False when that tick's command is no longer in the history."""
+        return self.history.replace(stamp_ns, positions)
 
     def skip_to(self, tick: int, chunk_id: int) -> None:
         """Count on from another run's tick and chunk counters (a re-run of a bag recorded from a running
@@ -143,10 +151,11 @@ class ActionLoop:
         self.history.clear()
         self.last_command = None
 
-    def _execute(self, actions: np.ndarray) -> np.ndarray:
-        """Blend `actions` (planned at this tick) into the ensemble; the result is the command, and history."""
+    def _execute(self, actions: np.ndarray, now_ns: int) -> np.ndarray:
+        """Blend `actions` (planned at this tick) into the ensemble; the result is the command, and history
+        (until `executed` replaces it with what the safety filter let through)."""
         self.ensembler.add(self.tick_count, actions)
         command = self.ensembler.target(self.tick_count)
-        self.history.append(command)
+        self.history.append(command, now_ns)
         self.last_command = command
         return command

@@ -1,4 +1,8 @@
-"""The executed-action history the action module is conditioned on (last K commands)."""
+"""The executed-action history the action module is conditioned on (last K commands).
+
+Each entry is stamped with its control tick's time, so that what the safety filter actually let
+through for that tick (clamped, maybe) can replace the command once it is known (`replace`).
+"""
 
 from __future__ import annotations
 
@@ -14,16 +18,33 @@ class ActionHistory:
         self.length = length
         self.action_dim = action_dim
         self._items: deque[np.ndarray] = deque(maxlen=max(length, 1))
+        self._stamps: deque[int] = deque(maxlen=max(length, 1))
 
-    def append(self, action: np.ndarray) -> None:
+    def _checked(self, action) -> np.ndarray:
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (self.action_dim,) or not np.isfinite(action).all():
             raise ValueError(f"history action: expected {self.action_dim} finite values, got {action}")
+        return action
+
+    def append(self, action: np.ndarray, stamp_ns: int = 0) -> None:
+        action = self._checked(action)
         if self.length:
             self._items.append(action)
+            self._stamps.append(int(stamp_ns))
+
+    def replace(self, stamp_ns: int, action: np.ndarray) -> bool:
+        """Put `action` in place of the newest entry stamped `stamp_ns`; False when there is none
+        (it has left the history, or came from before a hold)."""
+        action = self._checked(action)
+        for i in range(len(self._stamps) - 1, -1, -1):
+            if self._stamps[i] == int(stamp_ns):
+                self._items[i] = action
+                return True
+        return False
 
     def clear(self) -> None:
         self._items.clear()
+        self._stamps.clear()
 
     def __len__(self) -> int:
         return len(self._items)

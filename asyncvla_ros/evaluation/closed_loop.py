@@ -110,6 +110,8 @@ def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
         else:
             verdict = safety.check(arm.joint_names, result.command, now_ns, now_ns)
             target = verdict.positions if verdict.accepted else obs.joint_positions_rad
+            if verdict.accepted:
+                loop.executed(now_ns, verdict.positions)  # as the action node hears back on safe_joint_command
         if result.chunk is not None:
             regenerated.append(int(result.chunk.regenerated.sum()))
             ages.append((now_ns - result.semantic_stamp_ns) / STEP_NS)

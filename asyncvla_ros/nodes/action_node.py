@@ -1,6 +1,7 @@
 """Action node: at the control rate, plan a chunk from the latest semantics and publish the next command.
 
-Commands go out as JointState targets on `joint_command` (to the safety filter); every planned chunk
+Commands go out as JointState targets on `joint_command` (to the safety filter), and what the filter
+lets through comes back on `safe_joint_command` into the executed-action history; every planned chunk
 goes out as an ActionChunk on `action_chunk` with its confidences, regenerated steps and stage times.
 When semantics or joint state are too old, or the semantic publisher is gone, it holds and says why.
 """
@@ -70,10 +71,14 @@ class ActionNode(Node):
         self.decode_ms: deque[float] = deque(maxlen=100)
         self.payload_bytes = 0
         self.last_result = None
+        self.filtered_through_ns = 0  # newest command whose safety-filter answer entered the history
+        self.tick_ns = 0  # node clock of the latest tick (the stamp of its command)
 
         events = SubscriptionEventCallbacks(liveliness=self.on_liveliness)
         self.create_subscription(SemanticFeatures, "semantic_features", self.on_features, FEATURES, event_callbacks=events)
         self.create_subscription(JointState, "joint_states", self.on_state, 10)
+        # What the safety filter let through, stamped as our command: it replaces the command in the history.
+        self.create_subscription(JointState, "safe_joint_command", self.on_safe_command, 10)
         self.cmd_pub = self.create_publisher(JointState, "joint_command", 10)
         self.chunk_pub = self.create_publisher(ActionChunk, "action_chunk", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
@@ -117,11 +122,21 @@ class ActionNode(Node):
             return
         self.state, self.state_stamp_ns = positions, from_time(msg.header.stamp)
 
+    def on_safe_command(self, msg: JointState) -> None:
+        try:
+            positions = joint_positions(msg, self.joint_names)
+        except MessageError as err:
+            self.rejections.reject(f"safe joint command rejected: {err}")
+            return
+        stamp = from_time(msg.header.stamp)
+        self.loop.executed(stamp, positions)
+        self.filtered_through_ns = max(self.filtered_through_ns, stamp)
+
     # -- control -----------------------------------------------------------------------------------
 
     def on_tick(self) -> None:
         # The node clock: wall time live, the bag's time under use_sim_time when a bag is replayed.
-        now = self.get_clock().now().nanoseconds
+        now = self.tick_ns = self.get_clock().now().nanoseconds
         self.tick_walls.append(time.monotonic())
         result = self.loop.tick(now, self.store.latest(), self.state, self.state_stamp_ns, self.semantics_alive)
         self.last_result = result
@@ -143,6 +158,8 @@ class ActionNode(Node):
         msg.chunk_id = int(result.chunk_id)
         msg.tick = int(result.tick)
         msg.seed = int(chunk.seed)
+        msg.command_stamp = to_time(self.tick_ns)
+        msg.history_filtered_through = to_time(self.filtered_through_ns)
         msg.step_period_s = float(self.loop.config.period_s)
         msg.joint_names = list(self.joint_names)
         msg.horizon, msg.action_dim = (int(n) for n in chunk.actions.shape)

@@ -86,16 +86,18 @@ class SafetyFilterNode(Node):
         for event in verdict.events:
             self.report(event)
         if verdict.accepted:
-            self.publish(verdict.positions)
+            self.publish(verdict.positions, from_time(msg.header.stamp))
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def publish(self, positions) -> None:
-        now = self.now_ns()
+    def publish(self, positions, stamp_ns: int | None = None) -> None:
+        """`positions` to the driver, stamped as the command they let through (so the action node can
+        tell which of its commands became what), or now when they answer no command (the e-stop's)."""
+        stamp = self.now_ns() if stamp_ns is None else stamp_ns
         names = self.filter.config.joint_names
-        self.cmd_pub.publish(joint_state(names, positions, now))
-        self.traj_pub.publish(single_point_trajectory(names, positions, now, self.trajectory_time_s))
+        self.cmd_pub.publish(joint_state(names, positions, stamp))
+        self.traj_pub.publish(single_point_trajectory(names, positions, stamp, self.trajectory_time_s))
         self.accepted += 1
 
     def engage(self, reason: str) -> None:

@@ -93,3 +93,21 @@ def test_skip_to_counts_on_from_another_runs_tick_so_seeds_match(loop_parts):
     loop.skip_to(100, 40)
     r = loop.tick(int(10.1 * S), sem, np.zeros(6), int(10.1 * S))
     assert (r.tick, r.chunk_id, r.chunk.seed) == (101, 41, 108) and len(loop.history) == 1
+
+
+def test_what_the_safety_filter_let_through_replaces_the_command_in_the_history(loop_parts):
+    policy, sem = loop_parts
+    loop = ActionLoop(policy, ActionLoopConfig())
+    state = np.zeros(6)
+    t1, t2 = int(10.1 * S), int(10.15 * S)
+    r1 = loop.tick(t1, sem, state, t1)
+    r2 = loop.tick(t2, sem, state, t2)
+    clamped = r1.command + 0.01
+    assert loop.executed(t1, clamped)
+    np.testing.assert_array_equal(loop.history.array(), np.stack([clamped, r2.command]).astype(np.float32))
+    # A verdict on a command no longer in the history (before a hold, or unknown) changes nothing.
+    assert not loop.executed(int(9 * S), clamped)
+    loop.tick(0, None, None, 0)  # a hold clears the history
+    assert not loop.executed(t2, clamped) and len(loop.history) == 0
+    with pytest.raises(ValueError, match="finite"):
+        loop.executed(t2, np.full(6, np.nan))

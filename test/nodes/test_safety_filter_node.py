@@ -46,20 +46,24 @@ def joint_state(names, positions):
     return msg
 
 
-def send(graph, names, positions):
+def send(graph, names, positions, with_command=False):
     probe, node, state_pub, cmd_pub = graph
     before_cmd, before_ev = len(probe.messages("safe_joint_command")), len(probe.messages("safety_events"))
-    cmd_pub.publish(joint_state(names, positions))
+    command = joint_state(names, positions)
+    cmd_pub.publish(command)
     time.sleep(0.3)
-    return probe.messages("safe_joint_command")[before_cmd:], probe.messages("safety_events")[before_ev:]
+    out = probe.messages("safe_joint_command")[before_cmd:], probe.messages("safety_events")[before_ev:]
+    return (*out, command) if with_command else out
 
 
 def test_good_command_passes_and_large_step_is_clamped(graph):
     out, events = send(graph, JOINTS, [0.01, 0, 0, 0, 0, 0])
     assert len(out) == 1 and out[0].position[0] == pytest.approx(0.01)
-    out, events = send(graph, JOINTS, [1.0, 0, 0, 0, 0, 0])
+    out, events, command = send(graph, JOINTS, [1.0, 0, 0, 0, 0, 0], with_command=True)
     assert out[0].position[0] == pytest.approx(0.05)  # max_step_rad of shoulder_pan in config/sim.yaml
     assert [e.kind for e in events] == ["max_step"]
+    # Stamped as the command it let through: the action node puts it in that command's history slot.
+    assert out[0].header.stamp == command.header.stamp
 
 
 @pytest.mark.parametrize(

@@ -93,3 +93,43 @@ def test_inline_message_and_in_process_hand_over_give_the_same_chunks(recorded_i
             assert np.array_equal(x, y), f"tick {k}"
         regenerated += int(r_local.chunk.regenerated.sum())
     print(f"{TICKS} ticks identical through both transports; {regenerated / TICKS:.2f} regenerated steps per chunk")
+
+
+def test_the_action_node_puts_what_the_safety_filter_let_through_in_its_history(recorded_inputs):
+    """The node's command goes out on joint_command; the filter's answer, stamped as that command and
+    taken in by the node's safe_joint_command callback, replaces it in the executed-action history."""
+    require_ros_messages()
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from asyncvla_ros.control.semantic_store import SemanticItem
+    from asyncvla_ros.nodes.action_node import ActionNode
+    from asyncvla_ros.nodes.conversions import joint_state
+
+    policy, model_id, obs, states = recorded_inputs
+    joints = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+    rclpy.init(args=[], domain_id=96)
+    try:
+        node = ActionNode(policy=policy, model_id=model_id, parameter_overrides=[Parameter("joint_names", value=joints)])
+        try:
+            now = node.get_clock().now().nanoseconds
+            images = [obs.images[c] for c in policy.config.backbone.camera_names]
+            node.store.commit(SemanticItem(policy.encode(images, obs.instruction, stamp_ns=now), 1, now, obs.instruction))
+            node.state, node.state_stamp_ns = np.asarray(states[0]), now
+            sent = []
+            node.cmd_pub.publish = sent.append  # what goes to the safety filter
+            node.on_tick()
+            assert len(sent) == 1 and len(node.loop.history) == 1
+            command = np.asarray(sent[0].position)
+            np.testing.assert_array_equal(node.loop.history.array()[0], command.astype(np.float32))
+            clamped = command - 0.02
+            node.on_safe_command(joint_state(joints[::-1], clamped[::-1], sent[0].header.stamp.sec * 10**9
+                                             + sent[0].header.stamp.nanosec))  # any joint order
+            np.testing.assert_array_equal(node.loop.history.array()[0], clamped.astype(np.float32))
+            before = node.rejections.count
+            node.on_safe_command(joint_state(joints[:5], clamped[:5], now))  # a malformed one is refused, counted
+            assert node.rejections.count == before + 1
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
