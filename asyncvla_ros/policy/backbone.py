@@ -25,6 +25,8 @@ from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForCondition
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from asyncvla_ros.policy.config import BackboneConfig
+from asyncvla_ros.policy.conv_vision import STRIDE as CONV_STRIDE
+from asyncvla_ros.policy.conv_vision import ConvImageEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +121,16 @@ class VLBackbone(nn.Module):
                 f"{self.vlm.config.image_token_id}: tokenizer and weights do not belong together"
             )
         merge = self.vlm.config.vision_config.spatial_merge_size
-        patch = self.vlm.config.vision_config.patch_size
-        self.tokens_per_image = (config.image_height_px // (patch * merge)) * (config.image_width_px // (patch * merge))
+        self.conv_vision = None
+        if config.vision_encoder == "conv":
+            self.conv_vision = ConvImageEncoder(self.hidden_size, config.conv_width).to(model.dtype)
+            token_px = CONV_STRIDE
+        else:
+            token_px = self.vlm.config.vision_config.patch_size * merge
+        self.grid = (config.image_height_px // token_px, config.image_width_px // token_px)  # tokens per image (rows, cols)
+        # The rotary index reads an image of (rows, cols) tokens as (1, merge * rows, merge * cols) patches.
+        self.grid_thw = (1, merge * self.grid[0], merge * self.grid[1])
+        self.tokens_per_image = self.grid[0] * self.grid[1]
         self.image_positions = None
         if config.image_position_embedding:
             self.image_positions = nn.Parameter(
@@ -223,13 +233,18 @@ class VLBackbone(nn.Module):
             if bool((input_ids == self.tokenizer.unk_token_id).any()):
                 logger.warning("instruction has words this model's tokenizer does not know: %r", texts[0][-120:])
                 self._warned_unknown = True
-        vis = self.image_processor(images=list(pixels), return_tensors="pt")
+        if self.conv_vision is None:
+            vis = self.image_processor(images=list(pixels), return_tensors="pt")
+            pixel_values, grid_thw = vis["pixel_values"], vis["image_grid_thw"]
+        else:  # the conv encoder takes the uint8 images as they are: (N, H, W, 3)
+            pixel_values = torch.from_numpy(np.stack(pixels))
+            grid_thw = torch.tensor([self.grid_thw] * len(pixels), dtype=torch.long)
         return {
             "input_ids": input_ids,
             "attention_mask": enc["attention_mask"],
             "mm_token_type_ids": (input_ids == self.image_token_id).int(),
-            "pixel_values": vis["pixel_values"],
-            "image_grid_thw": vis["image_grid_thw"],
+            "pixel_values": pixel_values,
+            "image_grid_thw": grid_thw,
         }
 
     # ------------------------------------------------------------------ forward
@@ -244,10 +259,13 @@ class VLBackbone(nn.Module):
         input_ids = inputs["input_ids"].to(device)
         attention_mask = inputs["attention_mask"].to(device)
         embeds = self.vlm.get_input_embeddings()(input_ids)  # (B, T, d)
-        feats = self.vlm.get_image_features(
-            inputs["pixel_values"].to(device), inputs["image_grid_thw"].to(device), return_dict=True
-        ).pooler_output
-        feats = torch.cat(feats, dim=0).to(embeds.dtype)  # (B * cams * tokens_per_image, d)
+        if self.conv_vision is None:
+            feats = self.vlm.get_image_features(
+                inputs["pixel_values"].to(device), inputs["image_grid_thw"].to(device), return_dict=True
+            ).pooler_output
+            feats = torch.cat(feats, dim=0).to(embeds.dtype)  # (B * cams * tokens_per_image, d)
+        else:
+            feats = self.conv_vision(inputs["pixel_values"].to(device)).reshape(-1, embeds.shape[-1]).to(embeds.dtype)
         if self.image_positions is not None:
             cams, tokens, d = self.image_positions.shape
             feats = (feats.view(-1, cams, tokens, d) + self.image_positions.to(feats.dtype)).view(-1, d)

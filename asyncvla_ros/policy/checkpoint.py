@@ -4,7 +4,8 @@ Layout of a checkpoint directory:
 
     asyncvla_policy.json        format tag, PolicyConfig, normalisation statistics
     action_model.safetensors    action expert + confidence rater (+ the backbone's image position
-                                embedding when the config has one: it is not part of Qwen2.5-VL)
+                                embedding and conv image encoder when the config has them: they are
+                                not part of Qwen2.5-VL)
     backbone/                   Qwen2.5-VL in transformers' own layout (config.json, model.safetensors,
                                 tokenizer, preprocessor_config.json), loadable with from_pretrained
 
@@ -32,6 +33,7 @@ POLICY_FILE = "asyncvla_policy.json"
 WEIGHTS_FILE = "action_model.safetensors"
 BACKBONE_DIR = "backbone"
 FORMAT = "asyncvla_ros.policy/1"
+CONV_PREFIX = "backbone.conv_vision."
 
 
 class CheckpointError(RuntimeError):
@@ -47,6 +49,8 @@ def save_policy(policy, directory: str | Path) -> Path:
     tensors.update({f"rater.{k}": v for k, v in policy.rater.state_dict().items()})
     if policy.backbone.image_positions is not None:
         tensors["backbone.image_positions"] = policy.backbone.image_positions
+    if policy.backbone.conv_vision is not None:
+        tensors.update({f"{CONV_PREFIX}{k}": v for k, v in policy.backbone.conv_vision.state_dict().items()})
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, directory / WEIGHTS_FILE)
     config = dataclasses.asdict(policy.config)
     config["backbone"]["pretrained_dir"] = None  # the weights now live in backbone/
@@ -96,10 +100,10 @@ def read_checkpoint(directory: str | Path, dtype: str | None = None) -> Checkpoi
 
 
 def load_weights(policy, checkpoint: Checkpoint) -> None:
-    """Copy the checkpoint's action expert, rater (and image position embedding) into `policy`.
+    """Copy the checkpoint's action expert, rater (and image position embedding, conv encoder) into `policy`.
 
     Raises:
-        CheckpointError: the config asks for an image position embedding the file lacks.
+        CheckpointError: the config asks for an image position embedding or conv encoder the file lacks.
         RuntimeError: a tensor whose name or shape does not match the model (torch's strict loading).
     """
     weights = checkpoint.weights
@@ -113,3 +117,10 @@ def load_weights(policy, checkpoint: Checkpoint) -> None:
                                   "embedding, the file has none")
         with torch.no_grad():
             image_positions.copy_(weights["backbone.image_positions"])
+    conv = policy.backbone.conv_vision
+    if conv is not None:
+        conv_weights = {k[len(CONV_PREFIX):]: v for k, v in weights.items() if k.startswith(CONV_PREFIX)}
+        if not conv_weights:
+            raise CheckpointError(f"{checkpoint.backbone_dir.parent / WEIGHTS_FILE}: the config asks for the conv image "
+                                  "encoder, the file has none of its weights")
+        conv.load_state_dict(conv_weights, strict=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 SYSTEM_PROMPT = "You are a helpful physical assistant."
 ACT_MODES = ("asyncvla", "sfm_only", "random_mask")
+VISION_ENCODERS = ("qwen", "conv")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -73,7 +74,7 @@ class BackboneConfig:
     vlm_config: dict[str, Any] = field(default_factory=tiny_vlm_config)
     camera_names: tuple[str, ...] = ("front", "wrist")
     # Every image must arrive at exactly this size (pixels); the camera side resizes, the policy
-    # never reshapes silently. Multiples of 28 (patch 14 x merge 2).
+    # never reshapes silently. Multiples of 28 (patch 14 x merge 2), or of 16 for the conv encoder.
     image_height_px: int = 56
     image_width_px: int = 56
     # Fixed capacity of the cached prefix (tokens). A prompt longer than this is an error.
@@ -86,16 +87,26 @@ class BackboneConfig:
     # "where"; a pretrained 3B model learns to recover it, a small model trained from scratch does
     # not (it learned to ignore the images). Zero-initialised, so a pretrained backbone starts unchanged.
     image_position_embedding: bool = False
+    # What turns each image into tokens: "qwen" = Qwen2.5-VL's own vision tower (the real path, and
+    # what a pretrained checkpoint has); "conv" = a small convolutional encoder trained from scratch
+    # (`conv_vision.py`), one token per 16 px, for tiny policies that must localise from few data.
+    vision_encoder: str = "qwen"
+    conv_width: int = 16  # "conv": channels of its first stage (later stages 2x and 4x)
     system_prompt: str = SYSTEM_PROMPT
 
     def __post_init__(self) -> None:
         self.camera_names = tuple(self.camera_names)
         if not self.camera_names:
             raise ValueError("BackboneConfig.camera_names must name at least one camera, got ()")
-        _positive(self, "image_height_px", "image_width_px", "max_prefix_tokens")
+        _positive(self, "image_height_px", "image_width_px", "max_prefix_tokens", "conv_width")
+        if self.vision_encoder not in VISION_ENCODERS:
+            raise ValueError(f"BackboneConfig.vision_encoder must be one of {VISION_ENCODERS}, got {self.vision_encoder!r}")
+        # Qwen's tower: patch 14 x merge 2; the conv encoder: one token per 16 px.
+        multiple = 28 if self.vision_encoder == "qwen" else 16
         for name in ("image_height_px", "image_width_px"):
-            if getattr(self, name) % 28:
-                raise ValueError(f"BackboneConfig.{name} must be a multiple of 28, got {getattr(self, name)}")
+            if getattr(self, name) % multiple:
+                raise ValueError(f"BackboneConfig.{name} must be a multiple of {multiple} for the "
+                                 f"{self.vision_encoder!r} vision encoder, got {getattr(self, name)}")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import logging
 import time
 from pathlib import Path
 
+from asyncvla_ros.policy.config import VISION_ENCODERS
 from asyncvla_ros.training.config import TrainConfig
 
 
@@ -42,17 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=2, help="new tiny policy: decoder layers")
     p.add_argument("--vision-hidden-size", type=int, default=32, help="new tiny policy: vision tower width")
     p.add_argument("--vision-depth", type=int, default=1, help="new tiny policy: vision tower blocks")
+    p.add_argument("--vision-encoder", choices=VISION_ENCODERS, default="qwen",
+                   help="new tiny policy: Qwen2.5-VL's vision tower, or the conv encoder (see BackboneConfig)")
+    p.add_argument("--conv-width", type=int, default=16, help="new tiny policy, conv encoder: first-stage channels")
     p.add_argument("--no-image-position-embedding", action="store_true",
                    help="new tiny policy: no learned image-token position embedding (see BackboneConfig)")
     p.add_argument("--state-in-prompt", action="store_true", help="new policy: the state also enters the prompt as text")
     p.add_argument("--no-time-misalignment", action="store_true", help="train with synchronised semantics only")
     p.add_argument("--sfm-only", action="store_true", help="plain SFM training (the 'w/o unified training' ablation)")
     defaults = TrainConfig()
-    for name in ("steps", "rater_steps", "batch_size", "warmup_steps", "checkpoint_every", "log_every", "seed"):
+    for name in ("steps", "rater_steps", "batch_size", "warmup_steps", "checkpoint_every", "log_every", "seed", "image_shift_px"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     p.add_argument("--num-workers", type=int, default=defaults.num_workers,
                    help="processes that prepare batches ahead of the optimizer (0: in the training loop)")
-    for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_std", "state_noise_std",
+    for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_rad", "state_noise_rad",
                  "history_dropout", "sfm_fraction", "env_state_loss_weight"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--device", default="cpu")
@@ -70,9 +74,12 @@ def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
 
     size = opts.image_size_px
+    encoder = "qwen" if pretrained_dir else opts.vision_encoder
+    token_px = 28 if encoder == "qwen" else 16
     config = PolicyConfig(
         backbone=BackboneConfig(camera_names=tuple(cameras), image_height_px=size, image_width_px=size,
-                                max_prefix_tokens=len(cameras) * (size // 28) ** 2 + 64, pretrained_dir=pretrained_dir or None,
+                                max_prefix_tokens=len(cameras) * (size // token_px) ** 2 + 64, pretrained_dir=pretrained_dir or None,
+                                vision_encoder=encoder, conv_width=opts.conv_width,
                                 vlm_config=tiny_vlm_config(opts.hidden_size, opts.layers, opts.vision_hidden_size, opts.vision_depth),
                                 # A pretrained backbone keeps its own architecture; a tiny one needs the embedding.
                                 image_position_embedding=not (pretrained_dir or opts.no_image_position_embedding),

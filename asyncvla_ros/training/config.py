@@ -20,16 +20,21 @@ class TrainConfig:
     grad_clip_norm: float = 1.0
     unified: bool = True  # Alg. 2 random masks; False trains plain SFM (the "w/o unified training" ablation)
     time_misalignment: bool = True  # pair targets with observations up to one chunk older
-    history_noise_std: float = 0.02  # Gaussian perturbation of the ground-truth history (normalised units)
+    # Gaussian perturbation of the ground-truth history, in the actions' own units (rad): the same
+    # size on every joint, whatever its spread in the data.
+    history_noise_rad: float = 0.02
     # Regularisers against shortcut learning on small datasets (0 = off, the paper's setting). A small
     # policy trained from scratch on a few hundred demonstrations otherwise tells episodes apart by
     # their exact state and history (the sim's start pose is randomised) and never learns to look.
-    state_noise_std: float = 0.0  # Gaussian noise on the action side's state input (normalised units)
+    state_noise_rad: float = 0.0  # Gaussian noise on the action side's state input, in the state's units (rad)
     history_dropout: float = 0.0  # probability that a sample's whole history is marked empty
     sfm_fraction: float = 0.0  # extra share of stage-1 samples with the whole chunk masked (see noise_chunks)
     # Weight of an auxiliary loss: regress the privileged scene state (observation.environment_state:
     # cube pose, instructed area) from the backbone's last prefix token (0 = off, the paper's setting).
     env_state_loss_weight: float = 0.0
+    # Random-shift augmentation (DrQ, Kostrikov et al. 2020): each training image is padded by this
+    # many pixels (edge replicated) and cropped back at a random offset (0 = off, the paper's setting).
+    image_shift_px: int = 0
     checkpoint_every: int = 500  # steps; the final step is always saved
     log_every: int = 10  # steps between logged scalars
     seed: int = 0
@@ -47,12 +52,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
-        for name in ("rater_steps", "warmup_steps", "num_workers"):
+        for name in ("rater_steps", "warmup_steps", "num_workers", "image_shift_px"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {value!r}")
         for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "weight_decay",
-                     "grad_clip_norm", "history_noise_std", "state_noise_std", "env_state_loss_weight"):
+                     "grad_clip_norm", "history_noise_rad", "state_noise_rad", "env_state_loss_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")

@@ -54,6 +54,7 @@ class BatchSource:
     time_misalignment: bool
     history_dropout: float
     seed: int
+    image_shift_px: int = 0
 
 
 def step_generator(seed: int, stage: int, step: int) -> torch.Generator:
@@ -73,6 +74,10 @@ def collate_batch(src: BatchSource, stage: int, step: int) -> dict:
     else:
         delays = torch.zeros(B, dtype=torch.long)
     raw = [src.samples.sample(i, int(d)) for i, d in zip(idx, delays)]
+    if src.image_shift_px:
+        shifts = torch.randint(0, 2 * src.image_shift_px + 1, (B, len(raw[0]["images"]), 2), generator=g).numpy()
+        for r, offsets in zip(raw, shifts):
+            r["images"] = [random_shift(img, src.image_shift_px, dy, dx) for img, (dy, dx) in zip(r["images"], offsets)]
     in_prompt = src.backbone.config.state_in_prompt
     obs = [(r["images"], r["task"], src.normalizer.normalize_state(r["obs_state"]) if in_prompt else None) for r in raw]
     stack = lambda key: np.stack([r[key] for r in raw])  # noqa: E731
@@ -85,6 +90,12 @@ def collate_batch(src: BatchSource, stage: int, step: int) -> dict:
     out["history_noise"] = torch.randn(out["history"].shape, generator=g).numpy()
     out["history_keep"] = (torch.rand(B, generator=g) >= src.history_dropout).numpy()
     return out
+
+
+def random_shift(image: np.ndarray, pad: int, dy: int, dx: int) -> np.ndarray:
+    """`image` (H, W, C) padded by `pad` pixels (edge replicated) and cropped back at offset (dy, dx)."""
+    h, w = image.shape[:2]
+    return np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")[dy:dy + h, dx:dx + w]
 
 
 _worker_source: BatchSource | None = None  # set before the data workers fork
@@ -138,7 +149,7 @@ class Trainer:
         c, p = self.config, self.policy
         if stage == 1:
             groups = [
-                {"name": "vision", "params": list(p.backbone.vlm.visual.parameters()), "lr": c.lr_vision},
+                {"name": "vision", "params": list((p.backbone.conv_vision or p.backbone.vlm.visual).parameters()), "lr": c.lr_vision},
                 # The image position embedding (when configured) is an input embedding of the decoder.
                 {"name": "language_model", "params": list(p.backbone.vlm.language_model.parameters())
                  + ([p.backbone.image_positions] if p.backbone.image_positions is not None else []), "lr": c.lr_language_model},
@@ -196,12 +207,13 @@ class Trainer:
         norm = pol.normalizer
         batch = {
             "inputs": {k: torch.as_tensor(v) for k, v in cpu["inputs"].items()},
-            "state": norm.normalize_state(arr("state").to(dt)) + c.state_noise_std * arr("state_noise").to(dt),
+            # Noise is drawn in robot units (rad), then normalised with the data.
+            "state": norm.normalize_state(arr("state").to(dt) + c.state_noise_rad * arr("state_noise").to(dt)),
             "actions": norm.normalize_action(arr("actions").to(dt)),
             "action_valid": arr("action_valid"),
         }
         if pol.config.expert.history_len:
-            batch["history"] = norm.normalize_action(arr("history").to(dt)) + c.history_noise_std * arr("history_noise").to(dt)
+            batch["history"] = norm.normalize_action(arr("history").to(dt) + c.history_noise_rad * arr("history_noise").to(dt))
             batch["history_valid"] = arr("history_valid") & arr("history_keep")[:, None]
         if "env_state" in cpu and self.env_state_stats is not None:
             mean = torch.tensor(self.env_state_stats.mean, device=dev, dtype=dt)
@@ -212,7 +224,7 @@ class Trainer:
     def _source(self) -> "BatchSource":
         c, pol = self.config, self.policy
         return BatchSource(self.samples, pol.backbone, pol.normalizer, c.batch_size, pol.config.expert.chunk_len,
-                           c.time_misalignment, c.history_dropout, c.seed)
+                           c.time_misalignment, c.history_dropout, c.seed, c.image_shift_px)
 
     def _prefetched(self, key: tuple[int, int]) -> dict:
         """The batch of `key` from the data workers, keeping `2 x num_workers` batches in flight."""

@@ -58,7 +58,7 @@ def test_training_on_two_datasets_uses_every_episode_and_refuses_mismatched_came
     record_demos(tmp_path / "a", episodes=1, seed=0, image_size_px=56)
     record_demos(tmp_path / "b", episodes=1, seed=5, image_size_px=56)
     common = ["--image-size-px", "56", "--steps", "1", "--rater-steps", "0", "--batch-size", "2", "--warmup-steps", "0",
-              "--chunk-len", "4", "--history-len", "2", "--state-noise-std", "0.1", "--history-dropout", "0.5"]
+              "--chunk-len", "4", "--history-len", "2", "--state-noise-rad", "0.05", "--history-dropout", "0.5"]
     assert train(["--dataset", str(tmp_path / "a"), "--dataset", str(tmp_path / "b"), "--out", str(tmp_path / "run")] + common) == 0
     printed = capsys.readouterr().out
     report = json.loads(printed[printed.index("{"):])

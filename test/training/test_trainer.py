@@ -63,7 +63,7 @@ def test_state_noise_and_history_dropout_perturb_only_what_they_name(tmp_path):
         trainer.policy.normalizer = samples.normalizer()
         return trainer.batch()
 
-    plain, noisy = batch(), batch(state_noise_std=0.5)
+    plain, noisy = batch(), batch(state_noise_rad=0.5)
     np.testing.assert_array_equal(plain["actions"], noisy["actions"])  # same indices and delays drawn
     assert 0.3 < float((noisy["state"] - plain["state"]).std()) < 0.7
     dropped = batch(history_dropout=0.5)
@@ -123,7 +123,7 @@ def test_a_batch_depends_on_its_step_alone_and_workers_prepare_the_same_batches(
     samples = ChunkSamples(episodes(env_state=True), chunk_len=8, history_len=4)
     policy = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS)
     policy.normalizer = samples.normalizer()
-    cfg = dict(steps=6, batch_size=4, history_dropout=0.3, state_noise_std=0.1)
+    cfg = dict(steps=6, batch_size=4, history_dropout=0.3, state_noise_rad=0.1)
     inline = Trainer(policy, samples, TrainConfig(**cfg), tmp_path / "a")
     pooled = Trainer(policy, samples, TrainConfig(num_workers=2, **cfg), tmp_path / "b")
     try:
