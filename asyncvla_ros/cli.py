@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("asyncvla_ros.training.cli", "train a policy on a LeRobotDataset (both stages)"),
     "eval": ("asyncvla_ros.evaluation.cli", "closed-loop success rates on held-out sim seeds, with plots"),
     "offline-eval": ("asyncvla_ros.evaluation.offline_cli", "chunk errors on a recorded dataset, and which inputs the policy uses"),
+    "video": ("asyncvla_ros.evaluation.video", "held-out sim episodes as a GIF/MP4 with the planned chunks drawn over the camera"),
     "bench-policy": ("asyncvla_ros.bench.policy_latency", "latency of encode() and act() as JSON"),
     "bench-graph": ("asyncvla_ros.bench.graph", "run the sim graph and print control/semantic timing as JSON"),
     "demos": ("asyncvla_ros.data.demos", "record scripted sim demonstrations into a local LeRobotDataset"),

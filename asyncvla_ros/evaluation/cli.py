@@ -2,12 +2,15 @@
 
     asyncvla-ros eval --model main=runs/full/final --model naive=runs/naive/final --seeds 1000:1100 --out eval/
 
-A condition is (model, mode, semantic staleness). By default the first model runs SFM only, AsyncVLA
-and AFM with a random 0.5 mask with synchronous semantics, and every model runs AsyncVLA with stale
-semantics (refresh every --stale-period ticks, usable --stale-latency ticks later), which compares
-naive cache reuse against history + time-misalignment training when the second model is trained
-without them. Writes results.json (per-episode and per-condition rates with 95 % Wilson intervals)
-and success_rates.png.
+A condition is (model, mode, semantic staleness, disturbance), chosen by name with --conditions
+(default: all). The first model runs SFM only, AsyncVLA and AFM with a random 0.5 mask with
+synchronous semantics, and AsyncVLA and SFM with the cube moved mid-approach (a disturbance the
+policy must recover from); every model runs AsyncVLA with stale semantics (refresh every
+--stale-period ticks, usable --stale-latency ticks later), which compares naive cache reuse against
+history + time-misalignment training when the second model is trained without them. Every condition
+runs the same seeds, so conditions are compared pair by pair (McNemar's exact test). Writes
+results.json (per-episode and per-condition rates with 95 % Wilson intervals, the paired tests) and
+success_rates.png, and prints the tables.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate_runs, wilson_interval
+from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate_runs
+from asyncvla_ros.evaluation.stats import mcnemar_exact, wilson_interval
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -49,13 +53,60 @@ def parse_models(items: list[str]) -> dict[str, str]:
     return models
 
 
-def conditions(models: dict[str, str], stale_period: int, stale_latency: int, max_steps: int) -> list[tuple[str, str, EvalConfig]]:
-    """(label, model label, config) for every condition of the run."""
+DISTURB_AT_STEP = 40  # the "disturbed" conditions move the cube at this tick (2 s), mid-approach
+
+# name -> what it runs. "stale" runs for every model; the others for the first one.
+CONDITIONS = {
+    "sfm_only": "SFM only, synchronous semantics",
+    "asyncvla": "SFM -> rater -> AFM, synchronous semantics",
+    "random_mask": "AFM on a random 0.5 mask, synchronous semantics",
+    "stale": "AsyncVLA with stale semantics (every model)",
+    "disturbed": f"AsyncVLA, the cube moved at tick {DISTURB_AT_STEP}",
+    "disturbed_sfm_only": f"SFM only, the cube moved at tick {DISTURB_AT_STEP}",
+}
+# Paired comparisons reported when both conditions ran: (condition, baseline).
+PAIRS = (("asyncvla", "sfm_only"), ("asyncvla", "random_mask"), ("disturbed", "disturbed_sfm_only"))
+
+
+def parse_conditions(text: str) -> list[str]:
+    """"asyncvla,sfm_only" -> the named conditions, in catalogue order."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown or not names:
+        raise ValueError(f"--conditions: unknown {unknown or names}; choose from {', '.join(CONDITIONS)}")
+    return [n for n in CONDITIONS if n in names]
+
+
+def conditions(models: dict[str, str], names: list[str], stale_period: int, stale_latency: int,
+               max_steps: int) -> list[tuple[str, str, str, EvalConfig]]:
+    """(condition name, label, model label, config) for every condition of the run."""
     first = next(iter(models))
-    out = [(f"{first}: {mode}", first, EvalConfig(mode=mode, max_steps=max_steps))
-           for mode in ("sfm_only", "asyncvla", "random_mask")]
-    stale = dict(semantic_period_steps=stale_period, semantic_latency_steps=stale_latency, max_steps=max_steps)
-    out += [(f"{label}: asyncvla, stale semantics", label, EvalConfig(mode="asyncvla", **stale)) for label in models]
+    out = []
+    for name in names:
+        if name in ("sfm_only", "asyncvla", "random_mask"):
+            out.append((name, f"{first}: {name}", first, EvalConfig(mode=name, max_steps=max_steps)))
+        elif name == "stale":
+            stale = dict(semantic_period_steps=stale_period, semantic_latency_steps=stale_latency, max_steps=max_steps)
+            out += [(name, f"{label}: asyncvla, stale semantics", label, EvalConfig(mode="asyncvla", **stale)) for label in models]
+        else:
+            mode = "sfm_only" if name == "disturbed_sfm_only" else "asyncvla"
+            out.append((name, f"{first}: {mode}, cube moved at tick {DISTURB_AT_STEP}", first,
+                        EvalConfig(mode=mode, max_steps=max_steps, disturb_at_step=DISTURB_AT_STEP)))
+    return out
+
+
+def paired_tests(runs: list[tuple[str, str, str, EvalConfig]], results: list[list]) -> list[dict]:
+    """McNemar's exact test (same seeds) for each PAIRS entry that ran, and for the first model's stale
+    condition against each other model's."""
+    first = runs[0][2] if runs else ""
+    out = []
+    for (name_a, label_a, model_a, _), res_a in zip(runs, results):
+        for (name_b, label_b, model_b, _), res_b in zip(runs, results):
+            stale_pair = name_a == name_b == "stale" and model_a == first and model_b != first
+            if (name_a, name_b) in PAIRS or stale_pair:
+                assert [r.seed for r in res_a] == [r.seed for r in res_b], "paired conditions run the same seeds"
+                out.append({"condition": label_a, "baseline": label_b,
+                            **mcnemar_exact([r.success for r in res_a], [r.success for r in res_b])})
     return out
 
 
@@ -93,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", required=True, help="LABEL=DIR or DIR; repeat for more models")
     parser.add_argument("--seeds", default="1000:1100", help="held-out episode seeds: start:stop or a,b,c")
     parser.add_argument("--max-steps", type=int, default=300, help="ticks per episode (20 Hz)")
+    parser.add_argument("--conditions", default=",".join(CONDITIONS),
+                        help="comma list of the conditions to run: " + "; ".join(f"{k}: {v}" for k, v in CONDITIONS.items()))
     parser.add_argument("--stale-period", type=int, default=4, help="stale conditions: refresh semantics every N ticks")
     parser.add_argument("--stale-latency", type=int, default=4, help="stale conditions: a refresh is usable N ticks later")
     parser.add_argument("--out", default="eval", help="output directory")
@@ -102,30 +155,52 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seeds = parse_seeds(opts.seeds)
         models = parse_models(opts.model)
+        names = parse_conditions(opts.conditions)
         if opts.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {opts.jobs}")
     except ValueError as err:
         parser.error(str(err))
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = conditions(models, opts.stale_period, opts.stale_latency, opts.max_steps)
+    runs = conditions(models, names, opts.stale_period, opts.stale_latency, opts.max_steps)
     summary, episodes = [], []
     with tqdm(total=len(runs) * len(seeds), desc="episodes", unit="ep") as bar:
-        all_results = evaluate_runs([(models[model], config) for _, model, config in runs], seeds,
+        all_results = evaluate_runs([(models[model], config) for _, _, model, config in runs], seeds,
                                     jobs=opts.jobs, device=opts.device, progress=bar)
-    for (label, model, config), results in zip(runs, all_results):
+    for (name, label, model, config), results in zip(runs, all_results):
         wins = sum(r.success for r in results)
-        summary.append({"condition": label, "model": models[model], "config": dataclasses.asdict(config),
+        summary.append({"condition": label, "name": name, "model": models[model], "config": dataclasses.asdict(config),
                         "episodes": len(results), "successes": wins, "success_rate": wins / len(results),
                         "ci95": wilson_interval(wins, len(results)),
                         "lift_rate": sum(r.cube_lifted for r in results) / len(results),
                         "mean_final_target_distance_m": sum(r.final_target_distance_m for r in results) / len(results),
-                        "mean_steps": sum(r.steps for r in results) / len(results)})
+                        "mean_steps": sum(r.steps for r in results) / len(results),
+                        "mean_regenerated_per_chunk": sum(r.mean_regenerated for r in results) / len(results),
+                        "disturbed_episodes": sum(r.disturbed for r in results)})
         episodes += [{"condition": label, **dataclasses.asdict(r)} for r in results]
-    (out / "results.json").write_text(json.dumps({"summary": summary, "episodes": episodes}, indent=2))
+    paired = paired_tests(runs, all_results)
+    (out / "results.json").write_text(json.dumps({"summary": summary, "paired_tests": paired, "episodes": episodes}, indent=2))
     plot(summary, out / "success_rates.png")
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({"summary": summary, "paired_tests": paired}, indent=2))
+    print(table(summary, paired))
     return 0
+
+
+def table(summary: list[dict], paired: list[dict]) -> str:
+    """The results as Markdown tables (the README's)."""
+    lines = ["| condition | successes | success rate (95 % CI) | cube lifted | final cube-to-area distance | "
+             "AFM-regenerated steps per chunk |", "|---|---|---|---|---|---|"]
+    for s in summary:
+        lo, hi = s["ci95"]
+        lines.append(f"| {s['condition']} | {s['successes']}/{s['episodes']} | {100 * s['success_rate']:.0f} % "
+                     f"({100 * lo:.1f}-{100 * hi:.1f} %) | {100 * s['lift_rate']:.0f} % | "
+                     f"{s['mean_final_target_distance_m']:.3f} m | {s['mean_regenerated_per_chunk']:.1f} |")
+    if paired:
+        lines += ["", "| paired (same seeds) | both solved | only the first | only the baseline | neither | McNemar exact p |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {p['condition']} vs {p['baseline']} | {p['both']} | {p['a_only']} | {p['b_only']} | {p['neither']} | "
+                  f"{p['p_value']:.3g} |" for p in paired]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ semantics of the asynchronous split.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -35,6 +34,10 @@ class EvalConfig:
     ensemble_decay: float = 0.1
     max_step_rad: float = 0.1  # safety filter step limit per tick, every joint
     policy_seed: int = 0
+    # A disturbance to recover from: at this tick the cube is put down elsewhere (a fresh spawn at least
+    # DISTURB_MIN_MOVE_M from where it was, drawn from the episode seed), unless the arm already holds
+    # or touches it. 0 = none.
+    disturb_at_step: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in ACT_MODES:
@@ -42,8 +45,9 @@ class EvalConfig:
         for name in ("max_steps", "semantic_period_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.semantic_latency_steps < 0:
-            raise ValueError(f"EvalConfig.semantic_latency_steps must be >= 0, got {self.semantic_latency_steps!r}")
+        for name in ("semantic_latency_steps", "disturb_at_step"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"EvalConfig.{name} must be >= 0, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -58,23 +62,35 @@ class EpisodeResult:
     # Partial progress, to tell "never reached the cube" from "dropped it on the way":
     cube_lifted: bool  # the cube's centre rose LIFT_HEIGHT_M above its resting height at some tick
     final_target_distance_m: float  # cube centre to the instructed area's centre (xy) at the end
+    disturbed: bool = False  # the cube was moved at EvalConfig.disturb_at_step
 
 
 LIFT_HEIGHT_M = 0.02
+DISTURB_MIN_MOVE_M = 0.06
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a success rate."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def disturb(arm, seed: int) -> bool:
+    """Move the cube to a new spawn position drawn from `seed` (see EvalConfig.disturb_at_step); False
+    when the arm touches it or it is off the table (a grasp in progress is not undone)."""
+    from asyncvla_ros.sim import task
+
+    position, _ = arm.cube_pose()
+    if arm.cube_touches_robot() or position[2] > task.TABLE_TOP_Z_M + task.CUBE_HALF_SIZE_M + 0.005:
+        return False
+    rng = np.random.default_rng([int(seed), 0xD15])
+    for _ in range(100):
+        xy = task.sample_cube_xy(rng)
+        if np.linalg.norm(xy - position[:2]) >= DISTURB_MIN_MOVE_M:
+            arm.move_cube(xy, float(rng.uniform(-np.pi / 4, np.pi / 4)))
+            return True
+    return False
 
 
-def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
-    """One episode on `arm` (a SimArm with the policy's cameras) from `arm.reset(seed)`."""
+def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> EpisodeResult:
+    """One episode on `arm` (a SimArm with the policy's cameras) from `arm.reset(seed)`.
+
+    `on_tick(step, observation, tick_result)`, when given, sees every tick before the arm moves
+    (the video writer draws from it)."""
     t_wall = time.perf_counter()
     obs = arm.reset(seed=seed)
     cameras = policy.config.backbone.camera_names
@@ -91,6 +107,7 @@ def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
     regenerated, ages = [], []
     success = False
     lifted = False
+    disturbed = False
     rest_z = arm.cube_pose()[0][2]
     step = 0
     for step in range(config.max_steps):
@@ -112,9 +129,13 @@ def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
             target = verdict.positions if verdict.accepted else obs.joint_positions_rad
             if verdict.accepted:
                 loop.executed(now_ns, verdict.positions)  # as the action node hears back on safe_joint_command
+        if on_tick is not None:
+            on_tick(step, obs, result)
         if result.chunk is not None:
             regenerated.append(int(result.chunk.regenerated.sum()))
             ages.append((now_ns - result.semantic_stamp_ns) / STEP_NS)
+        if config.disturb_at_step and step + 1 == config.disturb_at_step:
+            disturbed = disturb(arm, seed)
         obs = arm.step(target)
         lifted = lifted or bool(arm.cube_pose()[0][2] > rest_z + LIFT_HEIGHT_M)
         if arm.is_success():
@@ -124,7 +145,7 @@ def run_episode(policy, arm, seed: int, config: EvalConfig) -> EpisodeResult:
     return EpisodeResult(seed, obs.instruction, success, step + 1,
                          float(np.mean(regenerated)) if regenerated else 0.0,
                          float(np.mean(ages)) if ages else 0.0, time.perf_counter() - t_wall,
-                         lifted, distance)
+                         lifted, distance, disturbed)
 
 
 def make_arm(policy):

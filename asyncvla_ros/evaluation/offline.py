@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from asyncvla_ros.evaluation.stats import auroc
 from asyncvla_ros.training.samples import ChunkSamples
 
 
 def chunk_errors(policy, samples: ChunkSamples, count: int, seed: int = 0) -> dict:
-    """Mean squared error (robot units^2, valid steps only) of the SFM and final chunks vs the demonstration.
+    """Mean squared error (robot units^2, valid steps only) of the SFM and final chunks vs the demonstration,
+    and the rater's AUROC: its confidence against each SFM step's error.
 
     Samples `count` steps uniformly (seeded); each is planned with `act()` from its own observation.
     """
     rng = np.random.default_rng(seed)
     sfm, final, regenerated = [], [], []
+    step_errors, step_confidence = [], []  # per valid chunk step: SFM error and the rater's confidence
     for i, index in enumerate(rng.integers(0, len(samples), count)):
         s = samples.sample(int(index))
         valid = s["action_valid"]
@@ -26,8 +29,18 @@ def chunk_errors(policy, samples: ChunkSamples, count: int, seed: int = 0) -> di
         sfm.append(float(np.mean((chunk.sfm_actions[valid] - target) ** 2)))
         final.append(float(np.mean((chunk.actions[valid] - target) ** 2)))
         regenerated.append(int(chunk.regenerated.sum()))
+        step_errors += np.mean((chunk.sfm_actions[valid] - target) ** 2, axis=1).tolist()
+        step_confidence += chunk.confidence[valid].tolist()
+    # The rater's discrimination: how well a low confidence picks out the SFM steps that are worse than
+    # the median step (0.5 = no better than chance, 1 = every worse step rated below every better one).
+    errors = np.asarray(step_errors)
+    worse = errors > np.median(errors)
+    confidence = np.asarray(step_confidence)
     return {"samples": int(count), "sfm_mse": float(np.mean(sfm)), "asyncvla_mse": float(np.mean(final)),
-            "mean_regenerated_steps": float(np.mean(regenerated))}
+            "mean_regenerated_steps": float(np.mean(regenerated)),
+            "rater_auroc_worse_half": auroc(1.0 - confidence, worse),
+            "confidence_mean_worse_half": float(confidence[worse].mean()) if worse.any() else float("nan"),
+            "confidence_mean_better_half": float(confidence[~worse].mean()) if (~worse).any() else float("nan")}
 
 
 def input_sensitivity(policy, samples: ChunkSamples, count: int, seed: int = 0) -> dict:

@@ -22,7 +22,7 @@ from asyncvla_ros.sim._mujoco import mujoco
 from asyncvla_ros.sim.config_sim_arm import SimArmConfig
 from asyncvla_ros.sim.gl_backend import select_gl_backend
 from asyncvla_ros.sim.render import PoseSnapshot, RenderWorker
-from asyncvla_ros.sim.scene import build_spec
+from asyncvla_ros.sim.scene import GRIPPER_SITE, build_spec
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +200,57 @@ class SimArm:
             self._publish_snapshot()
             observation = self._observe()
         return self._with_images(observation)
+
+    def move_cube(self, xy, yaw: float = 0.0) -> None:
+        """A disturbance: put the cube down at world (x, y) (m) with `yaw` (rad), at rest on the table.
+        The next `step` observes it there.
+
+        Raises:
+            ValueError: a non-finite position; RuntimeError: before `reset` or after `close`.
+        """
+        xy = np.asarray(xy, dtype=np.float64)
+        if xy.shape != (2,) or not np.isfinite(xy).all() or not np.isfinite(yaw):
+            raise ValueError(f"move_cube: expected a finite (x, y) in m and yaw in rad, got {xy!r}, {yaw!r}")
+        with self._physics_lock:
+            self._require_open()
+            if self._snapshot is None:
+                raise RuntimeError("move_cube() before reset(): call reset() first")
+            d = self._data
+            d.qpos[self._cube_qpos:self._cube_qpos + 3] = [*xy, task.TABLE_TOP_Z_M + task.CUBE_HALF_SIZE_M]
+            d.qpos[self._cube_qpos + 3:self._cube_qpos + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+            d.qvel[self._cube_dof:self._cube_dof + 6] = 0.0
+            mujoco.mj_forward(self.model, d)
+            self._publish_snapshot()
+
+    def gripper_positions(self, joint_positions_rad) -> np.ndarray:
+        """World positions (m, (N, 3)) of the gripper site for N joint configurations ((N, 6), rad), by
+        forward kinematics on a scratch copy of the model's state (the episode is not touched). For
+        overlays of planned chunks."""
+        configs = np.atleast_2d(np.asarray(joint_positions_rad, dtype=np.float64))
+        scratch = mujoco.MjData(self.model)
+        site = self.model.site(GRIPPER_SITE).id
+        out = np.empty((len(configs), 3))
+        for i, q in enumerate(configs):
+            scratch.qpos[self._qpos_adr] = q
+            mujoco.mj_kinematics(self.model, scratch)
+            out[i] = scratch.site_xpos[site]
+        return out
+
+    def project(self, camera_name: str, points_world) -> np.ndarray:
+        """Pixel coordinates (u right, v down; (N, 2)) of world points (m, (N, 3)) in `camera_name`'s
+        image at the current pose; nan for points behind the camera."""
+        points = np.atleast_2d(np.asarray(points_world, dtype=np.float64))
+        cam = self.model.camera(camera_name).id
+        with self._physics_lock:
+            pos, rot = self._data.cam_xpos[cam].copy(), self._data.cam_xmat[cam].reshape(3, 3).copy()
+        local = (points - pos) @ rot  # camera frame: x right, y up, looking along -z
+        size = self.config.image_size_px
+        focal = 0.5 * size / np.tan(np.deg2rad(self.model.cam_fovy[cam]) / 2)
+        depth = -local[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = np.column_stack([size / 2 + focal * local[:, 0] / depth, size / 2 - focal * local[:, 1] / depth])
+        uv[depth <= 0] = np.nan
+        return uv
 
     def _check_targets(self, target_positions_rad) -> np.ndarray:
         try:

@@ -4,7 +4,8 @@ from ..sim._support import skip_without_sim  # noqa: E402
 
 skip_without_sim()
 
-from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate, wilson_interval  # noqa: E402
+from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate  # noqa: E402
+from asyncvla_ros.evaluation.stats import auroc, mcnemar_exact, wilson_interval  # noqa: E402
 from asyncvla_ros.policy.default import load_policy  # noqa: E402
 
 
@@ -12,6 +13,47 @@ def test_wilson_interval_hand_values():
     lo, hi = wilson_interval(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_mcnemar_and_auroc_hand_values():
+    # 10 paired seeds: 3 solved by both, 5 by a only, 0 by b only, 2 by neither -> p = 2 * 0.5**5.
+    a = [True] * 8 + [False] * 2
+    b = [True] * 3 + [False] * 7
+    t = mcnemar_exact(a, b)
+    assert (t["both"], t["a_only"], t["b_only"], t["neither"]) == (3, 5, 0, 2)
+    assert t["p_value"] == pytest.approx(2 * 0.5**5)
+    assert mcnemar_exact(a, a)["p_value"] == 1.0
+    with pytest.raises(ValueError, match="equal lengths"):
+        mcnemar_exact(a, b[:3])
+    assert auroc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == 1.0
+    assert auroc([0.5, 0.5], [False, True]) == 0.5  # ties count half
+    assert auroc([0.9, 0.1, 0.4], [False, True, True]) == 0.0
+    import math
+
+    assert math.isnan(auroc([0.3], [True]))
+
+
+def test_a_disturbance_moves_the_cube_away_unless_the_arm_holds_it():
+    import numpy as np
+
+    from asyncvla_ros.evaluation.closed_loop import DISTURB_MIN_MOVE_M, disturb, make_arm
+
+    policy, _ = load_policy()
+    arm = make_arm(policy)
+    try:
+        arm.reset(seed=5)
+        before = arm.cube_pose()[0].copy()
+        assert disturb(arm, 5)
+        after = arm.cube_pose()[0]
+        assert np.linalg.norm(after[:2] - before[:2]) >= DISTURB_MIN_MOVE_M and after[2] == pytest.approx(before[2])
+        arm.step(arm.joint_positions())
+        assert np.linalg.norm(arm.cube_pose()[0][:2] - after[:2]) < 0.005  # it stays where it was put
+        with pytest.raises(ValueError, match="finite"):
+            arm.move_cube([np.nan, 0.0])
+    finally:
+        arm.close()
+    result = evaluate(policy, [5], EvalConfig(max_steps=4, disturb_at_step=2))[0]
+    assert result.disturbed and result.steps == 4
 
 
 def test_episodes_run_through_the_deployed_control_path_with_stale_semantics():
@@ -58,12 +100,17 @@ def test_eval_command_writes_results_and_a_plot(tmp_path):
     assert parse_seeds("4:7") == [4, 5, 6] and parse_seeds("1,9") == [1, 9]
     with pytest.raises(ValueError, match="--seeds"):
         parse_seeds("a:b")
-    assert main(["--model", f"main={tmp_path / 'model'}", "--seeds", "1,2", "--max-steps", "4", "--out", str(tmp_path / "eval")]) == 0
+    args = ["--model", f"main={tmp_path / 'model'}", "--seeds", "1,2", "--max-steps", "4", "--out", str(tmp_path / "eval")]
+    assert main(args + ["--conditions", "stale,asyncvla,sfm_only"]) == 0
     report = json.loads((tmp_path / "eval" / "results.json").read_text())
     names = [s["condition"] for s in report["summary"]]
-    assert names == ["main: sfm_only", "main: asyncvla", "main: random_mask", "main: asyncvla, stale semantics"]
-    assert len(report["episodes"]) == 8 and all(s["episodes"] == 2 for s in report["summary"])
+    assert names == ["main: sfm_only", "main: asyncvla", "main: asyncvla, stale semantics"]  # catalogue order
+    assert len(report["episodes"]) == 6 and all(s["episodes"] == 2 for s in report["summary"])
+    assert [(p["condition"], p["baseline"], p["pairs"]) for p in report["paired_tests"]] == [("main: asyncvla", "main: sfm_only", 2)]
     assert (tmp_path / "eval" / "success_rates.png").stat().st_size > 1000
+    with pytest.raises(SystemExit) as err:
+        main(args + ["--conditions", "asyncvla,best"])
+    assert err.value.code == 2
 
 
 def test_offline_chunk_errors_compare_sfm_and_asyncvla_on_recorded_steps():
@@ -78,6 +125,7 @@ def test_offline_chunk_errors_compare_sfm_and_asyncvla_on_recorded_steps():
     report = chunk_errors(policy, ChunkSamples(episodes(), chunk_len=8, history_len=4), count=4)
     assert report["samples"] == 4 and report["sfm_mse"] > 0 and report["asyncvla_mse"] > 0
     assert 0 <= report["mean_regenerated_steps"] <= 8
+    assert 0.0 <= report["rater_auroc_worse_half"] <= 1.0
     # Same seed, same numbers: the metric is reproducible.
     assert chunk_errors(policy, ChunkSamples(episodes(), chunk_len=8, history_len=4), count=4) == report
 
