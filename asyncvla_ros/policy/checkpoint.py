@@ -95,8 +95,11 @@ def read_checkpoint(directory: str | Path, dtype: str | None = None) -> Checkpoi
     config = PolicyConfig.from_dict(meta["config"])
     if dtype is not None:
         config.dtype = dtype
-    return Checkpoint(config, Normalizer.from_dict(meta["normalization"]), load_file(directory / WEIGHTS_FILE),
-                      directory / BACKBONE_DIR)
+    normalizer = Normalizer.from_dict(meta["normalization"])
+    if config.expert.delta_actions != (normalizer.delta is not None):
+        raise CheckpointError(f"{meta_path}: delta_actions is {config.expert.delta_actions} but the normalisation "
+                              f"{'lacks' if config.expert.delta_actions else 'has'} delta statistics")
+    return Checkpoint(config, normalizer, load_file(directory / WEIGHTS_FILE), directory / BACKBONE_DIR)
 
 
 def load_weights(policy, checkpoint: Checkpoint) -> None:

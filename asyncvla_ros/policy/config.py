@@ -118,12 +118,18 @@ class ActionExpertConfig:
     chunk_len: int = 10  # L: actions per chunk, one per control period
     # K: executed actions given as condition tokens (~1 s of control in the decoupling paper); 0 = off.
     history_len: int = 20
+    # Chunk targets relative to the current state (a[t+i] - s[t]; the state's dimensions are the
+    # action's joints) instead of absolute joint positions. The history stays absolute.
+    delta_actions: bool = False
     # Sinusoidal time embedding periods (flow time tau in [0, 1]).
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
 
     def __post_init__(self) -> None:
         _positive(self, "action_dim", "state_dim", "chunk_len")
+        if self.delta_actions and self.state_dim != self.action_dim:
+            raise ValueError(f"ActionExpertConfig.delta_actions needs state_dim == action_dim (the state's joints are "
+                             f"the action's), got {self.state_dim} and {self.action_dim}")
         if not isinstance(self.history_len, int) or self.history_len < 0:
             raise ValueError(f"ActionExpertConfig.history_len must be an int >= 0, got {self.history_len!r}")
         if not 0 < self.time_min_period < self.time_max_period:

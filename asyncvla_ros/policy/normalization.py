@@ -39,10 +39,16 @@ class FeatureStats:
 
 @dataclass
 class Normalizer:
-    """Maps state and action to zero-mean unit-variance coordinates and back."""
+    """Maps state and action to zero-mean unit-variance coordinates and back.
+
+    `delta` is set for policies whose chunks are relative to the current state (ActionExpertConfig.
+    delta_actions): the statistics of a[t+i] - s[t]. The chunk then goes through `delta`, while the
+    executed-action history (absolute commands) still goes through `action`.
+    """
 
     state: FeatureStats
     action: FeatureStats
+    delta: FeatureStats | None = None
 
     @classmethod
     def identity(cls, state_dim: int, action_dim: int) -> "Normalizer":
@@ -50,7 +56,21 @@ class Normalizer:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Normalizer":
-        return cls(FeatureStats(**data["state"]), FeatureStats(**data["action"]))
+        delta = FeatureStats(**data["delta"]) if data.get("delta") else None
+        return cls(FeatureStats(**data["state"]), FeatureStats(**data["action"]), delta)
+
+    def normalize_chunk(self, actions: Array, state: Array) -> Array:
+        """A chunk (..., L, A) in robot units -> the policy's coordinates; `state` (..., A) is the state it
+        was planned from (used only by delta policies)."""
+        if self.delta is None:
+            return self.normalize_action(actions)
+        return self._apply(actions - state[..., None, :], self.delta, inverse=False)
+
+    def unnormalize_chunk(self, x: Array, state: Array) -> Array:
+        """Inverse of `normalize_chunk`."""
+        if self.delta is None:
+            return self.unnormalize_action(x)
+        return self._apply(x, self.delta, inverse=True) + state[..., None, :]
 
     @staticmethod
     def _apply(x: Array, stats: FeatureStats, inverse: bool) -> Array:

@@ -197,6 +197,7 @@ class AsyncVLAPolicy(nn.Module):
             raise InputError(f"semantic condition: act() plans for one observation, got batch {cond.batch_size}")
         dev, dt, e = self.device, self.dtype, self.config.expert
         state_n, hist_n, hist_valid = self._action_inputs(state, history)
+        state_raw = np.asarray(state, dtype=np.float32)
         gen = torch.Generator(device=dev).manual_seed(int(seed))
         # Every draw happens in every mode, so one seed gives the same SFM chunk in all modes.
         sfm_noise = torch.randn((1, e.chunk_len, e.action_dim), generator=gen, device=dev, dtype=dt)
@@ -223,8 +224,8 @@ class AsyncVLAPolicy(nn.Module):
         t3 = time.perf_counter()
 
         return ChunkResult(
-            actions=self.normalizer.unnormalize_action(_first(final)),
-            sfm_actions=self.normalizer.unnormalize_action(_first(sfm)),
+            actions=self.normalizer.unnormalize_chunk(_first(final), state_raw),
+            sfm_actions=self.normalizer.unnormalize_chunk(_first(sfm), state_raw),
             confidence=_first(confidence),
             regenerated=mask[0].cpu().numpy(),
             sfm_ms=(t1 - t0) * 1e3,

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-image-position-embedding", action="store_true",
                    help="new tiny policy: no learned image-token position embedding (see BackboneConfig)")
     p.add_argument("--state-in-prompt", action="store_true", help="new policy: the state also enters the prompt as text")
+    p.add_argument("--delta-actions", action="store_true",
+                   help="new policy: chunk targets relative to the current state (a[t+i] - s[t]) instead of absolute")
     p.add_argument("--no-time-misalignment", action="store_true", help="train with synchronised semantics only")
     p.add_argument("--sfm-only", action="store_true", help="plain SFM training (the 'w/o unified training' ablation)")
     defaults = TrainConfig()
@@ -84,7 +86,8 @@ def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained
                                 # A pretrained backbone keeps its own architecture; a tiny one needs the embedding.
                                 image_position_embedding=not (pretrained_dir or opts.no_image_position_embedding),
                                 state_in_prompt=opts.state_in_prompt),
-        expert=ActionExpertConfig(action_dim=action_dim, state_dim=state_dim, chunk_len=opts.chunk_len, history_len=opts.history_len),
+        expert=ActionExpertConfig(action_dim=action_dim, state_dim=state_dim, chunk_len=opts.chunk_len, history_len=opts.history_len,
+                                  delta_actions=opts.delta_actions),
         model_id=f"asyncvla-{'qwen' if pretrained_dir else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     return AsyncVLAPolicy.build(config, list(tasks), seed=opts.seed)

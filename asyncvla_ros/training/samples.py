@@ -74,11 +74,17 @@ class ChunkSamples:
             raise ValueError("the episodes carry no environment state (observation.environment_state)")
         return FeatureStats.from_data(np.concatenate([e.env_states for e in self.episodes]))
 
-    def normalizer(self) -> Normalizer:
-        """Normalisation statistics of every state and action in the episodes."""
+    def normalizer(self, delta_actions: bool = False) -> Normalizer:
+        """Normalisation statistics of every state and action in the episodes; with `delta_actions`, also
+        of every chunk target relative to its state, a[t+i] - s[t] for i < chunk_len within the episode."""
+        delta = None
+        if delta_actions:
+            deltas = [e.actions[i:] - e.states[:len(e.states) - i] for e in self.episodes for i in range(min(self.chunk_len, len(e.states)))]
+            delta = FeatureStats.from_data(np.concatenate(deltas), min_std=1e-3)
         return Normalizer(
             state=FeatureStats.from_data(np.concatenate([e.states for e in self.episodes])),
             action=FeatureStats.from_data(np.concatenate([e.actions for e in self.episodes])),
+            delta=delta,
         )
 
     def sample(self, index: int, delay: int = 0) -> dict:

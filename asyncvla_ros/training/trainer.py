@@ -209,7 +209,7 @@ class Trainer:
             "inputs": {k: torch.as_tensor(v) for k, v in cpu["inputs"].items()},
             # Noise is drawn in robot units (rad), then normalised with the data.
             "state": norm.normalize_state(arr("state").to(dt) + c.state_noise_rad * arr("state_noise").to(dt)),
-            "actions": norm.normalize_action(arr("actions").to(dt)),
+            "actions": norm.normalize_chunk(arr("actions").to(dt), arr("state").to(dt)),  # relative to the true state
             "action_valid": arr("action_valid"),
         }
         if pol.config.expert.history_len:
@@ -306,7 +306,7 @@ class Trainer:
         c = self.config
         if self.stage == 1:
             if self.step == 0:
-                self.policy.normalizer = self.samples.normalizer()
+                self.policy.normalizer = self.samples.normalizer(self.policy.config.expert.delta_actions)
             self._train_stage(c.steps, self._stage1_loss)
             if c.rater_steps:
                 self.stage, self.step = 2, 0

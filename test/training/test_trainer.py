@@ -180,3 +180,33 @@ def test_the_conv_encoder_trains_on_shifted_images(tmp_path):
     trainer.fit()
     after = policy.backbone.conv_vision.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the vision group is the conv encoder
+
+
+def test_delta_actions_train_on_chunks_relative_to_the_state_and_round_trip_through_a_checkpoint(tmp_path):
+    from asyncvla_ros.policy.checkpoint import POLICY_FILE, CheckpointError
+
+    samples = ChunkSamples(episodes(n=2, T=12), chunk_len=8, history_len=4)
+    norm = samples.normalizer(delta_actions=True)
+    ep = samples.episodes[0]
+    assert norm.delta is not None and len(norm.delta.mean) == 6
+    chunk, state = ep.actions[2:10], ep.states[2]
+    back = norm.unnormalize_chunk(norm.normalize_chunk(chunk, state), state)
+    np.testing.assert_allclose(back, chunk, atol=1e-5)
+    assert samples.normalizer().delta is None
+
+    policy = AsyncVLAPolicy.build(tiny_config(delta_actions=True), INSTRUCTIONS)
+    trainer = Trainer(policy, samples, TrainConfig(steps=2, rater_steps=1, batch_size=4, warmup_steps=0), tmp_path)
+    final = trainer.fit()
+    assert policy.normalizer.delta is not None
+    from asyncvla_ros.training.trainer import collate_batch
+
+    raw = collate_batch(trainer._source(), trainer.stage, trainer.step)
+    expected = policy.normalizer.normalize_chunk(torch.as_tensor(raw["actions"]), torch.as_tensor(raw["state"]))
+    torch.testing.assert_close(trainer.batch()["actions"], expected)  # relative to each sample's noise-free state
+    loaded = AsyncVLAPolicy.from_pretrained(final)
+    assert loaded.config.expert.delta_actions and loaded.normalizer.delta == policy.normalizer.delta
+    meta = json.loads((final / POLICY_FILE).read_text())
+    meta["normalization"]["delta"] = None
+    (final / POLICY_FILE).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="delta"):
+        AsyncVLAPolicy.from_pretrained(final)
