@@ -35,6 +35,7 @@ from asyncvla_ros.policy.normalization import FeatureStats, Normalizer
 from asyncvla_ros.policy.training import flow_matching_loss, rater_training_loss
 from asyncvla_ros.training.config import TrainConfig
 from asyncvla_ros.training.samples import ChunkSamples
+from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads
 from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
 
 logger = logging.getLogger(__name__)
@@ -127,19 +128,23 @@ class Trainer:
         self.generator = torch.Generator(device=config.device).manual_seed(config.seed)
         self.stage, self.step = 1, 0
         self.env_state_stats: FeatureStats | None = samples.env_state_stats() if samples.has_env_state else None
-        self.env_head: torch.nn.Linear | None = None
-        if config.env_state_loss_weight:
+        self.env_head: SceneStateHeads | None = None
+        if config.env_state_loss_weight or config.encoder_env_state_loss_weight:
             if self.env_state_stats is None:
                 raise ValueError("env_state_loss_weight > 0 needs episodes that record observation.environment_state "
                                  "(datasets from `asyncvla-ros demos`, or --sim-episodes); these have none")
-            self.env_head = torch.nn.Linear(policy.backbone.hidden_size, len(self.env_state_stats.mean)).to(config.device)
-            torch.nn.init.zeros_(self.env_head.weight)  # deterministic; the backbone is reached from step 2 on
-            torch.nn.init.zeros_(self.env_head.bias)
+            conv = policy.backbone.conv_vision
+            if config.encoder_env_state_loss_weight and conv is None:
+                raise ValueError("encoder_env_state_loss_weight > 0 needs the conv vision encoder (--vision-encoder conv)")
+            channels = conv.stages[KEYPOINT_STAGE][0].out_channels if config.encoder_env_state_loss_weight else 0
+            self.env_head = SceneStateHeads(policy.backbone.hidden_size, len(self.env_state_stats.mean), channels,
+                                            len(policy.config.backbone.camera_names)).to(config.device)
         self.optimizer = self._optimizer(1)
         self._writer = None
         self._pool = None
         self._pending: deque = deque()
         self._aux_losses: list[float] = []
+        self._encoder_aux_losses: list[float] = []
         if config.gradient_checkpointing:
             self.policy.backbone.vlm.gradient_checkpointing_enable()
 
@@ -274,7 +279,7 @@ class Trainer:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if c.bf16 else nullcontext()
         bar = tqdm(total=total, initial=self.step, desc=f"stage {self.stage}", unit="step", dynamic_ncols=True)
         t0, losses = time.perf_counter(), []
-        self._aux_losses = []
+        self._aux_losses, self._encoder_aux_losses = [], []
         while self.step < total:
             for group in self.optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_scale(self.step, total, c.warmup_steps)
@@ -295,8 +300,10 @@ class Trainer:
                 self._log(f"stage{self.stage}/steps_per_s", len(losses) / (time.perf_counter() - t0))
                 if self._aux_losses:
                     self._log(f"stage{self.stage}/env_state_loss", float(np.mean(self._aux_losses)))
+                if self._encoder_aux_losses:
+                    self._log(f"stage{self.stage}/encoder_env_state_loss", float(np.mean(self._encoder_aux_losses)))
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-                t0, losses, self._aux_losses = time.perf_counter(), [], []
+                t0, losses, self._aux_losses, self._encoder_aux_losses = time.perf_counter(), [], [], []
             if self.step % c.checkpoint_every == 0 or self.step == total:
                 self.save_checkpoint()
         bar.close()
@@ -339,18 +346,30 @@ class Trainer:
         def grab(module, args, kwargs):
             captured["hidden"] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
 
-        handle = policy.backbone.text_model.layers[-1].register_forward_pre_hook(grab, with_kwargs=True)
+        def grab_features(module, args, output):
+            captured["features"] = output
+
+        handles = [policy.backbone.text_model.layers[-1].register_forward_pre_hook(grab, with_kwargs=True)]
+        if self.env_head.keypoints is not None:
+            handles.append(policy.backbone.conv_vision.stages[KEYPOINT_STAGE].register_forward_hook(grab_features))
         try:
             cond = policy.backbone.encode(batch["inputs"])
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
         loss = flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction, cond=cond)
+        target = batch["env_state"].float()
         hidden = captured["hidden"]  # (B, T, d)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         last = hidden[rows, cond.num_prefix_tokens.to(hidden.device) - 1]
-        aux = F.mse_loss(self.env_head(last.float()), batch["env_state"].float())
+        aux = F.mse_loss(self.env_head.prefix(last.float()), target)
         self._aux_losses.append(aux.item())
-        return loss + c.env_state_loss_weight * aux
+        loss = loss + c.env_state_loss_weight * aux
+        if self.env_head.keypoints is not None:
+            encoder_aux = F.mse_loss(self.env_head.keypoints(captured["features"]), target)
+            self._encoder_aux_losses.append(encoder_aux.item())
+            loss = loss + c.encoder_env_state_loss_weight * encoder_aux
+        return loss
 
     def save_checkpoint(self) -> Path:
         path = self.out_dir / "checkpoints" / f"stage{self.stage}-step{self.step:06d}"

@@ -210,3 +210,32 @@ def test_delta_actions_train_on_chunks_relative_to_the_state_and_round_trip_thro
     (final / POLICY_FILE).write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="delta"):
         AsyncVLAPolicy.from_pretrained(final)
+
+
+def test_the_encoder_keypoint_head_trains_the_conv_encoder_and_resumes(tmp_path):
+    from asyncvla_ros.policy.config import BackboneConfig
+    from asyncvla_ros.training.scene_heads import soft_argmax
+
+    peaks = torch.full((1, 2, 5, 7), -50.0)
+    peaks[0, 0, 0, 0] = peaks[0, 1, 4, 6] = 50.0  # top-left, bottom-right
+    torch.testing.assert_close(soft_argmax(peaks), torch.tensor([[[-1.0, -1.0], [1.0, 1.0]]]))
+
+    config = tiny_config()
+    config.backbone = BackboneConfig(image_height_px=64, image_width_px=64, vision_encoder="conv", conv_width=8)
+    eps = episodes(n=2, T=10, env_state=True)
+    for ep in eps:
+        ep.frames = ArrayFrames(np.random.default_rng(1).integers(0, 256, (10, 2, 64, 64, 3), dtype=np.uint8))
+    samples = ChunkSamples(eps, chunk_len=8, history_len=4)
+    cfg = TrainConfig(steps=4, rater_steps=0, batch_size=4, warmup_steps=0, encoder_env_state_loss_weight=1.0,
+                      checkpoint_every=2, log_every=2)
+    trainer = Trainer(AsyncVLAPolicy.build(config, INSTRUCTIONS), samples, cfg, tmp_path / "a")
+    trainer.fit()
+    logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert any("stage1/encoder_env_state_loss" in r for r in logged)
+    resumed = Trainer.resume(tmp_path / "a" / "checkpoints" / "stage1-step000002", samples, tmp_path / "b")
+    assert resumed.env_head.keypoints is not None
+    for k, v in resumed.env_head.state_dict().items():
+        assert v.shape == trainer.env_head.state_dict()[k].shape
+    with pytest.raises(ValueError, match="conv vision encoder"):
+        Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS), ChunkSamples(episodes(n=2, T=10, env_state=True), 8, 4),
+                TrainConfig(encoder_env_state_loss_weight=1.0), tmp_path / "c")

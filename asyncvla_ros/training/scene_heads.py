@@ -1,0 +1,50 @@
+"""Training-only heads that regress the privileged scene state (observation.environment_state: the
+cube pose and the instructed area) from inside the policy, to teach a small policy trained from
+scratch to look. Neither is saved with the policy.
+
+- `prefix`: a linear map from the last prefix token as it enters the backbone's last layer (where the
+  action tokens read from; see Trainer._stage1_loss).
+- `keypoints` (conv encoder only): spatial soft-argmax keypoints (Levine et al. 2016) of the encoder's
+  stride-8 feature map, K per camera, then a linear map of every camera's keypoint coordinates. Its
+  gradient reaches the convolutions directly, not through the decoder's attention, so the encoder
+  learns to find the objects early in training.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+KEYPOINTS = 16  # per camera
+KEYPOINT_STAGE = 4  # ConvImageEncoder.stages index whose output (stride 8) the keypoints read
+
+
+def soft_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) logits -> (N, K, 2) expected (x, y) in [-1, 1] under a softmax over each map."""
+    n, k, h, w = heatmaps.shape
+    probs = heatmaps.flatten(2).softmax(dim=-1).view(n, k, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, device=heatmaps.device, dtype=heatmaps.dtype)
+    ys = torch.linspace(-1.0, 1.0, h, device=heatmaps.device, dtype=heatmaps.dtype)
+    return torch.stack([(probs.sum(dim=2) * xs).sum(-1), (probs.sum(dim=3) * ys).sum(-1)], dim=-1)
+
+
+class KeypointHead(nn.Module):
+    def __init__(self, channels: int, cameras: int, env_dim: int, keypoints: int = KEYPOINTS) -> None:
+        super().__init__()
+        self.cameras = cameras
+        self.heatmaps = nn.Conv2d(channels, keypoints, 1)
+        self.out = nn.Linear(cameras * keypoints * 2, env_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B * cameras, C, H, W) encoder features, cameras of one sample adjacent -> (B, env_dim)."""
+        points = soft_argmax(self.heatmaps(features.float()))  # (B * cameras, K, 2)
+        return self.out(points.reshape(-1, self.cameras * points.shape[1] * 2))
+
+
+class SceneStateHeads(nn.Module):
+    def __init__(self, hidden_size: int, env_dim: int, conv_channels: int = 0, cameras: int = 0) -> None:
+        super().__init__()
+        self.prefix = nn.Linear(hidden_size, env_dim)
+        nn.init.zeros_(self.prefix.weight)  # deterministic; the backbone is reached from step 2 on
+        nn.init.zeros_(self.prefix.bias)
+        self.keypoints = KeypointHead(conv_channels, cameras, env_dim) if conv_channels else None
