@@ -24,12 +24,12 @@ bash "$REPO/scripts/setup_env.sh"
 source "${ASYNCVLA_WS:-$REPO/.ws}/activate.sh"
 cd "$REPO"
 RUN="${ASYNCVLA_RUN:-runs/default}"
-asyncvla-ros train --sim-episodes 400 --sim-seed 0 --sim-workers 2 --out "$RUN" \
+asyncvla-ros train --sim-episodes 400 --sim-seed 0 --sim-workers 2 --sim-start-noise 0.15 --out "$RUN" \
   --image-size-px 112 --vision-encoder conv --image-shift-px 4 --chunk-len 10 --history-len 20 \
   --steps 20000 --rater-steps 400 --batch-size 16 --warmup-steps 300 --checkpoint-every 4000 --log-every 100 \
   --lr-vision 1e-3 --lr-language-model 1e-3 --lr-action-expert 1e-3 --lr-rater 1e-3 \
   --state-noise-rad 0.02 --history-noise-rad 0.02 --history-dropout 0.5 --sfm-fraction 0.2 \
-  --env-state-loss-weight 1 "$@"
+  --env-state-loss-weight 1 --encoder-env-state-loss-weight 1 "$@"
 if [[ "${ASYNCVLA_INSTALL:-1}" == 1 ]]; then
   rm -rf asyncvla_ros/models/default
   mkdir -p asyncvla_ros/models

@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--action-noise-std", type=float, default=0.0, metavar="RAD",
                         help="DART: execute the expert's targets plus slowly varying noise of this std on the arm joints "
                              "(recorded actions stay the expert's); 0 = off")
+    parser.add_argument("--start-noise", type=float, default=0.02, metavar="RAD",
+                        help="spread of the arm's start pose (uniform, every joint); the evaluation's is 0.02")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = record_demos(
             args.out, args.episodes, args.seed, image_size_px=args.image_size_px, fps=args.fps,
-            max_duration_s=args.max_duration_s, action_noise_std_rad=args.action_noise_std, progress=not args.no_progress,
+            max_duration_s=args.max_duration_s, action_noise_std_rad=args.action_noise_std, start_noise_rad=args.start_noise,
+            progress=not args.no_progress,
         )
     except (ValueError, FileExistsError) as exc:
         print(f"asyncvla-ros demos: {exc}", file=sys.stderr)

@@ -51,6 +51,10 @@ class RecordConfig:
     # while the dataset records the expert's own targets. The policy then sees states off the expert's
     # path, labelled with the expert's correction. 0 = the expert's plain path.
     action_noise_std_rad: float = 0.0
+    # Spread of the arm's start pose (uniform, rad, every joint; SimArmConfig.initial_joint_noise_rad).
+    # Wider than the evaluation's 0.02 rad, the demonstrations show the expert's approach from more of
+    # the poses a policy's own first moves can lead to.
+    start_noise_rad: float = 0.02
 
     def __post_init__(self):
         for name in ("episodes", "seed", "image_size_px", "fps", "image_writer_threads"):
@@ -71,8 +75,9 @@ class RecordConfig:
             raise _invalid("settle_s", "must be a non-negative number of seconds", self.settle_s)
         if self.image_writer_threads < 0:
             raise _invalid("image_writer_threads", "must be >= 0", self.image_writer_threads)
-        if not math.isfinite(self.action_noise_std_rad) or not 0 <= self.action_noise_std_rad <= 0.5:
-            raise _invalid("action_noise_std_rad", "must be in [0, 0.5] rad", self.action_noise_std_rad)
+        for name in ("action_noise_std_rad", "start_noise_rad"):
+            if not math.isfinite(getattr(self, name)) or not 0 <= getattr(self, name) <= 0.5:
+                raise _invalid(name, "must be in [0, 0.5] rad", getattr(self, name))
         if "/" not in self.repo_id:
             raise _invalid("repo_id", 'must look like "owner/name"', self.repo_id)
 
@@ -127,6 +132,7 @@ def record_demos(
         control_period_s=1.0 / config.fps,
         cameras=tuple(CAMERA_KEYS),
         render_backend=config.render_backend,
+        initial_joint_noise_rad=config.start_noise_rad,
     ))
     started = time.perf_counter()
     try:

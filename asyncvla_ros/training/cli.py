@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim-workers", type=int, default=0, help="processes that run the --sim-episodes (0: in this process)")
     p.add_argument("--sim-action-noise-std", type=float, default=0.0, metavar="RAD",
                    help="DART noise on the arm while the --sim-episodes run (as `demos --action-noise-std`); 0 = off")
+    p.add_argument("--sim-start-noise", type=float, default=0.02, metavar="RAD",
+                   help="spread of the arm's start pose in the --sim-episodes (as `demos --start-noise`)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--init", default="", help="start from this policy checkpoint, or from the weights of a Qwen2.5-VL directory")
     p.add_argument("--resume", default="", help="continue from a checkpoints/stage*-step* directory of a run")
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = list(dict.fromkeys(tasks + list(task.INSTRUCTIONS)))
         state_dim = action_dim = len(task.JOINT_NAMES)
         sim, failed = sim_episodes(opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=True,
-                                   action_noise_std_rad=opts.sim_action_noise_std)
+                                   action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise)
         logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
         episodes += sim
     if policy is None:

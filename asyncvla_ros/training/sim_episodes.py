@@ -31,14 +31,13 @@ class ArrayFrames:
         return list(self.images[t])
 
 
-def _make_sim(image_size_px: int, fps: int, max_duration_s: float, action_noise_std_rad: float) -> tuple:
-    """(arm, expert, record config) of one worker."""
+def _make_sim(config) -> tuple:
+    """(arm, expert, record config) of one worker, for a RecordConfig."""
     from asyncvla_ros.data.features import CAMERA_KEYS
-    from asyncvla_ros.data.record import RecordConfig
     from asyncvla_ros.sim import ScriptedExpert, SimArm, SimArmConfig
 
-    arm = SimArm(SimArmConfig(image_size_px=image_size_px, control_period_s=1.0 / fps, cameras=tuple(CAMERA_KEYS)))
-    config = RecordConfig(image_size_px=image_size_px, fps=fps, max_duration_s=max_duration_s, action_noise_std_rad=action_noise_std_rad)
+    arm = SimArm(SimArmConfig(image_size_px=config.image_size_px, control_period_s=1.0 / config.fps, cameras=tuple(CAMERA_KEYS),
+                              initial_joint_noise_rad=config.start_noise_rad))
     return arm, ScriptedExpert(arm), config
 
 
@@ -59,36 +58,42 @@ def _episode_arrays(sim: tuple, seed: int) -> tuple | None:
 _worker_sim: tuple | None = None  # this worker process's (arm, expert, config)
 
 
-def _worker_episode(seed: int, image_size_px: int, fps: int, max_duration_s: float, action_noise_std_rad: float) -> tuple | None:
+def _worker_episode(seed: int, config) -> tuple | None:
     global _worker_sim
     if _worker_sim is None:
-        _worker_sim = _make_sim(image_size_px, fps, max_duration_s, action_noise_std_rad)
+        _worker_sim = _make_sim(config)
     return _episode_arrays(_worker_sim, seed)
 
 
 def sim_episodes(count: int, seed: int = 0, image_size_px: int = 112, fps: int = 20, max_duration_s: float = 20.0,
-                 workers: int = 0, progress: bool = False, action_noise_std_rad: float = 0.0) -> tuple[list[Episode], list[int]]:
+                 workers: int = 0, progress: bool = False, action_noise_std_rad: float = 0.0,
+                 start_noise_rad: float = 0.02) -> tuple[list[Episode], list[int]]:
     """Run the expert on seeds seed..seed+count-1; returns (successful episodes in seed order, failed seeds).
 
     Cameras are the sim's in dataset order (front, wrist); states, actions and the scene state as
-    `asyncvla-ros demos` records them (`action_noise_std_rad`: RecordConfig's DART noise). `workers` > 0
+    `asyncvla-ros demos` records them (`action_noise_std_rad`, `start_noise_rad`: RecordConfig's DART noise
+    and start-pose spread). `workers` > 0
     runs the episodes in that many processes.
     """
     if count < 1:
         raise ValueError(f"sim_episodes: count must be >= 1, got {count}")
     from tqdm import tqdm
 
+    from asyncvla_ros.data.record import RecordConfig
+
+    config = RecordConfig(image_size_px=image_size_px, fps=fps, max_duration_s=max_duration_s,
+                          action_noise_std_rad=action_noise_std_rad, start_noise_rad=start_noise_rad)
     seeds = range(seed, seed + count)
     results: dict[int, tuple | None] = {}
     bar = tqdm(total=count, desc="sim demos", unit="ep", disable=not progress)
     if workers:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_worker_episode, s, image_size_px, fps, max_duration_s, action_noise_std_rad): s for s in seeds}
+            futures = {pool.submit(_worker_episode, s, config): s for s in seeds}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update(1)
     else:
-        sim = _make_sim(image_size_px, fps, max_duration_s, action_noise_std_rad)
+        sim = _make_sim(config)
         try:
             for s in seeds:
                 results[s] = _episode_arrays(sim, s)
