@@ -8,11 +8,12 @@ from asyncvla_ros.evaluation.stats import auroc
 from asyncvla_ros.training.samples import ChunkSamples
 
 
-def chunk_errors(policy, samples: ChunkSamples, count: int, seed: int = 0) -> dict:
+def chunk_errors(policy, samples: ChunkSamples, count: int, seed: int = 0, progress=None) -> dict:
     """Mean squared error (robot units^2, valid steps only) of the SFM and final chunks vs the demonstration,
     and the rater's AUROC: its confidence against each SFM step's error.
 
     Samples `count` steps uniformly (seeded); each is planned with `act()` from its own observation.
+    `progress` (e.g. a tqdm bar) gets update(1) per step.
     """
     rng = np.random.default_rng(seed)
     sfm, final, regenerated = [], [], []
@@ -29,6 +30,8 @@ def chunk_errors(policy, samples: ChunkSamples, count: int, seed: int = 0) -> di
         sfm.append(float(np.mean((chunk.sfm_actions[valid] - target) ** 2)))
         final.append(float(np.mean((chunk.actions[valid] - target) ** 2)))
         regenerated.append(int(chunk.regenerated.sum()))
+        if progress is not None:
+            progress.update(1)
         step_errors += np.mean((chunk.sfm_actions[valid] - target) ** 2, axis=1).tolist()
         step_confidence += chunk.confidence[valid].tolist()
     # The rater's discrimination: how well a low confidence picks out the SFM steps that are worse than
@@ -43,7 +46,7 @@ def chunk_errors(policy, samples: ChunkSamples, count: int, seed: int = 0) -> di
             "confidence_mean_better_half": float(confidence[~worse].mean()) if (~worse).any() else float("nan")}
 
 
-def input_sensitivity(policy, samples: ChunkSamples, count: int, seed: int = 0) -> dict:
+def input_sensitivity(policy, samples: ChunkSamples, count: int, seed: int = 0, progress=None) -> dict:
     """Does the policy use its inputs? SFM chunk error (mean squared, robot units^2) on `count` sampled
     steps with the step's own inputs, and with one input swapped at a time: another step's images (half
     the dataset away, usually another episode), another step's instruction, and no history.
@@ -71,4 +74,6 @@ def input_sensitivity(policy, samples: ChunkSamples, count: int, seed: int = 0) 
         errors["other_images"].append(error(other["images"], s["task"], history))
         errors["other_instruction"].append(error(s["images"], other["task"], history))
         errors["no_history"].append(error(s["images"], s["task"], None))
+        if progress is not None:
+            progress.update(1)
     return {"samples": int(count), **{f"sfm_mse_{name}": float(np.mean(v)) for name, v in errors.items()}}

@@ -2,7 +2,8 @@
 
     asyncvla-ros offline-eval --model runs/tiny/final --dataset data/held_out_demos --count 200
 
-Prints JSON: the SFM and AsyncVLA chunk errors against the demonstrated chunks, and the SFM error
+Prints JSON: the SFM and AsyncVLA chunk errors against the demonstrated chunks, the rater's AUROC
+(its confidence against each SFM step's error), and the SFM error
 with one input swapped at a time (another episode's images, another instruction, no history), which
 tells whether the policy uses its cameras, its instruction and its history at all.
 """
@@ -34,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(opts.dataset, required=required_features(bb.camera_names))
     episodes = episodes_from_lerobot(dataset, list(bb.camera_names), (bb.image_height_px, bb.image_width_px))
     samples = ChunkSamples(episodes, e.chunk_len, e.history_len)
-    report = {"model": opts.model, "dataset": opts.dataset, "episodes": len(episodes),
-              **chunk_errors(policy, samples, opts.count, opts.seed),
-              **input_sensitivity(policy, samples, opts.count, opts.seed)}
+    from tqdm import tqdm
+
+    with tqdm(total=2 * opts.count, desc="sampled steps", unit="step") as bar:
+        report = {"model": opts.model, "dataset": opts.dataset, "episodes": len(episodes),
+                  **chunk_errors(policy, samples, opts.count, opts.seed, progress=bar),
+                  **input_sensitivity(policy, samples, opts.count, opts.seed, progress=bar)}
     print(json.dumps(report, indent=2))
     return 0
 
