@@ -16,8 +16,9 @@ Two schedules:
   frame or joint state the recorder lost) is flagged, and the node's recorded chunk, not the re-run's,
   goes on into ensembling and history, so that the chunks after it are reproduced again. Chunks whose
   refresh predates the bag are not planned at all ("before the recording"). What the safety filter
-  let through for each command replaces it in the history at the tick the node heard of it
-  (ActionChunk.history_filtered_through), where the re-run sent that same command.
+  let through for a command replaces it in the history in the entries the node's own history held it
+  (ActionChunk.history_answered), where the re-run sent that same command; an answer the bag lacks
+  flags the chunk.
 - Otherwise it ticks at `control_rate_hz` over the recorded joint states.
 
 Options change one mechanism at a time: `semantic_rate_hz` re-encodes the bag's newest frames at
@@ -93,6 +94,7 @@ class TickRecord:
     # What the safety filter let through for this command (recorded) went into the history in its place;
     # "clamped" when that differed from the command.
     filtered: str = ""  # "" | "passed" | "clamped"
+    history_answered: tuple[bool, ...] = ()  # the re-run's history entries that held the filter's answer
 
     @property
     def semantic_age_s(self) -> float:
@@ -157,7 +159,6 @@ class Rerun:
         # The node's chunks can stand in for the re-run's only when they have its shape (not so for a
         # re-run with another model's chunk length): the re-run then plans every tick it can itself.
         self._sent: dict[int, TickRecord] = {}  # the re-run's ticks by the stamp of the node's command
-        self._answered_through = 0  # safety-filter answers fed into the history so far, by command stamp
         self.can_follow = all((int(c.horizon), int(c.action_dim)) == (e.chunk_len, e.action_dim) for c in recorded)
 
     # -- ticks -------------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class Rerun:
                 continue
             log_ns, chunk = recorded
             state_stamp, now = stamp_ns(chunk.header.stamp), tick_stamp(chunk)
-            self._feed_answers(chunk)
+            answers_in_bag = self._feed_answers(chunk)
             executed = (np.asarray(chunk.actions, np.float32).reshape(int(chunk.horizon), int(chunk.action_dim))
                         if self.can_follow else None)
             if self.simulated:
@@ -228,7 +229,7 @@ class Rerun:
             if sample is None:  # no joint state yet (a recorder that matched /joint_states late)
                 out.append(self._skip(k, chunk, log_ns, executed, STATE_NOT_IN_BAG))
                 continue
-            complete = exact and sample.stamp_ns == state_stamp and k > unknown_until
+            complete = exact and answers_in_bag and sample.stamp_ns == state_stamp and k > unknown_until
             state = self.rec.state_positions(sample, self.joint_names)
             result = self.loop.tick(now, semantics, state, sample.stamp_ns, executed=None if complete else executed)
             record = self._record(k, result, now, sample.stamp_ns, chunk, log_ns)
@@ -249,27 +250,35 @@ class Rerun:
         self._sent[now] = record
         return record
 
-    def _feed_answers(self, chunk) -> None:
-        """Before re-planning `chunk`: the safety filter's answers the node had heard when it planned it
-        (ActionChunk.history_filtered_through) replace the answered commands in the history, as in the
-        node. Only where the re-run sent that very command: a command the node never sent (another model,
-        mode or seed) has no recorded answer and keeps its own value."""
-        through = stamp_ns(chunk.history_filtered_through) if hasattr(chunk, "history_filtered_through") else 0
-        if through <= self._answered_through:
-            return
-        for safe in self.rec.safe_commands_between(self._answered_through, through):
-            record, sent = self._sent.get(safe.stamp_ns), self.rec.commands.get(safe.stamp_ns)
-            if record is None or record.command is None or sent is None:
+    def _feed_answers(self, chunk) -> bool:
+        """Before re-planning `chunk`: the safety filter's answers the node's history held when it planned
+        it (ActionChunk.history_answered, per entry) go into the same entries of the re-run's history,
+        from the bag's /safe_joint_command, where the re-run sent that very command. False when one of
+        them cannot be (the bag lacks it, or the re-run's command differs): the chunk's inputs are then
+        not all in the bag. Bags from before the field: nothing is fed."""
+        flags = list(getattr(chunk, "history_answered", ()))
+        stamps, done = self.loop.history.stamps(), self.loop.history.answered()
+        if not flags:
+            return True
+        if len(flags) != len(stamps):
+            return False
+        complete = True
+        for stamp, wanted, already in zip(stamps, flags, done):
+            if not wanted or already:
                 continue
+            record, sent, safe = self._sent.get(stamp), self.rec.commands.get(stamp), self.rec.safe_commands.get(stamp)
             try:
-                if not np.array_equal(self.rec.state_positions(sent, self.joint_names), record.command):
-                    continue
-                let_through = self.rec.state_positions(safe, self.joint_names)
+                same = (record is not None and record.command is not None and sent is not None and safe is not None
+                        and np.array_equal(self.rec.state_positions(sent, self.joint_names), record.command))
+                let_through = self.rec.state_positions(safe, self.joint_names) if same else None
             except BagError:
-                continue  # recorded under other joint names: nothing to compare with
-            if self.loop.executed(safe.stamp_ns, let_through):
-                record.filtered = "passed" if np.array_equal(let_through, record.command) else "clamped"
-        self._answered_through = through
+                same = False  # recorded under other joint names: nothing to compare with
+            if not same:
+                complete = False
+                continue
+            self.loop.executed(stamp, let_through)
+            record.filtered = "passed" if np.array_equal(let_through, record.command) else "clamped"
+        return complete
 
     def _run_rate(self) -> list[TickRecord]:
         """Ticks at control_rate_hz over the recorded joint states, on simulated refreshes."""
@@ -287,7 +296,8 @@ class Rerun:
 
     def _record(self, k, result, now, state_stamp, chunk, log_ns) -> TickRecord:
         return TickRecord(k, now, state_stamp, result.holding, result.reason, result.command, result.chunk,
-                          result.chunk_id, result.semantic_seq, result.semantic_stamp_ns, chunk, log_ns)
+                          result.chunk_id, result.semantic_seq, result.semantic_stamp_ns, chunk, log_ns,
+                          history_answered=result.history_answered)
 
 
 def tick_stamp(chunk) -> int:

@@ -37,9 +37,7 @@ def chunk_message(store, t: TickRecord, result: RerunResult, step_period_s: floa
         header=_header(store, t.state_stamp_ns), semantic_stamp=_time(store, t.semantic_stamp_ns),
         semantic_age_s=float(t.semantic_age_s), semantic_seq=int(t.semantic_seq), chunk_id=int(t.chunk_id),
         tick=int(t.tick), seed=int(c.seed), command_stamp=_time(store, t.now_ns),
-        # The re-run fed the recorded chunk's safety-filter answers at its tick.
-        history_filtered_through=t.recorded.history_filtered_through if hasattr(t.recorded, "history_filtered_through")
-        else _time(store, 0), step_period_s=float(step_period_s), joint_names=list(result.joint_names),
+        history_answered=np.asarray(t.history_answered, bool), step_period_s=float(step_period_s), joint_names=list(result.joint_names),
         horizon=int(horizon), action_dim=int(action_dim),
         actions=np.asarray(c.actions, np.float32).ravel(), sfm_actions=np.asarray(c.sfm_actions, np.float32).ravel(),
         confidence=np.asarray(c.confidence, np.float32), regenerated=np.asarray(c.regenerated, bool),

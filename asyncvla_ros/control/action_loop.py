@@ -61,6 +61,7 @@ class TickResult:
     semantic_age_s: float  # nan when there are no semantics
     state_age_s: float  # nan when there is no state
     plan_ms: float  # wall time of this tick's planning and blending
+    history_answered: tuple[bool, ...] = ()  # per history entry the plan saw: the filter's answer (ActionHistory.answered)
 
 
 class ActionLoop:
@@ -118,11 +119,13 @@ class ActionLoop:
             return self._hold(f"semantic features {describe_age(sem_age, 2, 'are')} (limit {c.max_semantic_age_s} s)", hold_at, **info)
 
         t0 = time.perf_counter()
+        answered = tuple(self.history.answered())
         chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count)
         self.chunk_id += 1
         command = self._execute(chunk.actions if executed is None else executed, now_ns)
         plan_ms = (time.perf_counter() - t0) * 1e3
-        return TickResult(self.tick_count, command, False, "", chunk, self.chunk_id, plan_ms=plan_ms, **info)
+        return TickResult(self.tick_count, command, False, "", chunk, self.chunk_id, plan_ms=plan_ms,
+                          history_answered=answered, **info)
 
     def follow(self, actions: np.ndarray | None, now_ns: int = 0) -> np.ndarray | None:
         """Advance one tick on a chunk planned elsewhere, without planning: a re-run following the recorded

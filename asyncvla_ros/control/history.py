@@ -19,6 +19,7 @@ class ActionHistory:
         self.action_dim = action_dim
         self._items: deque[np.ndarray] = deque(maxlen=max(length, 1))
         self._stamps: deque[int] = deque(maxlen=max(length, 1))
+        self._answered: deque[bool] = deque(maxlen=max(length, 1))  # entry replaced by `replace`
 
     def _checked(self, action) -> np.ndarray:
         action = np.asarray(action, dtype=np.float32)
@@ -31,6 +32,7 @@ class ActionHistory:
         if self.length:
             self._items.append(action)
             self._stamps.append(int(stamp_ns))
+            self._answered.append(False)
 
     def replace(self, stamp_ns: int, action: np.ndarray) -> bool:
         """Put `action` in place of the newest entry stamped `stamp_ns`; False when there is none
@@ -39,12 +41,22 @@ class ActionHistory:
         for i in range(len(self._stamps) - 1, -1, -1):
             if self._stamps[i] == int(stamp_ns):
                 self._items[i] = action
+                self._answered[i] = True
                 return True
         return False
+
+    def stamps(self) -> list[int]:
+        """Each entry's tick stamp, oldest first."""
+        return list(self._stamps)
+
+    def answered(self) -> list[bool]:
+        """Per entry, oldest first: whether `replace` has put the filter's answer in it."""
+        return list(self._answered)
 
     def clear(self) -> None:
         self._items.clear()
         self._stamps.clear()
+        self._answered.clear()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -71,7 +71,6 @@ class ActionNode(Node):
         self.decode_ms: deque[float] = deque(maxlen=100)
         self.payload_bytes = 0
         self.last_result = None
-        self.filtered_through_ns = 0  # newest command whose safety-filter answer entered the history
         self.tick_ns = 0  # node clock of the latest tick (the stamp of its command)
 
         events = SubscriptionEventCallbacks(liveliness=self.on_liveliness)
@@ -128,9 +127,7 @@ class ActionNode(Node):
         except MessageError as err:
             self.rejections.reject(f"safe joint command rejected: {err}")
             return
-        stamp = from_time(msg.header.stamp)
-        self.loop.executed(stamp, positions)
-        self.filtered_through_ns = max(self.filtered_through_ns, stamp)
+        self.loop.executed(from_time(msg.header.stamp), positions)
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -159,7 +156,7 @@ class ActionNode(Node):
         msg.tick = int(result.tick)
         msg.seed = int(chunk.seed)
         msg.command_stamp = to_time(self.tick_ns)
-        msg.history_filtered_through = to_time(self.filtered_through_ns)
+        msg.history_answered = [bool(a) for a in result.history_answered]
         msg.step_period_s = float(self.loop.config.period_s)
         msg.joint_names = list(self.joint_names)
         msg.horizon, msg.action_dim = (int(n) for n in chunk.actions.shape)

@@ -26,7 +26,7 @@ def chunk(store, i):
     return store.types[ACTION_CHUNK](
         header=_header(store, T0 + i), semantic_stamp=_time(store, T0 - 5), semantic_age_s=0.25, semantic_seq=3,
         chunk_id=i, tick=10 + i, seed=10 + i, command_stamp=_time(store, T0 + i + 1),
-        history_filtered_through=_time(store, T0 + i - 49), step_period_s=0.05, joint_names=["a", "b"], horizon=2, action_dim=2,
+        history_answered=np.array([True, False]), step_period_s=0.05, joint_names=["a", "b"], horizon=2, action_dim=2,
         actions=np.array([1, 2, 3, 4 + i], np.float32), sfm_actions=np.array([0, 1, 2, 3], np.float32),
         confidence=np.array([0.2, 0.9], np.float32), regenerated=np.array([True, False]), sfm_time_ms=1.5,
         rater_time_ms=0.5, afm_time_ms=1.0, total_time_ms=3.25, mode="asyncvla")

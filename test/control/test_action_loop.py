@@ -105,6 +105,8 @@ def test_what_the_safety_filter_let_through_replaces_the_command_in_the_history(
     clamped = r1.command + 0.01
     assert loop.executed(t1, clamped)
     np.testing.assert_array_equal(loop.history.array(), np.stack([clamped, r2.command]).astype(np.float32))
+    r3 = loop.tick(int(10.2 * S), sem, state, int(10.2 * S))
+    assert r3.history_answered == (True, False)  # what the plan saw: the first entry is the filter's answer
     # A verdict on a command no longer in the history (before a hold, or unknown) changes nothing.
     assert not loop.executed(int(9 * S), clamped)
     loop.tick(0, None, None, 0)  # a hold clears the history

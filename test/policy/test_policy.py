@@ -120,7 +120,7 @@ def test_state_in_prompt_needs_a_valid_state():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: BackboneConfig(image_height_px=50), "image_height_px must be a multiple of 28, got 50"),
+        (lambda: BackboneConfig(image_height_px=50), "image_height_px must be a multiple of 28 for the .qwen. vision encoder, got 50"),
         (lambda: BackboneConfig(camera_names=()), "camera_names"),
         (lambda: RaterConfig(threshold=1.5), "threshold must be in"),
         (lambda: RaterConfig(hidden_size=30, num_heads=4), "divisible"),

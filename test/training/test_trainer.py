@@ -147,14 +147,14 @@ def test_environment_state_head_trains_saves_and_resumes(tmp_path):
                       env_state_loss_weight=1.0, lr_action_expert=1e-2)
     trainer = Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=1), samples, cfg, tmp_path / "a")
     trainer.fit()
-    assert float(trainer.env_head.weight.detach().abs().sum()) > 0  # zero-initialised, then trained
+    assert float(trainer.env_head.prefix.weight.detach().abs().sum()) > 0  # zero-initialised, then trained
     lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert len([m for m in lines if "stage1/env_state_loss" in m]) == 6
     mid = tmp_path / "a" / "checkpoints" / "stage1-step000003"
     assert (mid / "env_state_head.safetensors").is_file()
     resumed = Trainer.resume(mid, samples, tmp_path / "b")
     resumed.fit()
-    assert torch.equal(resumed.env_head.weight, trainer.env_head.weight)
+    assert torch.equal(resumed.env_head.prefix.weight, trainer.env_head.prefix.weight)
     a = AsyncVLAPolicy.from_pretrained(tmp_path / "a" / "final")
     b = AsyncVLAPolicy.from_pretrained(tmp_path / "b" / "final")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
