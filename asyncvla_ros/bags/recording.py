@@ -96,13 +96,6 @@ class Recording:
         self.states.sort(key=lambda st: st.log_ns)
         self._by_stamp = {st.stamp_ns: st for st in self.states}
         self._log_times = [st.log_ns for st in self.states]
-        self._safe_stamps = sorted(self.safe_commands)
-
-    def safe_commands_between(self, after_ns: int, through_ns: int) -> list[StateSample]:
-        """The safety filter's answers to the commands stamped in (after_ns, through_ns], oldest first."""
-        lo = bisect.bisect_right(self._safe_stamps, after_ns)
-        hi = bisect.bisect_right(self._safe_stamps, through_ns)
-        return [self.safe_commands[s] for s in self._safe_stamps[lo:hi]]
 
     def state_at(self, stamp: int) -> StateSample | None:
         """The joint state with exactly this header stamp, or None."""
