@@ -113,21 +113,23 @@ class ActionNode(Node):
             return
         self.store.commit(SemanticItem(cond, int(msg.seq), from_time(msg.header.stamp), msg.instruction, msg.encode_time_ms))
 
-    def on_state(self, msg: JointState) -> None:
+    def _positions(self, msg: JointState, what: str) -> np.ndarray | None:
+        """`msg`'s positions in the policy's joint order, or None (rejected and counted)."""
         try:
-            positions = joint_positions(msg, self.joint_names)
+            return joint_positions(msg, self.joint_names)
         except MessageError as err:
-            self.rejections.reject(f"joint state rejected: {err}")
-            return
-        self.state, self.state_stamp_ns = positions, from_time(msg.header.stamp)
+            self.rejections.reject(f"{what} rejected: {err}")
+            return None
+
+    def on_state(self, msg: JointState) -> None:
+        positions = self._positions(msg, "joint state")
+        if positions is not None:
+            self.state, self.state_stamp_ns = positions, from_time(msg.header.stamp)
 
     def on_safe_command(self, msg: JointState) -> None:
-        try:
-            positions = joint_positions(msg, self.joint_names)
-        except MessageError as err:
-            self.rejections.reject(f"safe joint command rejected: {err}")
-            return
-        self.loop.executed(from_time(msg.header.stamp), positions)
+        positions = self._positions(msg, "safe joint command")
+        if positions is not None:
+            self.loop.executed(from_time(msg.header.stamp), positions)
 
     # -- control -----------------------------------------------------------------------------------
 
