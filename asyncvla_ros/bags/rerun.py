@@ -240,8 +240,7 @@ class Rerun:
 
     def _skip(self, k: int, chunk, log_ns: int, executed: np.ndarray | None, why: str) -> TickRecord:
         """A recorded chunk the re-run cannot plan (nothing in the bag to plan it from): the node's chunk
-        goes on into ensembling and history in its place."""
-        self._feed_answers(chunk)
+        goes on into ensembling and history in its place (the chunk's filter answers are already fed)."""
         now = tick_stamp(chunk)
         command = self.loop.follow(executed, now)
         record = TickRecord(k, now, stamp_ns(chunk.header.stamp), False, "", command, None, self.loop.chunk_id,

@@ -7,8 +7,16 @@ through for that tick (clamped, maybe) can replace the command once it is known 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass
+class _Entry:
+    action: np.ndarray  # (action_dim,) float32
+    stamp_ns: int  # the tick's time (the stamp of the command it holds)
+    answered: bool = False  # `replace` has put the safety filter's answer in it
 
 
 class ActionHistory:
@@ -17,9 +25,7 @@ class ActionHistory:
     def __init__(self, length: int, action_dim: int) -> None:
         self.length = length
         self.action_dim = action_dim
-        self._items: deque[np.ndarray] = deque(maxlen=max(length, 1))
-        self._stamps: deque[int] = deque(maxlen=max(length, 1))
-        self._answered: deque[bool] = deque(maxlen=max(length, 1))  # entry replaced by `replace`
+        self._entries: deque[_Entry] = deque(maxlen=max(length, 1))
 
     def _checked(self, action) -> np.ndarray:
         action = np.asarray(action, dtype=np.float32)
@@ -30,39 +36,34 @@ class ActionHistory:
     def append(self, action: np.ndarray, stamp_ns: int = 0) -> None:
         action = self._checked(action)
         if self.length:
-            self._items.append(action)
-            self._stamps.append(int(stamp_ns))
-            self._answered.append(False)
+            self._entries.append(_Entry(action, int(stamp_ns)))
 
     def replace(self, stamp_ns: int, action: np.ndarray) -> bool:
         """Put `action` in place of the newest entry stamped `stamp_ns`; False when there is none
         (it has left the history, or came from before a hold)."""
         action = self._checked(action)
-        for i in range(len(self._stamps) - 1, -1, -1):
-            if self._stamps[i] == int(stamp_ns):
-                self._items[i] = action
-                self._answered[i] = True
+        for entry in reversed(self._entries):
+            if entry.stamp_ns == int(stamp_ns):
+                entry.action, entry.answered = action, True
                 return True
         return False
 
     def stamps(self) -> list[int]:
         """Each entry's tick stamp, oldest first."""
-        return list(self._stamps)
+        return [e.stamp_ns for e in self._entries]
 
     def answered(self) -> list[bool]:
         """Per entry, oldest first: whether `replace` has put the filter's answer in it."""
-        return list(self._answered)
+        return [e.answered for e in self._entries]
 
     def clear(self) -> None:
-        self._items.clear()
-        self._stamps.clear()
-        self._answered.clear()
+        self._entries.clear()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._entries)
 
     def array(self) -> np.ndarray:
         """(k, action_dim), k <= length."""
-        if not self._items:
+        if not self._entries:
             return np.zeros((0, self.action_dim), np.float32)
-        return np.stack(self._items)
+        return np.stack([e.action for e in self._entries])

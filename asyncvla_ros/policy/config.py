@@ -12,7 +12,10 @@ from typing import Any
 
 SYSTEM_PROMPT = "You are a helpful physical assistant."
 ACT_MODES = ("asyncvla", "sfm_only", "random_mask")
-VISION_ENCODERS = ("qwen", "conv")
+# Vision encoders -> image pixels per token, each direction: Qwen2.5-VL's 14 px patches merged 2 x 2,
+# or the conv encoder's stride.
+TOKEN_PX = {"qwen": 28, "conv": 16}
+VISION_ENCODERS = tuple(TOKEN_PX)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -94,6 +97,11 @@ class BackboneConfig:
     conv_width: int = 16  # "conv": channels of its first stage (later stages 2x and 4x)
     system_prompt: str = SYSTEM_PROMPT
 
+    @property
+    def token_px(self) -> int:
+        """Image pixels per token, each direction."""
+        return TOKEN_PX[self.vision_encoder]
+
     def __post_init__(self) -> None:
         self.camera_names = tuple(self.camera_names)
         if not self.camera_names:
@@ -101,11 +109,9 @@ class BackboneConfig:
         _positive(self, "image_height_px", "image_width_px", "max_prefix_tokens", "conv_width")
         if self.vision_encoder not in VISION_ENCODERS:
             raise ValueError(f"BackboneConfig.vision_encoder must be one of {VISION_ENCODERS}, got {self.vision_encoder!r}")
-        # Qwen's tower: patch 14 x merge 2; the conv encoder: one token per 16 px.
-        multiple = 28 if self.vision_encoder == "qwen" else 16
         for name in ("image_height_px", "image_width_px"):
-            if getattr(self, name) % multiple:
-                raise ValueError(f"BackboneConfig.{name} must be a multiple of {multiple} for the "
+            if getattr(self, name) % self.token_px:
+                raise ValueError(f"BackboneConfig.{name} must be a multiple of {self.token_px} for the "
                                  f"{self.vision_encoder!r} vision encoder, got {getattr(self, name)}")
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-STRIDE = 16  # input pixels per output token, each direction
+from asyncvla_ros.policy.config import TOKEN_PX
+
+STRIDE = TOKEN_PX["conv"]  # input pixels per output token, each direction: 2^4, one per stride-2 stage
 # RGB mean/std of ImageNet: a fixed, documented input scaling (the weights are learned from scratch).
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)

@@ -20,7 +20,7 @@ import logging
 import time
 from pathlib import Path
 
-from asyncvla_ros.policy.config import VISION_ENCODERS
+from asyncvla_ros.policy.config import TOKEN_PX, VISION_ENCODERS
 from asyncvla_ros.training.config import TrainConfig
 
 
@@ -79,7 +79,7 @@ def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained
 
     size = opts.image_size_px
     encoder = "qwen" if pretrained_dir else opts.vision_encoder
-    token_px = 28 if encoder == "qwen" else 16
+    token_px = TOKEN_PX[encoder]
     config = PolicyConfig(
         backbone=BackboneConfig(camera_names=tuple(cameras), image_height_px=size, image_width_px=size,
                                 max_prefix_tokens=len(cameras) * (size // token_px) ** 2 + 64, pretrained_dir=pretrained_dir or None,
