@@ -27,11 +27,11 @@ def confidence_colour(p: float, threshold: float) -> tuple[int, int, int]:
     return (int(230 * (1 - (p - threshold) / (1 - threshold))), 200, 40)
 
 
-def draw_frame(arm, obs, result, step: int, threshold: float, label: str):
-    """One video frame (PIL image) of tick `step`."""
+def draw_frame(geometry, obs, result, step: int, threshold: float, label: str):
+    """One video frame (PIL image) of tick `step`; `geometry` is the arm's sim.camera_geometry.CameraGeometry."""
     from PIL import Image, ImageDraw
 
-    size = arm.config.image_size_px
+    size = geometry.image_size_px
     frame = Image.fromarray(obs.images["front"]).resize((size * SCALE, size * SCALE), Image.BILINEAR)
     if "wrist" in obs.images:
         inset = Image.fromarray(obs.images["wrist"]).resize((size, size), Image.BILINEAR)
@@ -40,7 +40,7 @@ def draw_frame(arm, obs, result, step: int, threshold: float, label: str):
     chunk = result.chunk
     if chunk is not None:
         for actions, grey in ((chunk.sfm_actions, True), (chunk.actions, False)):
-            uv = arm.project("front", arm.gripper_positions(actions)) * SCALE
+            uv = geometry.project("front", geometry.gripper_positions(actions), obs.joint_positions_rad) * SCALE
             points = [tuple(p) for p in uv if np.isfinite(p).all()]
             if len(points) > 1:
                 draw.line(points, fill=(150, 150, 150) if grey else (255, 255, 255), width=1 if grey else 2)
@@ -66,15 +66,17 @@ def draw_frame(arm, obs, result, step: int, threshold: float, label: str):
 def record_episodes(policy, seeds, config, every: int = EVERY, progress=None) -> tuple[list, list]:
     """(frames, episode results) of `seeds` under `config` (an EvalConfig)."""
     from asyncvla_ros.evaluation.closed_loop import make_arm, run_episode
+    from asyncvla_ros.sim.camera_geometry import CameraGeometry
 
     arm = make_arm(policy)
+    geometry = CameraGeometry(arm)
     frames, results = [], []
     threshold = policy.config.rater.threshold
     try:
         for seed in seeds:
             def on_tick(step, obs, result, seed=seed):
                 if step % every == 0:
-                    frames.append(draw_frame(arm, obs, result, step, threshold, f"seed {seed} {config.mode}"))
+                    frames.append(draw_frame(geometry, obs, result, step, threshold, f"seed {seed} {config.mode}"))
             result = run_episode(policy, arm, int(seed), config, on_tick=on_tick)
             results.append(result)
             frames.extend([frames[-1]] * 10)  # hold the last frame 1 s: the outcome

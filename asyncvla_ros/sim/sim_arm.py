@@ -22,7 +22,7 @@ from asyncvla_ros.sim._mujoco import mujoco
 from asyncvla_ros.sim.config_sim_arm import SimArmConfig
 from asyncvla_ros.sim.gl_backend import select_gl_backend
 from asyncvla_ros.sim.render import PoseSnapshot, RenderWorker
-from asyncvla_ros.sim.scene import GRIPPER_SITE, build_spec
+from asyncvla_ros.sim.scene import build_spec
 
 logger = logging.getLogger(__name__)
 
@@ -221,36 +221,6 @@ class SimArm:
             d.qvel[self._cube_dof:self._cube_dof + 6] = 0.0
             mujoco.mj_forward(self.model, d)
             self._publish_snapshot()
-
-    def gripper_positions(self, joint_positions_rad) -> np.ndarray:
-        """World positions (m, (N, 3)) of the gripper site for N joint configurations ((N, 6), rad), by
-        forward kinematics on a scratch copy of the model's state (the episode is not touched). For
-        overlays of planned chunks."""
-        configs = np.atleast_2d(np.asarray(joint_positions_rad, dtype=np.float64))
-        scratch = mujoco.MjData(self.model)
-        site = self.model.site(GRIPPER_SITE).id
-        out = np.empty((len(configs), 3))
-        for i, q in enumerate(configs):
-            scratch.qpos[self._qpos_adr] = q
-            mujoco.mj_kinematics(self.model, scratch)
-            out[i] = scratch.site_xpos[site]
-        return out
-
-    def project(self, camera_name: str, points_world) -> np.ndarray:
-        """Pixel coordinates (u right, v down; (N, 2)) of world points (m, (N, 3)) in `camera_name`'s
-        image at the current pose; nan for points behind the camera."""
-        points = np.atleast_2d(np.asarray(points_world, dtype=np.float64))
-        cam = self.model.camera(camera_name).id
-        with self._physics_lock:
-            pos, rot = self._data.cam_xpos[cam].copy(), self._data.cam_xmat[cam].reshape(3, 3).copy()
-        local = (points - pos) @ rot  # camera frame: x right, y up, looking along -z
-        size = self.config.image_size_px
-        focal = 0.5 * size / np.tan(np.deg2rad(self.model.cam_fovy[cam]) / 2)
-        depth = -local[:, 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uv = np.column_stack([size / 2 + focal * local[:, 0] / depth, size / 2 - focal * local[:, 1] / depth])
-        uv[depth <= 0] = np.nan
-        return uv
 
     def _check_targets(self, target_positions_rad) -> np.ndarray:
         try:
