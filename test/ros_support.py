@@ -116,3 +116,25 @@ class Probe:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown()
+
+
+# The slowest command rate the graph tests accept, as a share of the control rate. Below it the graph is
+# broken, not slow: a shared 2-core CI machine has run the whole sim graph at 14 Hz of a 20 Hz loop
+# (the tiny policy's plan alone took 35 ms p50 there), and how fast a machine is belongs in
+# `asyncvla-ros bench-graph`, not in pass/fail.
+MIN_RATE_SHARE = 0.5
+
+
+def command_flow(probe: Probe, since: float, until: float) -> dict:
+    """What became of the commands the action node sent between `since` and `until` (monotonic, as the
+    probe stamps receipts; `probe` records joint_command, safe_joint_command and safety_events): each
+    either reached the driver (the filter's answer carries the command's stamp) or was refused with a
+    safety event. Returns the counts; `lost` are neither."""
+    from asyncvla_ros.nodes.conversions import from_time
+
+    sent = {from_time(m.header.stamp) for t, m in probe.stamped("joint_command") if since <= t < until}
+    passed = {from_time(m.header.stamp) for m in probe.messages("safe_joint_command", since)}
+    events = probe.messages("safety_events", since)
+    before = [m.refusal_count for t, m in probe.stamped("safety_events") if t < since]
+    refused = (max(m.refusal_count for m in events) - (before[-1] if before else 0)) if events else 0
+    return {"sent": len(sent), "passed": len(sent & passed), "refused": refused, "lost": len(sent - passed) - refused}

@@ -94,7 +94,8 @@ class SafetyFilter:
         self._state: np.ndarray | None = None
         self._state_stamp_ns = 0
         self._estop_reason: str | None = None
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # events by kind: refusals, alterations, notices
+        self.refused = 0  # commands refused
 
     @property
     def estop_latched(self) -> bool:
@@ -135,6 +136,7 @@ class SafetyFilter:
             verdict = self._check_locked(names, positions, stamp_ns, now_ns)
             for event in verdict.events:
                 self.counts[event.kind] += 1
+            self.refused += not verdict.accepted
             return verdict
 
     def _check_locked(self, names, positions, stamp_ns: int, now_ns: int) -> Verdict:

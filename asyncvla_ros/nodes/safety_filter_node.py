@@ -63,7 +63,7 @@ class SafetyFilterNode(Node):
 
     def report(self, event: SafetyEventInfo) -> None:
         msg = SafetyEvent(source_node=self.get_fully_qualified_name(), kind=event.kind, detail=event.detail,
-                          refusal_count=sum(self.filter.counts.values()), estop_latched=self.filter.estop_latched)
+                          refusal_count=self.filter.refused, estop_latched=self.filter.estop_latched)
         msg.header.stamp = to_time(self.now_ns())
         self.event_pub.publish(msg)
         # rclpy fixes severity and throttling per call site, hence two calls. Every refusal is logged;

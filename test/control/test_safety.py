@@ -31,6 +31,7 @@ def test_limits_then_step_are_clamped_and_reported():
     assert sorted(e.kind for e in v.events) == ["joint_limit", "max_step"]
     assert not any(e.refused for e in v.events)
     assert f.counts["joint_limit"] == 1 and f.counts["max_step"] == 1
+    assert f.refused == 0  # altered, not refused: SafetyEvent.refusal_count counts only refusals
 
 
 def test_arm_outside_its_limits_is_walked_back_no_faster_than_max_step():
@@ -55,7 +56,7 @@ def test_malformed_commands_are_refused(names, values, kind):
     f = make()
     v = f.check(names, values, 10 * S, 10 * S)
     assert not v.accepted and v.events[0].kind == kind and v.events[0].refused
-    assert f.counts[kind] == 1
+    assert f.counts[kind] == 1 and f.refused == 1
 
 
 def test_stale_command_and_stale_state_are_refused():
