@@ -1,8 +1,18 @@
 """The control-rate action module: latest semantics + current state + own history -> next command.
 
-Each tick replans a full chunk with `policy.act()` (SFM -> rater -> AFM), blends it with the still
-valid earlier chunks (temporal ensembling) and returns the target for this tick. When what the plan
-would rest on is too old it holds instead, and says why:
+A tick plans a chunk with `policy.act()` (SFM -> rater -> AFM) and turns the chunks planned so far into
+this tick's command, by one of three chunk modes:
+
+- `ensemble`: ACT's temporal ensembling, the weighted mean of every chunk that covers the tick;
+- `latest`: the newest chunk's step for the tick;
+- `continue`: as `latest`, and each new chunk is planned around the steps that will run while it is
+  computed (kept as AFM context, `policy.act(context=...)`), so it starts where the arm is going.
+
+`plan_delay_ticks` = d models a planner slower than the control period: a plan from the inputs of tick t
+takes effect at tick t + d, and the next plan starts then (one plan in flight at a time). The delay is
+counted in ticks, never measured on a wall clock, so a re-run of a bag meets the same ticks.
+
+When what the plan would rest on is too old it holds instead, and says why:
 
 - joint state missing or older than `max_state_age_s`: no command at all (the arm's position is unknown;
   the safety filter would refuse anything anyway);
@@ -10,13 +20,14 @@ would rest on is too old it holds instead, and says why:
 
 A stamp further ahead of `now` than the same limit counts as stale too: clocks that disagree.
 
-Ensembling and history restart after every hold, since plans made before it no longer match the arm.
-The history holds what the arm was sent: each tick's command, replaced by what the safety filter let
-through for it once that is known (`executed`), the same in the node, the re-run and the eval.
+Chunks, the plan in flight and history restart after every hold, since plans made before it no longer
+match the arm. The history holds what the arm was sent: each tick's command, replaced by what the safety
+filter let through for it once that is known (`executed`), the same in the node, the re-run and the eval.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +41,10 @@ from asyncvla_ros.control.semantic_store import SemanticItem
 from asyncvla_ros.parameters import check_fields, param
 from asyncvla_ros.policy.config import ACT_MODES  # a plain dataclass module: no torch
 
+CHUNK_MODES = ("ensemble", "latest", "continue")
+
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class ActionLoopConfig:
@@ -38,6 +53,10 @@ class ActionLoopConfig:
     max_state_age_s: float = param(0.25, "send nothing when the joint state is older than this, s", low=0.001, high=10.0)
     ensemble_decay: float = param(0.1, "temporal ensembling: ACT's m in w_i = exp(-m i), i = 0 oldest", low=0.0, high=10.0)
     mode: str = param("asyncvla", "how chunks are planned: SFM -> rater -> AFM, SFM alone, or AFM on a random mask", choices=ACT_MODES)
+    chunk_mode: str = param("ensemble", "how chunks become commands: ACT temporal ensembling, the newest chunk, or the newest "
+                            "chunk planned around the steps that run while it is computed (AFM continuation)", choices=CHUNK_MODES)
+    plan_delay_ticks: int = param(0, "control ticks from a plan's inputs to its first command (a planner slower than the "
+                                  "period); the next plan starts when it lands; at most half the chunk", low=0, high=1000)
     seed: int = param(0, "flow-matching noise seed; tick k uses seed + k", low=0, high=2**31 - 1)
 
     def __post_init__(self) -> None:
@@ -62,6 +81,7 @@ class TickResult:
     state_age_s: float  # nan when there is no state
     plan_ms: float  # wall time of this tick's planning and blending
     history_answered: tuple[bool, ...] = ()  # per history entry the plan saw: the filter's answer (ActionHistory.answered)
+    switched: bool = False  # a chunk took effect at this tick (every planning tick for plan_delay_ticks 0)
 
 
 class ActionLoop:
@@ -69,22 +89,35 @@ class ActionLoop:
 
     def __init__(self, policy, config: ActionLoopConfig) -> None:
         e = policy.config.expert
+        if 2 * config.plan_delay_ticks > e.chunk_len:
+            raise ValueError(f"plan_delay_ticks {config.plan_delay_ticks}: at most half the policy's chunk ({e.chunk_len} steps), "
+                             "or a chunk runs out before the next one lands")
+        if config.chunk_mode == "continue" and config.plan_delay_ticks > e.continuation_prefix:
+            logger.warning("chunk_mode continue gives %d steps of context; the policy was trained to continue from at most %d "
+                           "(train --prefix-fraction)", config.plan_delay_ticks, e.continuation_prefix)
         self.policy = policy
         self.config = config
+        self.chunk_len = e.chunk_len
         self.ensembler = TemporalEnsembler(e.chunk_len, e.action_dim, config.ensemble_decay)
         self.history = ActionHistory(e.history_len, e.action_dim)
         self.tick_count = 0
         self.chunk_id = 0
         self.last_command: np.ndarray | None = None
+        self._pending: tuple[int, np.ndarray] | None = None  # (planning tick, actions): the plan in flight
+        self._newest: tuple[int, np.ndarray] | None = None  # (planning tick, actions): latest / continue
 
-    def _hold(self, reason: str, command: np.ndarray | None, **info) -> TickResult:
+    def _reset(self) -> None:
         self.ensembler.reset()
         self.history.clear()
+        self._pending = self._newest = None
+
+    def _hold(self, reason: str, command: np.ndarray | None, **info) -> TickResult:
+        self._reset()
         return TickResult(self.tick_count, command, True, reason, None, self.chunk_id, plan_ms=0.0, **info)
 
     def tick(self, now_ns: int, semantics: SemanticItem | None, state: np.ndarray | None, state_stamp_ns: int,
              semantics_alive: bool = True, executed: np.ndarray | None = None) -> TickResult:
-        """Plan and return this tick's command (or a hold).
+        """Plan (when the planner is free) and return this tick's command, or a hold.
 
         Args:
             now_ns: current time.
@@ -94,7 +127,7 @@ class ActionLoop:
             semantics_alive: False when the semantic publisher is known to be gone.
             executed: (L, action_dim) the chunk another run executed at this tick (a re-run following the
                 recorded node where this loop's plan may differ): it, not this loop's plan, enters the
-                ensembling and the history. The plan is still made and returned.
+                chunks and the history. The plan is still made and returned.
         """
         self.tick_count += 1
         c = self.config
@@ -120,25 +153,37 @@ class ActionLoop:
 
         t0 = time.perf_counter()
         answered = tuple(self.history.answered())
-        chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count)
-        self.chunk_id += 1
-        command = self._execute(chunk.actions if executed is None else executed, now_ns)
+        chunk = None
+        switched = self._land_due()
+        if self._pending is None:  # the planner is free: plan from this tick's inputs
+            context = self._upcoming(hold_at) if c.chunk_mode == "continue" else None
+            chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count,
+                                    context=context)
+            self.chunk_id += 1
+            switched = self._plan(chunk.actions if executed is None else executed) or switched
+        command, waiting = self._execute(hold_at, now_ns)
         plan_ms = (time.perf_counter() - t0) * 1e3
-        return TickResult(self.tick_count, command, False, "", chunk, self.chunk_id, plan_ms=plan_ms,
-                          history_answered=answered, **info)
+        reason = f"first plan in flight (plan delay {c.plan_delay_ticks} ticks)" if waiting else ""
+        return TickResult(self.tick_count, command, waiting, reason, chunk, self.chunk_id, plan_ms=plan_ms,
+                          history_answered=answered, switched=switched, **info)
 
     def follow(self, actions: np.ndarray | None, now_ns: int = 0) -> np.ndarray | None:
         """Advance one tick on a chunk planned elsewhere, without planning: a re-run following the recorded
-        node through ticks it cannot plan itself (their inputs predate the bag). `actions` enters the
-        ensembling, and the resulting command the history, as if this loop had planned it. None: the chunk
-        is unknown (the recorder missed it) and only the tick and chunk counters advance.
+        node through ticks it cannot plan itself (their inputs predate the bag). `actions` is this tick's
+        plan, as if this loop had made it. None: the chunk is unknown (the recorder missed it) and only
+        the tick and chunk counters advance.
 
         Returns:
             This tick's command, or None when `actions` is None.
         """
         self.tick_count += 1
         self.chunk_id += 1
-        return self._execute(actions, now_ns) if actions is not None else None
+        if actions is None:
+            return None
+        self._land_due()
+        self._plan(actions)
+        hold_at = self.last_command if self.last_command is not None else np.asarray(actions[0], dtype=np.float64)
+        return self._execute(hold_at, now_ns)[0]
 
     def executed(self, stamp_ns: int, positions: np.ndarray) -> bool:
         """What the safety filter let through for the command of the tick at `stamp_ns` (policy order):
@@ -148,17 +193,50 @@ class ActionLoop:
 
     def skip_to(self, tick: int, chunk_id: int) -> None:
         """Count on from another run's tick and chunk counters (a re-run of a bag recorded from a running
-        node starts mid-way: seeds follow the tick); ensembling and history start empty."""
+        node starts mid-way: seeds follow the tick); chunks and history start empty."""
         self.tick_count, self.chunk_id = int(tick), int(chunk_id)
-        self.ensembler.reset()
-        self.history.clear()
+        self._reset()
         self.last_command = None
 
-    def _execute(self, actions: np.ndarray, now_ns: int) -> np.ndarray:
-        """Blend `actions` (planned at this tick) into the ensemble; the result is the command, and history
-        (until `executed` replaces it with what the safety filter let through)."""
-        self.ensembler.add(self.tick_count, actions)
-        command = self.ensembler.target(self.tick_count)
+    # -- chunks ------------------------------------------------------------------------------------
+
+    def _plan(self, actions: np.ndarray) -> bool:
+        """This tick's plan goes in flight; it lands `plan_delay_ticks` from now (at once for 0: True)."""
+        self._pending = (self.tick_count, np.asarray(actions, dtype=np.float64))
+        return self._land_due()
+
+    def _land_due(self) -> bool:
+        """The plan in flight takes effect if its tick has come; returns whether it did."""
+        if self._pending is None or self._pending[0] + self.config.plan_delay_ticks > self.tick_count:
+            return False
+        if self.config.chunk_mode == "ensemble":
+            self.ensembler.add(*self._pending)
+        else:
+            self._newest = self._pending
+        self._pending = None
+        return True
+
+    def _target(self, tick: int) -> np.ndarray | None:
+        if self.config.chunk_mode == "ensemble":
+            return self.ensembler.target(tick)
+        if self._newest is None or not 0 <= tick - self._newest[0] < self.chunk_len:
+            return None
+        return self._newest[1][tick - self._newest[0]]
+
+    def _upcoming(self, hold_at: np.ndarray) -> np.ndarray | None:
+        """The commands of the next plan_delay_ticks ticks (this one first), which run while a plan made
+        now is computed: the newest chunk's steps, or where it has none (the first plan) the hold.
+        None when there are none (no delay)."""
+        ticks = range(self.tick_count, self.tick_count + self.config.plan_delay_ticks)
+        upcoming = [target if (target := self._target(k)) is not None else hold_at for k in ticks]
+        return np.stack(upcoming) if upcoming else None
+
+    def _execute(self, hold_at: np.ndarray, now_ns: int) -> tuple[np.ndarray, bool]:
+        """This tick's command from the landed chunks, into the history (until `executed` replaces it
+        with what the safety filter let through). Second: no landed chunk covers the tick (the first plan
+        is in flight) and the command holds."""
+        target = self._target(self.tick_count)
+        command = hold_at if target is None else target
         self.history.append(command, now_ns)
         self.last_command = command
-        return command
+        return command, target is None

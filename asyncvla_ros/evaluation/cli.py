@@ -2,13 +2,15 @@
 
     asyncvla-ros eval --model main=runs/full/final --model naive=runs/naive/final --seeds 1000:1100 --out eval/
 
-A condition is (model, mode, semantic staleness, disturbance), chosen by name with --conditions
-(default: all). The first model runs SFM only, AsyncVLA and AFM with a random 0.5 mask with
+A condition is (model, mode, semantic staleness, disturbance, chunk mode and plan delay), chosen by
+name with --conditions (default: the group "ablation"). The first model runs SFM only, AsyncVLA and AFM with a random 0.5 mask with
 synchronous semantics, and AsyncVLA and SFM with the cube moved mid-approach (a disturbance the
 policy must recover from); every model runs AsyncVLA with stale semantics (refresh every
 --stale-period ticks, usable --stale-latency ticks later), which compares naive cache reuse against
-history + time-misalignment training when the second model is trained without them. Every condition
-runs the same seeds, so conditions are compared pair by pair (McNemar's exact test). Writes
+history + time-misalignment training when the second model is trained without them. The group
+"seams" runs AsyncVLA in every chunk mode (ensemble, latest, continue) at plan delays 0, 1, 2 and 4
+ticks, and reports the velocity jumps at chunk switches and the jerk (evaluation/seams.py). Every
+condition runs the same seeds, so conditions are compared pair by pair (McNemar's exact test). Writes
 results.json (per-episode and per-condition rates with 95 % Wilson intervals, the paired tests) and
 success_rates.png, and prints the tables.
 """
@@ -22,7 +24,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from asyncvla_ros.control.action_loop import CHUNK_MODES
 from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate_runs
+from asyncvla_ros.evaluation.seams import summarize as seam_summary
 from asyncvla_ros.evaluation.stats import mcnemar_exact, wilson_interval
 
 
@@ -55,8 +59,10 @@ def parse_models(items: list[str]) -> dict[str, str]:
 
 DISTURB_AT_STEP = 40  # the "disturbed" conditions move the cube at this tick (2 s), mid-approach
 
+PLAN_DELAYS = (0, 1, 2, 4)  # the seam conditions' plan delays, ticks (a 3B plan takes 100-200 ms at 20 Hz)
+
 # name -> what it runs. "stale" runs for every model; the others for the first one.
-CONDITIONS = {
+ABLATION = {
     "sfm_only": "SFM only, synchronous semantics",
     "asyncvla": "SFM -> rater -> AFM, synchronous semantics",
     "random_mask": "AFM on a random 0.5 mask, synchronous semantics",
@@ -64,13 +70,17 @@ CONDITIONS = {
     "disturbed": f"AsyncVLA, the cube moved at tick {DISTURB_AT_STEP}",
     "disturbed_sfm_only": f"SFM only, the cube moved at tick {DISTURB_AT_STEP}",
 }
+SEAMS = {f"{mode}_d{d}": f"AsyncVLA, chunk mode {mode}, plan delay {d} ticks" for mode in CHUNK_MODES for d in PLAN_DELAYS}
+CONDITIONS = ABLATION | SEAMS
+GROUPS = {"ablation": list(ABLATION), "seams": list(SEAMS)}
 # Paired comparisons reported when both conditions ran: (condition, baseline).
 PAIRS = (("asyncvla", "sfm_only"), ("asyncvla", "random_mask"), ("disturbed", "disturbed_sfm_only"))
 
 
 def parse_conditions(text: str) -> list[str]:
-    """"asyncvla,sfm_only" -> the named conditions, in catalogue order."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    """"asyncvla,sfm_only" -> the named conditions, in catalogue order; a group name ("ablation",
+    "seams") stands for its conditions."""
+    names = [m for n in text.split(",") if n.strip() for m in GROUPS.get(n.strip(), [n.strip()])]
     unknown = [n for n in names if n not in CONDITIONS]
     if unknown or not names:
         raise ValueError(f"--conditions: unknown {unknown or names}; choose from {', '.join(CONDITIONS)}")
@@ -85,6 +95,10 @@ def conditions(models: dict[str, str], names: list[str], stale_period: int, stal
     for name in names:
         if name in ("sfm_only", "asyncvla", "random_mask"):
             out.append((name, f"{first}: {name}", first, EvalConfig(mode=name, max_steps=max_steps)))
+        elif name in SEAMS:
+            mode, d = name.rsplit("_d", 1)
+            out.append((name, f"{first}: {mode}, plan delay {d}", first,
+                        EvalConfig(mode="asyncvla", max_steps=max_steps, chunk_mode=mode, plan_delay_ticks=int(d))))
         elif name == "stale":
             stale = dict(semantic_period_steps=stale_period, semantic_latency_steps=stale_latency, max_steps=max_steps)
             out += [(name, f"{label}: asyncvla, stale semantics", label, EvalConfig(mode="asyncvla", **stale)) for label in models]
@@ -144,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", required=True, help="LABEL=DIR or DIR; repeat for more models")
     parser.add_argument("--seeds", default="1000:1100", help="held-out episode seeds: start:stop or a,b,c")
     parser.add_argument("--max-steps", type=int, default=300, help="ticks per episode (20 Hz)")
-    parser.add_argument("--conditions", default=",".join(CONDITIONS),
-                        help="comma list of the conditions to run: " + "; ".join(f"{k}: {v}" for k, v in CONDITIONS.items()))
+    parser.add_argument("--conditions", default="ablation",
+                        help="comma list of the conditions to run, or the groups 'ablation' (the default: "
+                             f"{', '.join(ABLATION)}) and 'seams' (every chunk mode at plan delays {PLAN_DELAYS}): "
+                             + "; ".join(f"{k}: {v}" for k, v in CONDITIONS.items()))
     parser.add_argument("--stale-period", type=int, default=4, help="stale conditions: refresh semantics every N ticks")
     parser.add_argument("--stale-latency", type=int, default=4, help="stale conditions: a refresh is usable N ticks later")
     parser.add_argument("--out", default="eval", help="output directory")
@@ -176,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                         "mean_final_target_distance_m": sum(r.final_target_distance_m for r in results) / len(results),
                         "mean_steps": sum(r.steps for r in results) / len(results),
                         "mean_regenerated_per_chunk": sum(r.mean_regenerated for r in results) / len(results),
-                        "disturbed_episodes": sum(r.disturbed for r in results)})
+                        "disturbed_episodes": sum(r.disturbed for r in results),
+                        "seams": seam_summary([r.seams for r in results])})
         episodes += [{"condition": label, **dataclasses.asdict(r)} for r in results]
     paired = paired_tests(runs, all_results)
     (out / "results.json").write_text(json.dumps({"summary": summary, "paired_tests": paired, "episodes": episodes}, indent=2))
@@ -200,6 +217,18 @@ def table(summary: list[dict], paired: list[dict]) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {p['condition']} vs {p['baseline']} | {p['both']} | {p['a_only']} | {p['b_only']} | {p['neither']} | "
                   f"{p['p_value']:.3g} |" for p in paired]
+    seams = [s for s in summary if s["name"] in SEAMS]
+    if seams:
+        def f(x) -> str:
+            return "-" if x is None else f"{x:g}"
+
+        lines += ["", "| condition | velocity jump at switches p99 / max (rad/s) | elsewhere p99 (rad/s) | mean abs jerk (rad/s³) | "
+                  "success rate (95 % CI) |", "|---|---|---|---|---|"]
+        for s in seams:
+            m, (lo, hi) = s["seams"], s["ci95"]
+            lines.append(f"| {s['condition']} | {f(m['switch_jump_p99_rad_s'])} / {f(m['switch_jump_max_rad_s'])} | "
+                         f"{f(m['other_jump_p99_rad_s'])} | {f(m['mean_abs_jerk_rad_s3'])} | "
+                         f"{100 * s['success_rate']:.0f} % ({100 * lo:.1f}-{100 * hi:.1f} %) |")
     return "\n".join(lines)
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
+from asyncvla_ros.control.action_loop import CHUNK_MODES, ActionLoop, ActionLoopConfig
 from asyncvla_ros.control.safety import SafetyConfig, SafetyFilter
 from asyncvla_ros.control.semantic_loop import SemanticLoop, SemanticLoopConfig
 from asyncvla_ros.control.semantic_store import SemanticItem
+from asyncvla_ros.evaluation.seams import episode_seams
 from asyncvla_ros.policy.config import ACT_MODES
 
 STEP_NS = 50_000_000  # one 20 Hz control period in simulated nanoseconds
@@ -38,14 +39,18 @@ class EvalConfig:
     # DISTURB_MIN_MOVE_M from where it was, drawn from the episode seed), unless the arm already holds
     # or touches it. 0 = none.
     disturb_at_step: int = 0
+    chunk_mode: str = "ensemble"  # ActionLoopConfig.chunk_mode
+    plan_delay_ticks: int = 0  # ActionLoopConfig.plan_delay_ticks: a plan from tick t's inputs acts from t + d
 
     def __post_init__(self) -> None:
         if self.mode not in ACT_MODES:
             raise ValueError(f"EvalConfig.mode must be one of {ACT_MODES}, got {self.mode!r}")
+        if self.chunk_mode not in CHUNK_MODES:
+            raise ValueError(f"EvalConfig.chunk_mode must be one of {CHUNK_MODES}, got {self.chunk_mode!r}")
         for name in ("max_steps", "semantic_period_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("semantic_latency_steps", "disturb_at_step"):
+        for name in ("semantic_latency_steps", "disturb_at_step", "plan_delay_ticks"):
             if getattr(self, name) < 0:
                 raise ValueError(f"EvalConfig.{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -63,6 +68,7 @@ class EpisodeResult:
     cube_lifted: bool  # the cube's centre rose LIFT_HEIGHT_M above its resting height at some tick
     final_target_distance_m: float  # cube centre to the instructed area's centre (xy) at the end
     disturbed: bool = False  # the cube was moved at EvalConfig.disturb_at_step
+    seams: dict | None = None  # evaluation.seams.episode_seams of the loop's commands
 
 
 LIFT_HEIGHT_M = 0.02
@@ -97,7 +103,8 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
     lower, upper = arm.joint_limits_rad
     safety = SafetyFilter(SafetyConfig(arm.joint_names, tuple(lower), tuple(upper), (config.max_step_rad,) * len(lower)))
     loop = ActionLoop(policy, ActionLoopConfig(max_semantic_age_s=60.0, ensemble_decay=config.ensemble_decay,
-                                               mode=config.mode, seed=config.policy_seed))
+                                               mode=config.mode, seed=config.policy_seed, chunk_mode=config.chunk_mode,
+                                               plan_delay_ticks=config.plan_delay_ticks))
     # The semantic node's own loop, in sim time: its rate cap makes it encode every semantic_period_steps ticks.
     semantic = SemanticLoop(policy, SemanticLoopConfig(camera_names=tuple(cameras),
                                                         max_rate_hz=1e9 / (config.semantic_period_steps * STEP_NS)))
@@ -105,6 +112,7 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
     pending: list[tuple[int, SemanticItem]] = []  # (tick it becomes usable, semantics)
     current: SemanticItem | None = None
     regenerated, ages = [], []
+    commands, switched = [], []
     success = False
     lifted = False
     disturbed = False
@@ -131,6 +139,8 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
                 loop.executed(now_ns, verdict.positions)  # as the action node hears back on safe_joint_command
         if on_tick is not None:
             on_tick(step, obs, result)
+        commands.append(None if result.holding else result.command)
+        switched.append(result.switched)
         if result.chunk is not None:
             regenerated.append(int(result.chunk.regenerated.sum()))
             ages.append((now_ns - result.semantic_stamp_ns) / STEP_NS)
@@ -142,10 +152,11 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
             success = True
             break
     distance = float(np.linalg.norm(arm.cube_pose()[0][:2] - arm.target_position()[:2]))
+    arm_joints = np.array([i for i, name in enumerate(arm.joint_names) if "gripper" not in name])
     return EpisodeResult(seed, obs.instruction, success, step + 1,
                          float(np.mean(regenerated)) if regenerated else 0.0,
                          float(np.mean(ages)) if ages else 0.0, time.perf_counter() - t_wall,
-                         lifted, distance, disturbed)
+                         lifted, distance, disturbed, episode_seams(commands, switched, STEP_NS * 1e-9, arm_joints))
 
 
 def make_arm(policy):

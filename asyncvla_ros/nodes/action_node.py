@@ -157,6 +157,9 @@ class ActionNode(Node):
         msg.chunk_id = int(result.chunk_id)
         msg.tick = int(result.tick)
         msg.seed = int(chunk.seed)
+        msg.chunk_mode = self.loop.config.chunk_mode
+        msg.plan_delay_ticks = int(self.loop.config.plan_delay_ticks)
+        msg.context = [bool(c) for c in chunk.context]
         msg.command_stamp = to_time(self.tick_ns)
         msg.history_answered = [bool(a) for a in result.history_answered]
         msg.step_period_s = float(self.loop.config.period_s)

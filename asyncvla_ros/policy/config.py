@@ -127,6 +127,10 @@ class ActionExpertConfig:
     # Chunk targets relative to the current state (a[t+i] - s[t]; the state's dimensions are the
     # action's joints) instead of absolute joint positions. The history stays absolute.
     delta_actions: bool = False
+    # The longest clean prefix of a chunk the policy was trained to continue from (contiguous-prefix
+    # masks mixed into Alg. 2, TrainConfig.prefix_fraction); 0 = not trained for it. The action loop's
+    # `continue` mode gives plan_delay_ticks steps of context and warns past this.
+    continuation_prefix: int = 0
     # Sinusoidal time embedding periods (flow time tau in [0, 1]).
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
@@ -138,6 +142,8 @@ class ActionExpertConfig:
                              f"the action's), got {self.state_dim} and {self.action_dim}")
         if not isinstance(self.history_len, int) or self.history_len < 0:
             raise ValueError(f"ActionExpertConfig.history_len must be an int >= 0, got {self.history_len!r}")
+        if not isinstance(self.continuation_prefix, int) or not 0 <= self.continuation_prefix < self.chunk_len:
+            raise ValueError(f"ActionExpertConfig.continuation_prefix must be an int in [0, chunk_len), got {self.continuation_prefix!r}")
         if not 0 < self.time_min_period < self.time_max_period:
             raise ValueError(
                 "ActionExpertConfig needs 0 < time_min_period < time_max_period, got "

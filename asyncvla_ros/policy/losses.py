@@ -23,7 +23,7 @@ class NoisedChunk:
 
 
 def noise_chunks(actions: torch.Tensor, generator: torch.Generator | None = None, sfm_only: bool = False,
-                 sfm_fraction: float = 0.0) -> NoisedChunk:
+                 sfm_fraction: float = 0.0, prefix_fraction: float = 0.0, max_prefix: int = 0) -> NoisedChunk:
     """Algorithm 2, lines 4-7, per sample: y~U(0,1), m_l~Bernoulli(y), tau~Beta(1.5,1), n~N(0,I).
 
     Args:
@@ -33,6 +33,10 @@ def noise_chunks(actions: torch.Tensor, generator: torch.Generator | None = None
         sfm_fraction: besides Algorithm 2's draw, this share of the samples gets every token masked
             (an SFM sample). Algorithm 2 alone masks a whole chunk with probability 1/(L+1); a larger
             share makes more samples predict from the observation with no clean neighbour to copy.
+        prefix_fraction: this share of the samples instead gets a contiguous clean prefix of k ~ U{1, ...,
+            max_prefix} steps and every later step masked: chunk continuation (policy.act(context=...)),
+            the steps that run while a plan is computed given as context, as training-time RTC does.
+        max_prefix: the longest such prefix (< L).
     """
     B, L, _ = actions.shape
     dev, dt = actions.device, actions.dtype
@@ -43,6 +47,12 @@ def noise_chunks(actions: torch.Tensor, generator: torch.Generator | None = None
         mask = torch.rand(B, L, device=dev, generator=generator) < y
         if sfm_fraction:
             mask = mask | (torch.rand(B, 1, device=dev, generator=generator) < sfm_fraction)
+        if prefix_fraction:
+            if not 0 < max_prefix < L:
+                raise ValueError(f"noise_chunks: max_prefix must be in [1, {L - 1}] for prefix masks, got {max_prefix}")
+            k = torch.randint(1, max_prefix + 1, (B, 1), device=dev, generator=generator)
+            prefix = torch.arange(L, device=dev)[None] >= k
+            mask = torch.where(torch.rand(B, 1, device=dev, generator=generator) < prefix_fraction, prefix, mask)
     # Beta(1.5, 1) by inversion: its CDF is x^1.5, so x = U^(1/1.5); emphasises tau near 1 (noisy).
     tau = torch.rand(B, 1, device=dev, generator=generator).pow(1.0 / 1.5).to(dt)  # (B, 1)
     noise = torch.randn(actions.shape, device=dev, dtype=dt, generator=generator)

@@ -18,15 +18,18 @@ from asyncvla_ros.policy.losses import noise_chunks, rater_loss, rater_pseudo_la
 
 
 def flow_matching_loss(policy, batch: dict, generator: torch.Generator | None = None, sfm_only: bool = False,
-                       sfm_fraction: float = 0.0, cond=None) -> torch.Tensor:
+                       sfm_fraction: float = 0.0, prefix_fraction: float = 0.0, cond=None) -> torch.Tensor:
     """Stage 1: unified SFM/AFM loss (Algorithm 2) through backbone, action expert and decoder.
 
-    `cond`: the batch's already encoded prefix (a caller that also uses it elsewhere); None encodes here.
+    `prefix_fraction`: share of samples with a clean-prefix mask (noise_chunks), prefixes up to the
+    policy's `expert.continuation_prefix`. `cond`: the batch's already encoded prefix (a caller that also
+    uses it elsewhere); None encodes here.
     """
     if cond is None:
         cond = policy.backbone.encode(batch["inputs"])
     ctx = policy.action_context(cond, batch["state"], batch.get("history"), batch.get("history_valid"))
-    noised = noise_chunks(batch["actions"], generator, sfm_only=sfm_only, sfm_fraction=sfm_fraction)
+    noised = noise_chunks(batch["actions"], generator, sfm_only=sfm_only, sfm_fraction=sfm_fraction,
+                          prefix_fraction=prefix_fraction, max_prefix=policy.config.expert.continuation_prefix)
     velocity = policy.velocity(ctx, noised.noisy_actions, noised.token_time)
     return unified_flow_loss(velocity, noised.target_velocity, noised.mask, batch.get("action_valid"))
 

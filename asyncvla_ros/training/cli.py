@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=defaults.num_workers,
                    help="processes that prepare batches ahead of the optimizer (0: in the training loop)")
     for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_rad", "state_noise_rad",
-                 "history_dropout", "sfm_fraction", "env_state_loss_weight", "encoder_env_state_loss_weight"):
+                 "history_dropout", "sfm_fraction", "prefix_fraction", "env_state_loss_weight", "encoder_env_state_loss_weight"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
@@ -89,7 +89,9 @@ def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained
                                 image_position_embedding=not (pretrained_dir or opts.no_image_position_embedding),
                                 state_in_prompt=opts.state_in_prompt),
         expert=ActionExpertConfig(action_dim=action_dim, state_dim=state_dim, chunk_len=opts.chunk_len, history_len=opts.history_len,
-                                  delta_actions=opts.delta_actions),
+                                  delta_actions=opts.delta_actions,
+                                  # Continuation prefixes as long as the action loop's longest plan delay.
+                                  continuation_prefix=opts.chunk_len // 2 if opts.prefix_fraction else 0),
         model_id=f"asyncvla-{'qwen' if pretrained_dir else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     return AsyncVLAPolicy.build(config, list(tasks), seed=opts.seed)

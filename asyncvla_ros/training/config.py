@@ -29,6 +29,9 @@ class TrainConfig:
     state_noise_rad: float = 0.0  # Gaussian noise on the action side's state input, in the state's units (rad)
     history_dropout: float = 0.0  # probability that a sample's whole history is marked empty
     sfm_fraction: float = 0.0  # extra share of stage-1 samples with the whole chunk masked (see noise_chunks)
+    # Share of stage-1 samples with a clean-prefix mask instead (chunk continuation, see noise_chunks);
+    # prefixes up to the policy's expert.continuation_prefix, which must then be >= 1.
+    prefix_fraction: float = 0.0
     # Weight of an auxiliary loss: regress the privileged scene state (observation.environment_state:
     # cube pose, instructed area) from the backbone's last prefix token (0 = off, the paper's setting).
     env_state_loss_weight: float = 0.0
@@ -47,7 +50,7 @@ class TrainConfig:
     num_workers: int = 0  # processes that prepare batches ahead of the optimizer (0: in the training loop)
 
     def __post_init__(self) -> None:
-        for name in ("history_dropout", "sfm_fraction"):
+        for name in ("history_dropout", "sfm_fraction", "prefix_fraction"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {value!r}")

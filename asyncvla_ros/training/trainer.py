@@ -129,6 +129,9 @@ class Trainer:
         self.stage, self.step = 1, 0
         self.env_state_stats: FeatureStats | None = samples.env_state_stats() if samples.has_env_state else None
         self.env_head: SceneStateHeads | None = None
+        if config.prefix_fraction and not policy.config.expert.continuation_prefix:
+            raise ValueError("prefix_fraction > 0 needs a policy with expert.continuation_prefix >= 1 (a new policy "
+                             "from `train --prefix-fraction` gets chunk_len // 2)")
         if config.env_state_loss_weight or config.encoder_env_state_loss_weight:
             if self.env_state_stats is None:
                 raise ValueError("env_state_loss_weight > 0 needs episodes that record observation.environment_state "
@@ -340,7 +343,8 @@ class Trainer:
         """
         c = self.config
         if self.env_head is None:
-            return flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction)
+            return flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction,
+                                      prefix_fraction=c.prefix_fraction)
         captured = {}
 
         def grab(module, args, kwargs):
@@ -357,7 +361,8 @@ class Trainer:
         finally:
             for handle in handles:
                 handle.remove()
-        loss = flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction, cond=cond)
+        loss = flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction,
+                                  prefix_fraction=c.prefix_fraction, cond=cond)
         target = batch["env_state"].float()
         hidden = captured["hidden"]  # (B, T, d)
         rows = torch.arange(hidden.shape[0], device=hidden.device)

@@ -113,3 +113,67 @@ def test_what_the_safety_filter_let_through_replaces_the_command_in_the_history(
     assert not loop.executed(t2, clamped) and len(loop.history) == 0
     with pytest.raises(ValueError, match="finite"):
         loop.executed(t2, np.full(6, np.nan))
+
+
+def _ticks(loop, sem, n, state=None):
+    state = np.zeros(6) if state is None else state
+    return [loop.tick(int((10.1 + 0.05 * i) * S), sem, state, int((10.1 + 0.05 * i) * S)) for i in range(n)]
+
+
+@pytest.mark.parametrize("chunk_mode", ["ensemble", "latest", "continue"])
+def test_a_plan_takes_effect_plan_delay_ticks_later_and_the_next_starts_then(loop_parts, chunk_mode):
+    policy, sem = loop_parts
+    d = 3
+    results = _ticks(ActionLoop(policy, ActionLoopConfig(chunk_mode=chunk_mode, plan_delay_ticks=d)), sem, 10)
+    planned = [r.tick for r in results if r.chunk is not None]
+    assert planned == [1, 4, 7, 10]  # one plan in flight at a time
+    first = results[0]
+    for r in results[:d]:  # the first plan is in flight: hold where the arm is, and say so
+        assert r.holding and "first plan in flight (plan delay 3 ticks)" in r.reason
+        np.testing.assert_array_equal(r.command, np.zeros(6))
+    if chunk_mode != "ensemble":  # the newest chunk's step for the tick
+        for r in results[d:2 * d]:
+            assert not r.holding
+            np.testing.assert_array_equal(r.command, first.chunk.actions[r.tick - 1].astype(np.float64))
+
+
+def test_continue_plans_each_chunk_around_the_steps_that_run_while_it_is_computed(loop_parts):
+    policy, sem = loop_parts
+    d = 2
+    results = _ticks(ActionLoop(policy, ActionLoopConfig(chunk_mode="continue", plan_delay_ticks=d)), sem, 13)
+    commands = {r.tick: r.command for r in results}
+    chunks = [r for r in results if r.chunk is not None]
+    assert [r.tick for r in chunks] == [1, 3, 5, 7, 9, 11, 13]
+    for r in chunks[:-1]:
+        assert r.chunk.context.sum() == d
+        # Its first d steps are the commands of ticks t .. t + d - 1, bit for bit (the hold, for the first).
+        np.testing.assert_array_equal(r.chunk.actions[:d].astype(np.float64), np.stack([commands[r.tick + k] for k in range(d)]))
+
+
+def test_continue_with_no_delay_plans_the_plain_chunk_and_latest_executes_its_first_step(loop_parts):
+    policy, sem = loop_parts
+    plain = _ticks(ActionLoop(policy, ActionLoopConfig(chunk_mode="latest")), sem, 4)
+    cont = _ticks(ActionLoop(policy, ActionLoopConfig(chunk_mode="continue")), sem, 4)
+    for a, b in zip(plain, cont):
+        np.testing.assert_array_equal(a.chunk.actions, b.chunk.actions)
+        assert not b.chunk.context.any()
+        np.testing.assert_array_equal(b.command, b.chunk.actions[0].astype(np.float64))
+
+
+def test_a_hold_drops_the_plan_in_flight(loop_parts):
+    policy, sem = loop_parts
+    loop = ActionLoop(policy, ActionLoopConfig(chunk_mode="latest", plan_delay_ticks=2))
+    _ticks(loop, sem, 3)  # plans at 1 (landed at 3) and 3 (in flight)
+    assert loop.tick(int(10.3 * S), sem, np.zeros(6), int(10.3 * S), semantics_alive=False).holding
+    after = loop.tick(int(10.35 * S), sem, np.zeros(6), int(10.35 * S))
+    assert after.chunk is not None and after.holding and "first plan in flight" in after.reason
+
+
+def test_plan_delay_is_at_most_half_the_chunk(loop_parts):
+    policy, _ = loop_parts
+    L = policy.config.expert.chunk_len
+    ActionLoop(policy, ActionLoopConfig(plan_delay_ticks=L // 2))
+    with pytest.raises(ValueError, match="plan_delay_ticks 5: at most half the policy's chunk"):
+        ActionLoop(policy, ActionLoopConfig(plan_delay_ticks=L // 2 + 1))
+    with pytest.raises(ValueError, match="chunk_mode must be one of"):
+        ActionLoopConfig(chunk_mode="smooth")

@@ -66,6 +66,14 @@ def test_episodes_run_through_the_deployed_control_path_with_stale_semantics():
     assert stale[0].instruction.startswith("put the red cube in the")
 
 
+@pytest.mark.parametrize("chunk_mode", ["latest", "continue"])
+def test_seam_conditions_run_the_chunk_modes_with_a_plan_delay(chunk_mode):
+    policy, _ = load_policy()
+    (r,) = evaluate(policy, [3], EvalConfig(max_steps=12, chunk_mode=chunk_mode, plan_delay_ticks=2))
+    # Semantics arrive at tick 1; plans every 2 ticks, each landing 2 ticks later: switches and ticks between.
+    assert len(r.seams["jumps_at_switch"]) >= 3 and len(r.seams["jumps_elsewhere"]) >= 3
+
+
 def test_worker_processes_give_the_same_episodes_as_one_process(tmp_path):
     import dataclasses
 
@@ -108,6 +116,10 @@ def test_eval_command_writes_results_and_a_plot(tmp_path):
     assert len(report["episodes"]) == 6 and all(s["episodes"] == 2 for s in report["summary"])
     assert [(p["condition"], p["baseline"], p["pairs"]) for p in report["paired_tests"]] == [("main: asyncvla", "main: sfm_only", 2)]
     assert (tmp_path / "eval" / "success_rates.png").stat().st_size > 1000
+    assert main(args + ["--conditions", "continue_d2,ensemble_d2", "--max-steps", "12", "--out", str(tmp_path / "seams")]) == 0
+    seams = json.loads((tmp_path / "seams" / "results.json").read_text())["summary"]
+    assert [s["name"] for s in seams] == ["ensemble_d2", "continue_d2"]
+    assert all(s["seams"]["switches"] > 0 and s["config"]["plan_delay_ticks"] == 2 for s in seams)
     with pytest.raises(SystemExit) as err:
         main(args + ["--conditions", "asyncvla,best"])
     assert err.value.code == 2

@@ -132,3 +132,20 @@ def test_sfm_fraction_adds_fully_masked_samples():
     mixed = noise_chunks(a, torch.Generator().manual_seed(6), sfm_fraction=0.5)
     assert abs(full(mixed) - (0.5 + 0.5 / 11)) < 0.03
     assert noise_chunks(a[:16], torch.Generator().manual_seed(6), sfm_fraction=1.0).mask.all()
+
+
+def test_prefix_fraction_gives_clean_prefixes_up_to_max_prefix_and_the_rest_masked():
+    a = torch.randn(4096, 10, 2, generator=torch.Generator().manual_seed(5))
+    n = noise_chunks(a, torch.Generator().manual_seed(6), prefix_fraction=0.5, max_prefix=4)
+    m = n.mask
+    clean_prefix = (~m).cumprod(1).sum(1)  # leading unmasked steps
+    is_prefix = m.sum(1) == 10 - clean_prefix  # clean prefix, then every step masked
+    shaped = is_prefix & (clean_prefix >= 1) & (clean_prefix <= 4)
+    # Half the samples are prefix masks (a few of Alg. 2's own draws look like one too).
+    assert 0.47 < shaped.float().mean().item() < 0.6
+    lengths = clean_prefix[shaped]
+    assert set(lengths.tolist()) == {1, 2, 3, 4}
+    torch.testing.assert_close(n.noisy_actions[~m], a[~m])  # the prefix is the clean actions
+    assert noise_chunks(a[:64], torch.Generator().manual_seed(6), prefix_fraction=1.0, max_prefix=3).mask[:, 3:].all()
+    with pytest.raises(ValueError, match="max_prefix must be in"):
+        noise_chunks(a[:4], prefix_fraction=0.5, max_prefix=0)

@@ -57,6 +57,29 @@ def test_afm_with_full_mask_from_the_same_noise_equals_sfm(policy, cond):
         assert torch.equal(policy.sample(ctx, noise, none, init=sfm), sfm)
 
 
+@pytest.mark.parametrize("mode", ["asyncvla", "random_mask", "sfm_only"])
+def test_continuation_keeps_the_context_steps_bit_for_bit_and_generates_around_them(policy, cond, mode):
+    L = policy.config.expert.chunk_len
+    rng = np.random.default_rng(3)
+    context = rng.normal(0, 0.3, (3, 6)).astype(np.float32)
+    r = policy.act(cond, np.zeros(6), np.zeros((2, 6)), mode=mode, seed=4, context=context)
+    assert r.actions.dtype == context.dtype
+    np.testing.assert_array_equal(r.actions[:3], context)
+    np.testing.assert_array_equal(r.sfm_actions[:3], context)
+    np.testing.assert_array_equal(r.context, np.arange(L) < 3)
+    assert not r.regenerated[:3].any()  # context is never regenerated
+    plain = policy.act(cond, np.zeros(6), np.zeros((2, 6)), mode=mode, seed=4)
+    assert not np.allclose(r.sfm_actions[3:], plain.sfm_actions[3:])  # the rest is generated around the context
+
+
+def test_continuation_with_no_context_is_the_plain_plan(policy, cond):
+    plain = policy.act(cond, np.ones(6), seed=9)
+    empty = policy.act(cond, np.ones(6), seed=9, context=np.zeros((0, 6)))
+    np.testing.assert_array_equal(plain.actions, empty.actions)
+    np.testing.assert_array_equal(plain.sfm_actions, empty.sfm_actions)
+    assert not empty.context.any()
+
+
 def test_history_changes_the_plan(policy, cond):
     a = policy.act(cond, np.zeros(6), None, seed=1)
     b = policy.act(cond, np.zeros(6), np.full((4, 6), 0.5), seed=1)
@@ -73,6 +96,9 @@ def test_history_changes_the_plan(policy, cond):
         (dict(history=np.zeros((5, 6))), "history: expected shape"),
         (dict(history=np.full((2, 6), np.nan)), "history: contains NaN"),
         (dict(mode="fast"), "mode: expected one of"),
+        (dict(context=np.zeros((8, 6))), "context: expected shape"),
+        (dict(context=np.zeros((2, 5))), "context: expected shape"),
+        (dict(context=np.full((2, 6), np.inf)), "context: contains NaN"),
     ],
 )
 def test_act_rejects_bad_input_by_name(policy, cond, kwargs, match):

@@ -212,6 +212,19 @@ def test_delta_actions_train_on_chunks_relative_to_the_state_and_round_trip_thro
         AsyncVLAPolicy.from_pretrained(final)
 
 
+def test_prefix_masks_train_a_policy_that_records_its_continuation_prefix(tmp_path):
+    samples = ChunkSamples(episodes(n=2, T=12), chunk_len=8, history_len=4)
+    plain = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS)
+    with pytest.raises(ValueError, match="continuation_prefix >= 1"):
+        Trainer(plain, samples, TrainConfig(steps=1, prefix_fraction=0.5), tmp_path / "plain")
+    policy = AsyncVLAPolicy.build(tiny_config(continuation_prefix=4), INSTRUCTIONS)
+    final = Trainer(policy, samples, TrainConfig(steps=2, rater_steps=0, batch_size=4, warmup_steps=0, prefix_fraction=0.5),
+                    tmp_path / "prefix").fit()
+    assert AsyncVLAPolicy.from_pretrained(final).config.expert.continuation_prefix == 4
+    with pytest.raises(ValueError, match="prefix_fraction must be in"):
+        TrainConfig(prefix_fraction=1.5)
+
+
 def test_the_encoder_keypoint_head_trains_the_conv_encoder_and_resumes(tmp_path):
     from asyncvla_ros.policy.config import BackboneConfig
     from asyncvla_ros.training.scene_heads import soft_argmax
