@@ -6,9 +6,10 @@ bag time, not real time, with seeded noise: the same bag, model and seed give th
 
 Two schedules:
 - The bag holds the action node's chunks (with `tick` and `seed`): the re-run ticks exactly where the
-  node ticked, from the bag's first chunk on. A tick without a recorded chunk was a hold (which
-  restarts ensembling and history, so the re-run holds there too), or a chunk the recorder missed
-  (the chunk ids tell which). Each chunk is planned from the joint state it was planned from, the
+  node ticked, from the bag's first chunk on, in the node's chunk mode and plan delay. A tick without
+  a recorded chunk was a hold (which restarts the chunks and history, so the re-run holds there too),
+  a chunk the recorder missed (the chunk ids tell which), or, with a plan delay, a tick that ran the
+  landed chunks while the plan was in flight (the node's hold count tells which). Each chunk is planned from the joint state it was planned from, the
   semantic refresh it used (re-encoded from the same frames and prompt state) and the node's seed.
   A chunk also rests on the chunks before it (ensembling, and the executed-action history): a chunk
   whose inputs are not all in the bag (its refresh's frames were captured before the recording
@@ -28,6 +29,7 @@ with SFM alone.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -95,6 +97,7 @@ class TickRecord:
     # "clamped" when that differed from the command.
     filtered: str = ""  # "" | "passed" | "clamped"
     history_answered: tuple[bool, ...] = ()  # the re-run's history entries that held the filter's answer
+    hold_ticks: int = 0  # ticks the re-run had held by this one (ActionChunk.hold_ticks)
 
     @property
     def semantic_age_s(self) -> float:
@@ -110,6 +113,8 @@ class RerunResult:
     joint_names: tuple[str, ...]
     mode: str
     seed: int
+    chunk_mode: str  # ActionLoopConfig.chunk_mode, as the recorded node's
+    plan_delay_ticks: int
     schedule: str  # "recorded ticks" | "<rate> Hz ticks"
     semantics: str  # "recorded refreshes" | "<rate> Hz re-encoded"
     start_ns: int
@@ -143,9 +148,17 @@ class Rerun:
         self.seed = config.seed if config.seed is not None else (int(first.seed) - int(first.tick) if first else 0)
         mode = config.mode or (recorded[0].mode if recorded and recorded[0].mode in ACT_MODES else "asyncvla")
         self.mode = "sfm_only" if not config.afm else mode
+        # Bags from before these fields: ensembling, no delay.
+        schedules = {(getattr(c, "chunk_mode", "") or "ensemble", int(getattr(c, "plan_delay_ticks", 0))) for c in recorded}
+        if len(schedules) > 1:
+            raise BagError(f"the bag's chunks were planned in several chunk modes / plan delays {sorted(schedules)}: "
+                           "re-run one node run at a time")
+        chunk_mode, self.plan_delay = schedules.pop() if schedules else ("ensemble", 0)
         self.loop = ActionLoop(policy, ActionLoopConfig(
             control_rate_hz=config.control_rate_hz, max_semantic_age_s=config.max_semantic_age_s,
-            max_state_age_s=config.max_state_age_s, ensemble_decay=config.ensemble_decay, mode=self.mode, seed=self.seed))
+            max_state_age_s=config.max_state_age_s, ensemble_decay=config.ensemble_decay, mode=self.mode, seed=self.seed,
+            chunk_mode=chunk_mode, plan_delay_ticks=self.plan_delay))
+        self.command_stamps = sorted(rec.commands)  # the node's ticks that sent a command
         self.simulated = config.semantic_rate_hz > 0 or not (self.with_ticks or rec.semantics)
         self.semantic_rate_hz = config.semantic_rate_hz or (5.0 if self.simulated else 0.0)  # 5 Hz: the paper's upper rate
         if self.simulated and not config.semantic_rate_hz:
@@ -154,8 +167,8 @@ class Rerun:
             camera_names=tuple(bb.camera_names), max_skew_s=config.max_skew_s, max_frame_age_s=config.max_frame_age_s,
             max_rate_hz=self.semantic_rate_hz if self.simulated else 0.0), config.instruction, self.joint_names)
         # A chunk rests on the chunks of the ticks before it: ensembling blends the last L, and the
-        # history holds the last H commands, each a blend of L chunks.
-        self.reach = e.history_len + e.chunk_len - 1
+        # history holds the last H commands, each a blend of L chunks; a plan lands d ticks after its tick.
+        self.reach = e.history_len + e.chunk_len - 1 + self.plan_delay
         # The node's chunks can stand in for the re-run's only when they have its shape (not so for a
         # re-run with another model's chunk length): the re-run then plans every tick it can itself.
         self._sent: dict[int, TickRecord] = {}  # the re-run's ticks by the stamp of the node's command
@@ -165,7 +178,8 @@ class Rerun:
 
     def recorded_schedule(self) -> list[tuple[int, str, object | None]]:
         """(tick, kind, recorded (log_ns, chunk) or None) from the bag's first chunk to its last; kind is
-        "chunk", "hold" (a tick the node held) or "missed" (the node planned a chunk the bag lacks)."""
+        "chunk", "hold" (a tick the node held), "missed" (the node planned a chunk the bag lacks) or
+        "flight" (with a plan delay: a tick that ran the landed chunks while the plan was in flight)."""
         by_tick = {int(c.tick): (log_ns, c) for log_ns, c in self.rec.chunks}
         ticks = sorted(by_tick)
         out = [(ticks[0], "chunk", by_tick[ticks[0]])]
@@ -173,8 +187,15 @@ class Rerun:
             gap = b - a - 1
             # The node counts its chunks: of the ticks between a and b, this many planned a chunk.
             missed = min(max(int(by_tick[b][1].chunk_id) - int(by_tick[a][1].chunk_id) - 1, 0), gap)
-            out += [(k, "hold", None) for k in range(a + 1, b - missed)]
-            out += [(k, "missed", None) for k in range(b - missed, b)]
+            if self.plan_delay and not missed:
+                # One plan in flight at a time, and a hold drops it: the ticks after a ran it until the
+                # node's holds (its hold count tells how many), which end where the next plan, b, began.
+                holds = min(max(int(by_tick[b][1].hold_ticks) - int(by_tick[a][1].hold_ticks), 0), gap)
+                out += [(k, "flight", by_tick[a]) for k in range(a + 1, b - holds)]
+                out += [(k, "hold", None) for k in range(b - holds, b)]
+            else:
+                out += [(k, "hold", None) for k in range(a + 1, b - missed)]
+                out += [(k, "missed", None) for k in range(b - missed, b)]
             out.append((b, "chunk", by_tick[b]))
         return out
 
@@ -184,7 +205,8 @@ class Rerun:
         recorded_ids = {r.model_id for r in self.rec.semantics.values() if r.model_id}
         return RerunResult(
             bag=self.rec.path, model_id=self.model_id, recorded_model_id=", ".join(sorted(recorded_ids)) or "unknown",
-            joint_names=self.joint_names, mode=self.mode, seed=self.seed,
+            joint_names=self.joint_names, mode=self.mode, seed=self.seed, chunk_mode=self.loop.config.chunk_mode,
+            plan_delay_ticks=self.plan_delay,
             schedule="recorded ticks" if self.with_ticks else f"{self.config.control_rate_hz:g} Hz ticks",
             semantics=f"re-encoded at {self.semantic_rate_hz:g} Hz" if self.simulated else "recorded refreshes",
             start_ns=self.rec.start_ns, ticks=out, encodes=self.semantic.encodes, wall_s=time.perf_counter() - t_wall,
@@ -193,7 +215,7 @@ class Rerun:
     def _run_recorded(self) -> list[TickRecord]:
         schedule = self.recorded_schedule()
         first_tick, _, (_, first) = schedule[0]
-        self.loop.skip_to(first_tick - 1, int(first.chunk_id) - 1)
+        self.loop.skip_to(first_tick - 1, int(first.chunk_id) - 1, int(getattr(first, "hold_ticks", 0)))
         # Ticks up to this one rest on chunks the bag lacks. The node's first chunk (id 1) came after holds only.
         unknown_until = first_tick - 1 + (self.reach if int(first.chunk_id) > 1 else 0)
         latency = int(self.config.semantic_latency_s * 1e9)
@@ -203,6 +225,9 @@ class Rerun:
                 result = self.loop.tick(0, None, None, 0)  # restarts ensembling and history, as the node's hold did
                 out.append(self._record(k, result, 0, 0, None, 0))
                 unknown_until = min(unknown_until, k)
+                continue
+            if kind == "flight":
+                out.append(self._flight(k, recorded[1]))
                 continue
             if kind == "missed":
                 self.loop.follow(None)
@@ -246,6 +271,18 @@ class Rerun:
         record = TickRecord(k, now, stamp_ns(chunk.header.stamp), False, "", command, None, self.loop.chunk_id,
                             int(chunk.semantic_seq), stamp_ns(chunk.semantic_stamp), chunk, log_ns, inputs_complete=False,
                             skipped=why)
+        self._sent[now] = record
+        return record
+
+    def _flight(self, k: int, planned) -> TickRecord:
+        """A tick that ran the landed chunks while the plan of `planned` was in flight: no plan, no input
+        checks (the node acted), at the stamp of the node's command of that tick (the bag's commands
+        after the plan's, in order; a command the bag lacks leaves the next answers unmatched, which
+        flags the chunks that rest on them)."""
+        after = tick_stamp(planned)
+        i = bisect.bisect_right(self.command_stamps, after) + (k - int(planned.tick) - 1)
+        now = self.command_stamps[i] if i < len(self.command_stamps) else 0
+        record = TickRecord(k, now, 0, False, "", self.loop.advance(now), None, self.loop.chunk_id, 0, 0)
         self._sent[now] = record
         return record
 
@@ -296,7 +333,7 @@ class Rerun:
     def _record(self, k, result, now, state_stamp, chunk, log_ns) -> TickRecord:
         return TickRecord(k, now, state_stamp, result.holding, result.reason, result.command, result.chunk,
                           result.chunk_id, result.semantic_seq, result.semantic_stamp_ns, chunk, log_ns,
-                          history_answered=result.history_answered)
+                          history_answered=result.history_answered, hold_ticks=self.loop.hold_ticks)
 
 
 def tick_stamp(chunk) -> int:

@@ -36,7 +36,8 @@ def chunk_message(store, t: TickRecord, result: RerunResult, step_period_s: floa
     return store.types[ACTION_CHUNK](
         header=_header(store, t.state_stamp_ns), semantic_stamp=_time(store, t.semantic_stamp_ns),
         semantic_age_s=float(t.semantic_age_s), semantic_seq=int(t.semantic_seq), chunk_id=int(t.chunk_id),
-        tick=int(t.tick), seed=int(c.seed), command_stamp=_time(store, t.now_ns),
+        tick=int(t.tick), seed=int(c.seed), hold_ticks=int(t.hold_ticks), chunk_mode=result.chunk_mode,
+        plan_delay_ticks=int(result.plan_delay_ticks), context=np.asarray(c.context, bool), command_stamp=_time(store, t.now_ns),
         history_answered=np.asarray(t.history_answered, bool), step_period_s=float(step_period_s), joint_names=list(result.joint_names),
         horizon=int(horizon), action_dim=int(action_dim),
         actions=np.asarray(c.actions, np.float32).ravel(), sfm_actions=np.asarray(c.sfm_actions, np.float32).ravel(),

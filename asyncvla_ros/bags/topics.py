@@ -22,6 +22,7 @@ GRAPH_TOPICS: dict[str, tuple[str, str]] = {
     "/instruction": ("std_msgs/msg/String", "latched"),
     "/semantic_features": (SEMANTIC_FEATURES, "semantic"),
     "/action_chunk": (ACTION_CHUNK, "default"),
+    "/semantic_refresh": ("asyncvla_ros/msg/RefreshRequest", "default"),
     "/joint_command": (JOINT_STATE, "default"),
     "/safe_joint_command": (JOINT_STATE, "default"),
     "/safe_joint_trajectory": ("trajectory_msgs/msg/JointTrajectory", "default"),

@@ -102,6 +102,7 @@ class ActionLoop:
         self.history = ActionHistory(e.history_len, e.action_dim)
         self.tick_count = 0
         self.chunk_id = 0
+        self.hold_ticks = 0  # ticks held so far (each restarts the chunks and history)
         self.last_command: np.ndarray | None = None
         self._pending: tuple[int, np.ndarray] | None = None  # (planning tick, actions): the plan in flight
         self._newest: tuple[int, np.ndarray] | None = None  # (planning tick, actions): latest / continue
@@ -113,6 +114,7 @@ class ActionLoop:
 
     def _hold(self, reason: str, command: np.ndarray | None, **info) -> TickResult:
         self._reset()
+        self.hold_ticks += 1
         return TickResult(self.tick_count, command, True, reason, None, self.chunk_id, plan_ms=0.0, **info)
 
     def tick(self, now_ns: int, semantics: SemanticItem | None, state: np.ndarray | None, state_stamp_ns: int,
@@ -185,16 +187,25 @@ class ActionLoop:
         hold_at = self.last_command if self.last_command is not None else np.asarray(actions[0], dtype=np.float64)
         return self._execute(hold_at, now_ns)[0]
 
+    def advance(self, now_ns: int) -> np.ndarray:
+        """A tick the recorded node acted on without planning (its plan was in flight), for a re-run: no
+        input checks (the node made them and acted), the command from the chunks that have landed."""
+        if self.last_command is None:
+            raise RuntimeError("ActionLoop.advance: no tick has commanded yet")
+        self.tick_count += 1
+        self._land_due()
+        return self._execute(self.last_command, now_ns)[0]
+
     def executed(self, stamp_ns: int, positions: np.ndarray) -> bool:
         """What the safety filter let through for the command of the tick at `stamp_ns` (policy order):
         it replaces that command in the history, so the policy is conditioned on what the arm was sent,
         clamps included. False when that tick's command is no longer in the history."""
         return self.history.replace(stamp_ns, positions)
 
-    def skip_to(self, tick: int, chunk_id: int) -> None:
-        """Count on from another run's tick and chunk counters (a re-run of a bag recorded from a running
-        node starts mid-way: seeds follow the tick); chunks and history start empty."""
-        self.tick_count, self.chunk_id = int(tick), int(chunk_id)
+    def skip_to(self, tick: int, chunk_id: int, hold_ticks: int = 0) -> None:
+        """Count on from another run's tick, chunk and hold counters (a re-run of a bag recorded from a
+        running node starts mid-way: seeds follow the tick); chunks and history start empty."""
+        self.tick_count, self.chunk_id, self.hold_ticks = int(tick), int(chunk_id), int(hold_ticks)
         self._reset()
         self.last_command = None
 

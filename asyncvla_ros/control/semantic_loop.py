@@ -4,7 +4,8 @@ The counterpart of `ActionLoop`, and like it driven by three callers on three cl
 node (wall time live, the bag's time under use_sim_time), the bag re-run (bag time) and the
 closed-loop eval (sim time). `now_ns` is always the clock the frame stamps are on; it decides frame
 ages and the rate cap. `step(now_ns)` encodes the newest unused frame set when there is one, or
-returns None and keeps the reason (`stats().reason`).
+returns None and keeps the reason (`stats().reason`). `request_refresh` (the action side's confidence
+trigger, control/refresh_trigger.py) lets the next frame set through the rate cap at once.
 
 Threads (the node): image, state and instruction callbacks on the executor thread, `step` on the
 encode worker, `stats` on the diagnostics timer. Everything they share sits behind one lock, which is
@@ -59,6 +60,7 @@ class EncodeRequest:
     instruction: str
     state: np.ndarray | None = None  # prompt state (policy order), for policies that read it
     state_stamp_ns: int = 0
+    trigger: str = ""  # why this encode came before the rate cap allowed it ("" = it did not)
 
 
 @dataclass
@@ -70,6 +72,7 @@ class SemanticStats:
     frames_dropped_stale: int
     encoding: bool  # an encode finished within the window
     reason: str  # why nothing was encoded lately ("" while encoding)
+    triggered: int = 0  # encodes started by request_refresh
 
 
 class SemanticLoop:
@@ -97,6 +100,8 @@ class SemanticLoop:
         self._last_frame_wall: float | None = None
         self._skip_reason = "no camera frame received yet"
         self._encodes: deque[tuple[float, float]] = deque(maxlen=1000)  # (wall s, encode ms) of finished encodes
+        self._requested = ""  # a refresh asked for and not yet started: its reason
+        self._triggered = 0
 
     # -- inputs (any thread) ---------------------------------------------------------------------
 
@@ -129,12 +134,17 @@ class SemanticLoop:
         with self._lock:
             self._state = (np.asarray(positions, dtype=np.float64), int(stamp_ns))
 
+    def request_refresh(self, reason: str) -> None:
+        """Encode the next matched frame set at once, whatever the rate cap says (once)."""
+        with self._lock:
+            self._requested = reason or "refresh requested"
+
     # -- encoding (one worker thread) --------------------------------------------------------------
 
     def seconds_until_allowed(self, now_ns: int) -> float:
-        """How long the rate cap holds off the next encode, s on the step clock (0 = now)."""
+        """How long the rate cap holds off the next encode, s on the step clock (0 = now, or a refresh is requested)."""
         with self._lock:
-            return max(0.0, self._wait_ns(now_ns) * 1e-9)
+            return 0.0 if self._requested else max(0.0, self._wait_ns(now_ns) * 1e-9)
 
     def _wait_ns(self, now_ns: int) -> int:
         if self._last_start_ns is None or now_ns < self._last_start_ns:  # a clock that jumped back (a looped bag)
@@ -147,7 +157,7 @@ class SemanticLoop:
             if not self._instruction:
                 self._skip_reason = "no instruction"
                 return None
-            if self._wait_ns(now_ns) > 0:
+            if self._wait_ns(now_ns) > 0 and not self._requested:
                 return None  # the rate cap: not a reason to report, the loop is encoding
             if self.uses_state and self._state is None:
                 self._skip_reason = "waiting for a joint state: this policy reads it in its prompt"
@@ -158,7 +168,9 @@ class SemanticLoop:
                 return None
             self._last_start_ns = int(now_ns)
             state, state_stamp = self._state if self.uses_state else (None, 0)
-            return EncodeRequest(frames, self._instruction, state, state_stamp)
+            trigger, self._requested = self._requested, ""
+            self._triggered += bool(trigger)
+            return EncodeRequest(frames, self._instruction, state, state_stamp, trigger)
 
     def encode(self, request: EncodeRequest, seq: int | None = None) -> SemanticItem:
         """Encode `request` (outside the lock) and count it.
@@ -177,7 +189,8 @@ class SemanticLoop:
             self._encodes.append((self.wall_clock(), encode_ms))
             number = self._seq if seq is None else int(seq)
         return SemanticItem(cond, number, stamp, request.instruction, encode_ms,
-                            frame_stamps_ns=tuple(request.frames.stamps_ns), state_stamp_ns=request.state_stamp_ns)
+                            frame_stamps_ns=tuple(request.frames.stamps_ns), state_stamp_ns=request.state_stamp_ns,
+                            trigger=request.trigger)
 
     def step(self, now_ns: int) -> SemanticItem | None:
         """Encode the newest unused frame set if one is due; None otherwise (see `stats().reason`)."""
@@ -203,4 +216,4 @@ class SemanticLoop:
                 seq=self._seq, refresh_hz=len(recent) / STATS_WINDOW_S,
                 encode_ms_p50=float(np.median(recent)) if recent else float("nan"),
                 frames_received=sync.received, frames_dropped_stale=sync.dropped_stale,
-                encoding=bool(recent), reason="" if recent else reason)
+                encoding=bool(recent), reason="" if recent else reason, triggered=self._triggered)

@@ -18,6 +18,7 @@ class SemanticItem:
     encode_ms: float = 0.0
     frame_stamps_ns: tuple[int, ...] = ()  # capture stamp of each camera's frame, in the policy's camera order
     state_stamp_ns: int = 0  # joint state in the prompt; 0 = none
+    trigger: str = ""  # why it was encoded before the rate cap allowed (SemanticLoop.request_refresh); "" = on the rate
 
 
 class LatestSemantics:

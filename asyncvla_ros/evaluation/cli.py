@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 from pathlib import Path
 
 from tqdm import tqdm
@@ -71,8 +72,13 @@ ABLATION = {
     "disturbed_sfm_only": f"SFM only, the cube moved at tick {DISTURB_AT_STEP}",
 }
 SEAMS = {f"{mode}_d{d}": f"AsyncVLA, chunk mode {mode}, plan delay {d} ticks" for mode in CHUNK_MODES for d in PLAN_DELAYS}
-CONDITIONS = ABLATION | SEAMS
-GROUPS = {"ablation": list(ABLATION), "seams": list(SEAMS)}
+# Semantic refresh, the cube moved at DISTURB_AT_STEP: (semantic period in ticks, confidence trigger on).
+REFRESH_SETUPS = {"refresh_1hz": (20, False), "refresh_1hz_trigger": (20, True), "refresh_5hz": (4, False)}
+REFRESH = {"refresh_1hz": f"AsyncVLA, semantics at 1 Hz, the cube moved at tick {DISTURB_AT_STEP}",
+           "refresh_1hz_trigger": "as refresh_1hz, plus a refresh whenever the chunk confidence drops (--trigger-drop)",
+           "refresh_5hz": f"AsyncVLA, semantics at 5 Hz, the cube moved at tick {DISTURB_AT_STEP}"}
+CONDITIONS = ABLATION | SEAMS | REFRESH
+GROUPS = {"ablation": list(ABLATION), "seams": list(SEAMS), "refresh": list(REFRESH)}
 # Paired comparisons reported when both conditions ran: (condition, baseline).
 PAIRS = (("asyncvla", "sfm_only"), ("asyncvla", "random_mask"), ("disturbed", "disturbed_sfm_only"))
 
@@ -88,7 +94,7 @@ def parse_conditions(text: str) -> list[str]:
 
 
 def conditions(models: dict[str, str], names: list[str], stale_period: int, stale_latency: int,
-               max_steps: int) -> list[tuple[str, str, str, EvalConfig]]:
+               max_steps: int, trigger_drop: float = 0.05) -> list[tuple[str, str, str, EvalConfig]]:
     """(condition name, label, model label, config) for every condition of the run."""
     first = next(iter(models))
     out = []
@@ -99,6 +105,11 @@ def conditions(models: dict[str, str], names: list[str], stale_period: int, stal
             mode, d = name.rsplit("_d", 1)
             out.append((name, f"{first}: {mode}, plan delay {d}", first,
                         EvalConfig(mode="asyncvla", max_steps=max_steps, chunk_mode=mode, plan_delay_ticks=int(d))))
+        elif name in REFRESH:
+            period, triggered = REFRESH_SETUPS[name]
+            out.append((name, f"{first}: semantics every {period} ticks{', confidence trigger' if triggered else ''}, cube moved",
+                        first, EvalConfig(mode="asyncvla", max_steps=max_steps, semantic_period_steps=period,
+                                          disturb_at_step=DISTURB_AT_STEP, trigger_drop=trigger_drop if triggered else 0.0)))
         elif name == "stale":
             stale = dict(semantic_period_steps=stale_period, semantic_latency_steps=stale_latency, max_steps=max_steps)
             out += [(name, f"{label}: asyncvla, stale semantics", label, EvalConfig(mode="asyncvla", **stale)) for label in models]
@@ -164,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                              + "; ".join(f"{k}: {v}" for k, v in CONDITIONS.items()))
     parser.add_argument("--stale-period", type=int, default=4, help="stale conditions: refresh semantics every N ticks")
     parser.add_argument("--stale-latency", type=int, default=4, help="stale conditions: a refresh is usable N ticks later")
+    parser.add_argument("--trigger-drop", type=float, default=0.05,
+                        help="refresh_1hz_trigger: the confidence drop below its recent median that asks for a refresh")
     parser.add_argument("--out", default="eval", help="output directory")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (one torch thread each); 1 = this process")
@@ -178,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = conditions(models, names, opts.stale_period, opts.stale_latency, opts.max_steps)
+    runs = conditions(models, names, opts.stale_period, opts.stale_latency, opts.max_steps, opts.trigger_drop)
     summary, episodes = [], []
     with tqdm(total=len(runs) * len(seeds), desc="episodes", unit="ep") as bar:
         all_results = evaluate_runs([(models[model], config) for _, _, model, config in runs], seeds,
@@ -193,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                         "mean_steps": sum(r.steps for r in results) / len(results),
                         "mean_regenerated_per_chunk": sum(r.mean_regenerated for r in results) / len(results),
                         "disturbed_episodes": sum(r.disturbed for r in results),
-                        "seams": seam_summary([r.seams for r in results])})
+                        "seams": seam_summary([r.seams for r in results]),
+                        "mean_refreshes": sum(r.refreshes for r in results) / len(results),
+                        "mean_triggered_refreshes": sum(r.triggered_refreshes for r in results) / len(results),
+                        "disturbance_seen_after_s_median": _median([r.disturbance_seen_after_s for r in results])})
         episodes += [{"condition": label, **dataclasses.asdict(r)} for r in results]
     paired = paired_tests(runs, all_results)
     (out / "results.json").write_text(json.dumps({"summary": summary, "paired_tests": paired, "episodes": episodes}, indent=2))
@@ -201,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"summary": summary, "paired_tests": paired}, indent=2))
     print(table(summary, paired))
     return 0
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def table(summary: list[dict], paired: list[dict]) -> str:
@@ -229,6 +250,16 @@ def table(summary: list[dict], paired: list[dict]) -> str:
             lines.append(f"| {s['condition']} | {f(m['switch_jump_p99_rad_s'])} / {f(m['switch_jump_max_rad_s'])} | "
                          f"{f(m['other_jump_p99_rad_s'])} | {f(m['mean_abs_jerk_rad_s3'])} | "
                          f"{100 * s['success_rate']:.0f} % ({100 * lo:.1f}-{100 * hi:.1f} %) |")
+    refresh = [s for s in summary if s["name"] in REFRESH]
+    if refresh:
+        lines += ["", "| condition | success rate (95 % CI) | refreshes per episode (triggered) | "
+                  "disturbance to first refresh showing it, median |", "|---|---|---|---|"]
+        for s in refresh:
+            lo, hi = s["ci95"]
+            seen = s["disturbance_seen_after_s_median"]
+            lines.append(f"| {s['condition']} | {100 * s['success_rate']:.0f} % ({100 * lo:.1f}-{100 * hi:.1f} %) | "
+                         f"{s['mean_refreshes']:.1f} ({s['mean_triggered_refreshes']:.1f}) | "
+                         f"{'-' if seen is None else f'{seen:.2f} s'} |")
     return "\n".join(lines)
 
 

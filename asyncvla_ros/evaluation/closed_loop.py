@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asyncvla_ros.control.action_loop import CHUNK_MODES, ActionLoop, ActionLoopConfig
+from asyncvla_ros.control.refresh_trigger import RefreshTrigger, RefreshTriggerConfig
 from asyncvla_ros.control.safety import SafetyConfig, SafetyFilter
 from asyncvla_ros.control.semantic_loop import SemanticLoop, SemanticLoopConfig
 from asyncvla_ros.control.semantic_store import SemanticItem
@@ -41,6 +42,9 @@ class EvalConfig:
     disturb_at_step: int = 0
     chunk_mode: str = "ensemble"  # ActionLoopConfig.chunk_mode
     plan_delay_ticks: int = 0  # ActionLoopConfig.plan_delay_ticks: a plan from tick t's inputs acts from t + d
+    # RefreshTriggerConfig.trigger_drop: a chunk confidence this far below its recent median asks for a
+    # semantic refresh at the next tick, before semantic_period_steps would (0 = off).
+    trigger_drop: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in ACT_MODES:
@@ -50,6 +54,8 @@ class EvalConfig:
         for name in ("max_steps", "semantic_period_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0.0 <= self.trigger_drop <= 1.0:
+            raise ValueError(f"EvalConfig.trigger_drop must be in [0, 1], got {self.trigger_drop!r}")
         for name in ("semantic_latency_steps", "disturb_at_step", "plan_delay_ticks"):
             if getattr(self, name) < 0:
                 raise ValueError(f"EvalConfig.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -69,6 +75,10 @@ class EpisodeResult:
     final_target_distance_m: float  # cube centre to the instructed area's centre (xy) at the end
     disturbed: bool = False  # the cube was moved at EvalConfig.disturb_at_step
     seams: dict | None = None  # evaluation.seams.episode_seams of the loop's commands
+    refreshes: int = 0  # semantic encodes in the episode (the compute spent on semantics)
+    triggered_refreshes: int = 0  # of them, asked for by the confidence trigger
+    # Disturbed episodes: from the cube's move to the first refresh of a frame showing it becoming usable, s.
+    disturbance_seen_after_s: float | None = None
 
 
 LIFT_HEIGHT_M = 0.02
@@ -109,6 +119,8 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
     semantic = SemanticLoop(policy, SemanticLoopConfig(camera_names=tuple(cameras),
                                                         max_rate_hz=1e9 / (config.semantic_period_steps * STEP_NS)))
     semantic.set_instruction(obs.instruction)
+    trigger = RefreshTrigger(RefreshTriggerConfig(trigger_drop=config.trigger_drop))
+    moved_at_ns = seen_after_s = None
     pending: list[tuple[int, SemanticItem]] = []  # (tick it becomes usable, semantics)
     current: SemanticItem | None = None
     regenerated, ages = [], []
@@ -128,6 +140,8 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
             pending.append((step + config.semantic_latency_steps, item))
         while pending and pending[0][0] <= step:
             current = pending.pop(0)[1]
+            if moved_at_ns is not None and seen_after_s is None and current.stamp_ns >= moved_at_ns:
+                seen_after_s = (now_ns - moved_at_ns) * 1e-9
         safety.update_state(arm.joint_names, obs.joint_positions_rad, now_ns)
         result = loop.tick(now_ns, current, obs.joint_positions_rad, now_ns)
         if result.command is None:
@@ -144,8 +158,12 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
         if result.chunk is not None:
             regenerated.append(int(result.chunk.regenerated.sum()))
             ages.append((now_ns - result.semantic_stamp_ns) / STEP_NS)
+            fired = trigger.observe(now_ns, result.chunk.confidence)
+            if fired is not None:
+                semantic.request_refresh(fired.reason)
         if config.disturb_at_step and step + 1 == config.disturb_at_step:
             disturbed = disturb(arm, seed)
+            moved_at_ns = (step + 1) * STEP_NS if disturbed else None  # the next observation shows it
         obs = arm.step(target)
         lifted = lifted or bool(arm.cube_pose()[0][2] > rest_z + LIFT_HEIGHT_M)
         if arm.is_success():
@@ -156,7 +174,8 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
     return EpisodeResult(seed, obs.instruction, success, step + 1,
                          float(np.mean(regenerated)) if regenerated else 0.0,
                          float(np.mean(ages)) if ages else 0.0, time.perf_counter() - t_wall,
-                         lifted, distance, disturbed, episode_seams(commands, switched, STEP_NS * 1e-9, arm_joints))
+                         lifted, distance, disturbed, episode_seams(commands, switched, STEP_NS * 1e-9, arm_joints),
+                         semantic.stats().seq, semantic.stats().triggered, seen_after_s)
 
 
 def make_arm(policy):

@@ -19,8 +19,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
+from asyncvla_ros.control.refresh_trigger import RefreshTrigger, RefreshTriggerConfig
 from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
-from asyncvla_ros.msg import ActionChunk, SemanticFeatures
+from asyncvla_ros.msg import ActionChunk, RefreshRequest, SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions, joint_state, to_time
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, set_torch_threads, steady_timer
 from asyncvla_ros.nodes.qos import FEATURES
@@ -36,17 +37,21 @@ class ActionNodeConfig:
 
 
 # (parameter prefix, config dataclass): every parameter of this node, described once.
-CONFIGS = (("", PolicySourceConfig), ("", ActionNodeConfig), ("", ActionLoopConfig))
+CONFIGS = (("", PolicySourceConfig), ("", ActionNodeConfig), ("", ActionLoopConfig), ("", RefreshTriggerConfig))
 
 
 class ActionNode(Node):
-    """Args: policy/store are injected when co-located with the semantic node."""
+    """Args: policy/store are injected when co-located with the semantic node, and `on_refresh_request`
+    (which then receives a fired confidence trigger's reason in memory)."""
 
-    def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, **kwargs) -> None:
+    def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, on_refresh_request=None,
+                 **kwargs) -> None:
         super().__init__("action", **kwargs)
         source = declare_config(self, PolicySourceConfig)
         self.joint_names = declare_config(self, ActionNodeConfig).joint_names
         config = declare_config(self, ActionLoopConfig)
+        self.trigger = RefreshTrigger(declare_config(self, RefreshTriggerConfig))
+        self.on_refresh_request = on_refresh_request
         self.torch_threads = source.torch_threads
         if policy is None:
             from asyncvla_ros.policy.default import load_policy
@@ -80,6 +85,7 @@ class ActionNode(Node):
         self.create_subscription(JointState, "safe_joint_command", self.on_safe_command, 10)
         self.cmd_pub = self.create_publisher(JointState, "joint_command", 10)
         self.chunk_pub = self.create_publisher(ActionChunk, "action_chunk", 10)
+        self.refresh_pub = self.create_publisher(RefreshRequest, "semantic_refresh", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         # Every callback here is short (the tick plans one chunk; decoding features is a copy), so one
         # thread serves them all; the slow semantic work runs on the semantic node's own worker thread.
@@ -146,6 +152,18 @@ class ActionNode(Node):
         if result.chunk is not None:
             self.plan_ms.append(result.plan_ms)
             self.chunk_pub.publish(self.chunk_message(result))
+            fired = self.trigger.observe(now, result.chunk.confidence)
+            if fired is not None:
+                self.request_refresh(fired, result.chunk_id)
+
+    def request_refresh(self, fired, chunk_id: int) -> None:
+        """A fired confidence trigger: to the co-located semantic node in memory, and on the topic (to a
+        semantic node in another process, and to recorders)."""
+        if self.on_refresh_request is not None:
+            self.on_refresh_request(fired.reason)
+        msg = RefreshRequest(chunk_id=int(chunk_id), confidence=fired.confidence, recent_level=fired.recent, reason=fired.reason)
+        msg.header.stamp = to_time(fired.stamp_ns)
+        self.refresh_pub.publish(msg)
 
     def chunk_message(self, result) -> ActionChunk:
         chunk = result.chunk
@@ -157,6 +175,7 @@ class ActionNode(Node):
         msg.chunk_id = int(result.chunk_id)
         msg.tick = int(result.tick)
         msg.seed = int(chunk.seed)
+        msg.hold_ticks = int(self.loop.hold_ticks)
         msg.chunk_mode = self.loop.config.chunk_mode
         msg.plan_delay_ticks = int(self.loop.config.plan_delay_ticks)
         msg.context = [bool(c) for c in chunk.context]
@@ -189,6 +208,7 @@ class ActionNode(Node):
             "semantic_decode_ms_p50": _p(self.decode_ms, 50),
             "semantic_payload_bytes": self.payload_bytes,
             "rejected_messages": self.rejections.count,
+            "refresh_requests": self.trigger.fired,
         }
         holding = r is not None and r.holding
         message = f"holding: {r.reason}" if holding else "acting"

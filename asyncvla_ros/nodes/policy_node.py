@@ -19,9 +19,11 @@ def main(args=None) -> None:
     def make() -> list:
         # The action node loads the policy from its parameters; the semantic node reuses it.
         store = LatestSemantics()
-        action = ActionNode(store=store)
+        semantic: list[SemanticNode] = []  # the confidence trigger's requests reach it in memory
+        action = ActionNode(store=store, on_refresh_request=lambda reason: semantic[0].request_refresh(reason) if semantic else None)
         set_torch_threads(action.torch_threads)
-        return [action, SemanticNode(policy=action.policy, model_id=action.model_id, store=store)]
+        semantic.append(SemanticNode(policy=action.policy, model_id=action.model_id, store=store))
+        return [action, semantic[0]]
 
     run_and_exit(make, args)
 

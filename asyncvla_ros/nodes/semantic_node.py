@@ -23,7 +23,7 @@ from std_msgs.msg import String
 
 from asyncvla_ros.control.semantic_loop import SemanticLoop, SemanticLoopConfig
 from asyncvla_ros.control.semantic_store import LatestSemantics
-from asyncvla_ros.msg import SemanticFeatures
+from asyncvla_ros.msg import RefreshRequest, SemanticFeatures
 from asyncvla_ros.nodes.conversions import MessageError, from_time, joint_positions
 from asyncvla_ros.nodes.images import image_to_rgb
 from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, set_torch_threads, steady_timer
@@ -71,6 +71,8 @@ class SemanticNode(Node):
         for name in loop_config.camera_names:
             self.create_subscription(Image, f"{name}/image_raw", lambda msg, n=name: self.on_image(n, msg), 2)
         self.create_subscription(String, "instruction", self.on_instruction, LATCHED)
+        if self.inline:  # co-located, the action node's refresh requests come in memory (policy_node)
+            self.create_subscription(RefreshRequest, "semantic_refresh", self.on_refresh_request, 10)
         self.add_on_set_parameters_callback(self.on_set_parameters)
         if self.loop.uses_state:
             if not self.config.joint_names:
@@ -102,6 +104,14 @@ class SemanticNode(Node):
             self.loop.set_state(joint_positions(msg, self.config.joint_names), from_time(msg.header.stamp))
         except MessageError as err:
             self.rejections.reject(f"joint state rejected: {err}")
+
+    def on_refresh_request(self, msg: RefreshRequest) -> None:
+        self.request_refresh(msg.reason)
+
+    def request_refresh(self, reason: str) -> None:
+        """Encode the next matched frame set now (the action node's confidence trigger)."""
+        self.loop.request_refresh(reason)
+        self.new_frames.set()
 
     def on_instruction(self, msg: String) -> None:
         self.apply_instruction(msg.data)
@@ -144,8 +154,11 @@ class SemanticNode(Node):
                 continue
             if self.store is not None:
                 self.store.commit(item)
+            if item.trigger:
+                self.get_logger().info(f"refresh {item.seq} triggered: {item.trigger}")
             self.pub.publish(to_message(item.condition, item.seq, self.model_id, item.encode_ms, inline=self.inline,
-                                        state_stamp_ns=item.state_stamp_ns, frame_stamps_ns=item.frame_stamps_ns))
+                                        state_stamp_ns=item.state_stamp_ns, frame_stamps_ns=item.frame_stamps_ns,
+                                        trigger=item.trigger))
 
     def close(self) -> None:
         """Stop the encode worker (before the node and the rclpy context go away)."""
@@ -155,7 +168,8 @@ class SemanticNode(Node):
     def publish_diagnostics(self) -> None:
         s = self.loop.stats()
         values = {"refresh_hz": s.refresh_hz, "encode_ms_p50": s.encode_ms_p50, "frames_dropped_stale": s.frames_dropped_stale,
-                  "frames_received": s.frames_received, "images_rejected": self.rejections.count, "seq": s.seq}
+                  "frames_received": s.frames_received, "images_rejected": self.rejections.count, "seq": s.seq,
+                  "triggered_refreshes": s.triggered}
         level, message = (OK, "encoding") if s.encoding else (WARN, f"not encoding: {s.reason}")
         self.diag_pub.publish(diagnostics(self, time.time_ns(), "semantic", level, message, values))
         if level == WARN and time.monotonic() - self.started > NOT_ENCODING_LOG_AFTER_S:  # the log says why, not only /diagnostics

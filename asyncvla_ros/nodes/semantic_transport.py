@@ -20,7 +20,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def to_message(cond: SemanticCondition, seq: int, model_id: str, encode_ms: float, inline: bool,
-               state_stamp_ns: int = 0, frame_stamps_ns=()) -> SemanticFeatures:
+               state_stamp_ns: int = 0, frame_stamps_ns=(), trigger: str = "") -> SemanticFeatures:
     msg = SemanticFeatures()
     msg.header.stamp = to_time(cond.stamp_ns)
     msg.state_stamp = to_time(state_stamp_ns)
@@ -31,6 +31,7 @@ def to_message(cond: SemanticCondition, seq: int, model_id: str, encode_ms: floa
     msg.feature_kind = FEATURE_KIND
     msg.num_prefix_tokens = int(cond.num_prefix_tokens[0])
     msg.encode_time_ms = float(encode_ms)
+    msg.trigger = trigger
     msg.transport = SemanticFeatures.TRANSPORT_INLINE if inline else SemanticFeatures.TRANSPORT_IN_PROCESS
     blobs = []
     for name, tensor in cond.tensors().items():

@@ -89,9 +89,7 @@ def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained
                                 image_position_embedding=not (pretrained_dir or opts.no_image_position_embedding),
                                 state_in_prompt=opts.state_in_prompt),
         expert=ActionExpertConfig(action_dim=action_dim, state_dim=state_dim, chunk_len=opts.chunk_len, history_len=opts.history_len,
-                                  delta_actions=opts.delta_actions,
-                                  # Continuation prefixes as long as the action loop's longest plan delay.
-                                  continuation_prefix=opts.chunk_len // 2 if opts.prefix_fraction else 0),
+                                  delta_actions=opts.delta_actions),
         model_id=f"asyncvla-{'qwen' if pretrained_dir else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     return AsyncVLAPolicy.build(config, list(tasks), seed=opts.seed)
@@ -166,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         episodes += sim
     if policy is None:
         policy = new_policy(cameras, state_dim, action_dim, tasks, opts, pretrained_dir=opts.init)
+    if config.prefix_fraction and not policy.config.expert.continuation_prefix:
+        # A new policy, or one fine-tuned for continuation: prefixes as long as the longest plan delay (L / 2).
+        e = policy.config.expert
+        policy.config.expert = dataclasses.replace(e, continuation_prefix=e.chunk_len // 2)
     if tuple(policy.config.backbone.camera_names) != tuple(cameras):
         raise SystemExit(f"the policy's cameras {list(policy.config.backbone.camera_names)} are not the data's {cameras}")
     bb, e = policy.config.backbone, policy.config.expert

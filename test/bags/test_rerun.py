@@ -31,8 +31,9 @@ def cli(*args):
     return [sys.executable, "-m", "asyncvla_ros.cli", *args]
 
 
-@pytest.fixture(scope="module")
-def sim_bag(tmp_path_factory):
+def record_running_graph(tmp, seconds: float, action_params: dict | None = None):
+    """Start the sim graph, let it plan RUNNING_CHUNKS chunks and run RECORD_AFTER_S more, then record
+    `seconds` of it with `asyncvla-ros record`; returns the bag."""
     require_ros_messages()
     skip_without_sim()
     pytest.importorskip("torch")
@@ -41,24 +42,28 @@ def sim_bag(tmp_path_factory):
 
     from ..nodes.test_driver_node import transition
 
-    tmp = tmp_path_factory.mktemp("simrec")
     bag = tmp / "sim_bag"
     probe = Probe("rerun_probe")
     probe.record(ActionChunk, "action_chunk", 100)
     procs = []
     try:
-        procs = [NodeProcess(spec, PARAMS, tmp) for spec in graph(LaunchArgs())]
+        procs = [NodeProcess(spec, PARAMS, tmp, action_params if spec.name == "action" else None) for spec in graph(LaunchArgs())]
         assert transition(probe, "configure") and transition(probe, "activate")
         probe.wait_for(lambda: len(probe.messages("action_chunk")) >= RUNNING_CHUNKS, 120, f"{RUNNING_CHUNKS} chunks")
         time.sleep(RECORD_AFTER_S)
-        recorder = subprocess.run(cli("record", str(bag), "--duration", str(RECORD_S)), stdout=open(tmp / "recorder.log", "w"),
-                                  stderr=subprocess.STDOUT, timeout=RECORD_S + 60)
+        recorder = subprocess.run(cli("record", str(bag), "--duration", str(seconds)), stdout=open(tmp / "recorder.log", "w"),
+                                  stderr=subprocess.STDOUT, timeout=seconds + 60)
     finally:
         for p in reversed(procs):
             p.stop()
         probe.close()
     assert recorder.returncode == 0, (tmp / "recorder.log").read_text()
     return bag
+
+
+@pytest.fixture(scope="module")
+def sim_bag(tmp_path_factory):
+    return record_running_graph(tmp_path_factory.mktemp("simrec"), RECORD_S)
 
 
 def rerun(bag, out, *extra):
@@ -189,6 +194,23 @@ def test_a_second_rerun_is_identical_and_each_switch_changes_its_mechanism(sim_b
     assert slow.semantics == "re-encoded at 1 Hz"
     assert s["semantic_age_s_p50_recomputed"] > base["semantic_age_s_p50_recomputed"]
     assert s["semantic_age_s_max_recomputed"] > 0.5
+
+
+def test_rerun_reproduces_continue_chunks_planned_with_a_plan_delay(tmp_path):
+    """The node in chunk mode continue with a 2-tick plan delay: plans every other tick, each around the
+    two commands that run meanwhile. The re-run meets the same ticks (the hold count in each chunk tells
+    in-flight ticks from holds) and reproduces the chunks, context included, bit for bit."""
+    bag = record_running_graph(tmp_path, 10.0, {"chunk_mode": "continue", "plan_delay_ticks": 2})
+    recorded = bag_messages(bag, "/action_chunk")
+    assert {(c.chunk_mode, c.plan_delay_ticks) for c in recorded} == {("continue", 2)}
+    assert all(sum(c.context) == 2 for c in recorded)
+    f = rerun(bag, tmp_path / "out")["figures"]
+    print(f"continue, plan delay 2: {f['reproduced_chunks']} of {f['compared_chunks']} re-run chunks reproduced "
+          f"({len(recorded)} recorded, {f['ticks']} ticks)")
+    complete = f["compared_chunks"] - f["chunks_with_inputs_missing_from_bag"]
+    assert f["reproduced_of_chunks_with_complete_inputs"] == complete, f
+    assert f["reproduced_chunks"] >= 0.9 * f["compared_chunks"], f
+    assert f["compared_chunks"] >= 0.8 * len(recorded), f
 
 
 def test_the_sim_bag_reads_with_the_independent_mcap_reader(sim_bag):

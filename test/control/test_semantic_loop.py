@@ -83,6 +83,22 @@ def test_rate_cap_is_on_the_step_clock_and_a_clock_that_jumps_back_releases_it()
     assert loop.seconds_until_allowed(10 * MS) == 0.0  # a looped bag: time went back
 
 
+def test_a_refresh_request_lets_the_next_set_through_the_rate_cap_once_and_names_its_reason():
+    policy, loop = make(max_rate_hz=1.0)
+    loop.set_instruction("x")
+    add_set(loop, 0)
+    assert loop.step(0).trigger == ""
+    add_set(loop, 100 * MS)
+    assert loop.step(100 * MS) is None  # the 1 Hz base rate holds it off
+    loop.request_refresh("confidence fell")
+    assert loop.seconds_until_allowed(150 * MS) == 0.0
+    item = loop.step(150 * MS)
+    assert item.trigger == "confidence fell" and item.stamp_ns == 100 * MS and loop.stats().triggered == 1
+    add_set(loop, 200 * MS)
+    assert loop.step(200 * MS) is None  # once: the base rate again
+    assert loop.seconds_until_allowed(200 * MS) == pytest.approx(0.95)
+
+
 def test_rate_in_hz_that_does_not_divide_a_second_still_lands_on_the_tick():
     assert SemanticLoopConfig(max_rate_hz=20 / 3).min_interval_ns == 150 * MS
     assert SemanticLoopConfig().min_interval_ns == 0
