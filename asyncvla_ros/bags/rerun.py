@@ -9,8 +9,9 @@ Two schedules:
   node ticked, from the bag's first chunk on, in the node's chunk mode and plan delay. A tick without
   a recorded chunk was a hold (which restarts the chunks and history, so the re-run holds there too),
   a chunk the recorder missed (the chunk ids tell which), or, with a plan delay, a tick that ran the
-  landed chunks while the plan was in flight (the node's hold count tells which). Each chunk is planned from the joint state it was planned from, the
-  semantic refresh it used (re-encoded from the same frames and prompt state) and the node's seed.
+  landed chunks while the plan was in flight (the node's hold count tells which). Each chunk is
+  planned from the joint state it was planned from, the semantic refresh it used (re-encoded from the
+  same frames and prompt state) and the node's seed.
   A chunk also rests on the chunks before it (ensembling, and the executed-action history): a chunk
   whose inputs are not all in the bag (its refresh's frames were captured before the recording
   began, the history reaches back before the bag's first chunk or over one the recorder missed, a

@@ -3,16 +3,18 @@
     asyncvla-ros eval --model main=runs/full/final --model naive=runs/naive/final --seeds 1000:1100 --out eval/
 
 A condition is (model, mode, semantic staleness, disturbance, chunk mode and plan delay), chosen by
-name with --conditions (default: the group "ablation"). The first model runs SFM only, AsyncVLA and AFM with a random 0.5 mask with
-synchronous semantics, and AsyncVLA and SFM with the cube moved mid-approach (a disturbance the
-policy must recover from); every model runs AsyncVLA with stale semantics (refresh every
---stale-period ticks, usable --stale-latency ticks later), which compares naive cache reuse against
-history + time-misalignment training when the second model is trained without them. The group
-"seams" runs AsyncVLA in every chunk mode (ensemble, latest, continue) at plan delays 0, 1, 2 and 4
-ticks, and reports the velocity jumps at chunk switches and the jerk (evaluation/seams.py). Every
-condition runs the same seeds, so conditions are compared pair by pair (McNemar's exact test). Writes
-results.json (per-episode and per-condition rates with 95 % Wilson intervals, the paired tests) and
-success_rates.png, and prints the tables.
+name with --conditions (default: the group "ablation"). The first model runs SFM only, AsyncVLA and
+AFM with a random 0.5 mask with synchronous semantics, and AsyncVLA and SFM with the cube moved
+mid-approach (a disturbance the policy must recover from); every model runs AsyncVLA with stale
+semantics (refresh every --stale-period ticks, usable --stale-latency ticks later), which compares
+naive cache reuse against history + time-misalignment training when the second model is trained
+without them. The group "seams" runs AsyncVLA in every chunk mode (ensemble, latest, continue) at
+plan delays 0, 1, 2 and 4 ticks and reports the velocity jumps at chunk switches and the jerk
+(evaluation/seams.py); the group "refresh" moves the cube with semantics at 1 Hz, with and without
+the confidence trigger, and at 5 Hz, and reports refreshes per episode and how soon one saw the move.
+Every condition runs the same seeds, so conditions are compared pair by pair (McNemar's exact test).
+Writes results.json (per-episode and per-condition rates with 95 % Wilson intervals, the paired
+tests), success_rates.png (and seams.png when seam conditions ran), and prints the tables.
 """
 
 from __future__ import annotations
@@ -72,11 +74,14 @@ ABLATION = {
     "disturbed_sfm_only": f"SFM only, the cube moved at tick {DISTURB_AT_STEP}",
 }
 SEAMS = {f"{mode}_d{d}": f"AsyncVLA, chunk mode {mode}, plan delay {d} ticks" for mode in CHUNK_MODES for d in PLAN_DELAYS}
-# Semantic refresh, the cube moved at DISTURB_AT_STEP: (semantic period in ticks, confidence trigger on).
+# Semantic refresh, the cube moved at DISTURB_AT_STEP plus 0-19 ticks by seed (any phase of a 1 Hz
+# refresh): (semantic period in ticks, confidence trigger on).
+REFRESH_SPREAD_STEPS = 19
 REFRESH_SETUPS = {"refresh_1hz": (20, False), "refresh_1hz_trigger": (20, True), "refresh_5hz": (4, False)}
-REFRESH = {"refresh_1hz": f"AsyncVLA, semantics at 1 Hz, the cube moved at tick {DISTURB_AT_STEP}",
+_MOVED = f"the cube moved at tick {DISTURB_AT_STEP}-{DISTURB_AT_STEP + REFRESH_SPREAD_STEPS}"
+REFRESH = {"refresh_1hz": f"AsyncVLA, semantics at 1 Hz, {_MOVED}",
            "refresh_1hz_trigger": "as refresh_1hz, plus a refresh whenever the chunk confidence drops (--trigger-drop)",
-           "refresh_5hz": f"AsyncVLA, semantics at 5 Hz, the cube moved at tick {DISTURB_AT_STEP}"}
+           "refresh_5hz": f"AsyncVLA, semantics at 5 Hz, {_MOVED}"}
 CONDITIONS = ABLATION | SEAMS | REFRESH
 GROUPS = {"ablation": list(ABLATION), "seams": list(SEAMS), "refresh": list(REFRESH)}
 # Paired comparisons reported when both conditions ran: (condition, baseline).
@@ -109,7 +114,8 @@ def conditions(models: dict[str, str], names: list[str], stale_period: int, stal
             period, triggered = REFRESH_SETUPS[name]
             out.append((name, f"{first}: semantics every {period} ticks{', confidence trigger' if triggered else ''}, cube moved",
                         first, EvalConfig(mode="asyncvla", max_steps=max_steps, semantic_period_steps=period,
-                                          disturb_at_step=DISTURB_AT_STEP, trigger_drop=trigger_drop if triggered else 0.0)))
+                                          disturb_at_step=DISTURB_AT_STEP, disturb_spread_steps=REFRESH_SPREAD_STEPS,
+                                          trigger_drop=trigger_drop if triggered else 0.0)))
         elif name == "stale":
             stale = dict(semantic_period_steps=stale_period, semantic_latency_steps=stale_latency, max_steps=max_steps)
             out += [(name, f"{label}: asyncvla, stale semantics", label, EvalConfig(mode="asyncvla", **stale)) for label in models]
@@ -159,6 +165,34 @@ def plot(summary: list[dict], path: Path) -> None:
     for a in (ax, ax2):
         a.set_xticks(list(x), labels, rotation=25, ha="right", fontsize=8)
     fig.suptitle(f"closed loop on {summary[0]['episodes']} held-out seeds per condition")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_seams(summary: list[dict], path: Path) -> None:
+    """Per plan delay, the mean velocity jump around a chunk switch (tick 0) for each chunk mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from asyncvla_ros.evaluation.seams import PROFILE_TICKS
+
+    seams = [s for s in summary if s["name"] in SEAMS]
+    delays = sorted({s["config"]["plan_delay_ticks"] for s in seams})
+    fig, axes = plt.subplots(1, len(delays), figsize=(3.6 * len(delays), 3.4), sharey=True, squeeze=False)
+    offsets = list(range(-PROFILE_TICKS, PROFILE_TICKS + 1))
+    for ax, d in zip(axes[0], delays):
+        for s in (s for s in seams if s["config"]["plan_delay_ticks"] == d):
+            profile = [float("nan") if v is None else v for v in s["seams"]["jump_profile_rad_s"]]
+            ax.plot(offsets, profile, marker="o", label=s["config"]["chunk_mode"])
+        ax.axvline(0, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"plan delay {d} ticks")
+        ax.set_xlabel("ticks from a chunk switch")
+    axes[0][0].set_ylabel("velocity jump |v_k - v_(k-1)|, rad/s")
+    axes[0][-1].legend()
+    fig.suptitle(f"commanded arm joints around chunk switches, {seams[0]['episodes']} episodes per condition")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -214,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     paired = paired_tests(runs, all_results)
     (out / "results.json").write_text(json.dumps({"summary": summary, "paired_tests": paired, "episodes": episodes}, indent=2))
     plot(summary, out / "success_rates.png")
+    if any(s["name"] in SEAMS for s in summary):
+        plot_seams(summary, out / "seams.png")
     print(json.dumps({"summary": summary, "paired_tests": paired}, indent=2))
     print(table(summary, paired))
     return 0

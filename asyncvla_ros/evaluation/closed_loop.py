@@ -40,6 +40,9 @@ class EvalConfig:
     # DISTURB_MIN_MOVE_M from where it was, drawn from the episode seed), unless the arm already holds
     # or touches it. 0 = none.
     disturb_at_step: int = 0
+    # The disturbance comes this many ticks later at most, by episode seed (seed % (N + 1)): spread over
+    # the phase of a slow semantic refresh, so how soon a refresh sees it is not one fixed offset.
+    disturb_spread_steps: int = 0
     chunk_mode: str = "ensemble"  # ActionLoopConfig.chunk_mode
     plan_delay_ticks: int = 0  # ActionLoopConfig.plan_delay_ticks: a plan from tick t's inputs acts from t + d
     # RefreshTriggerConfig.trigger_drop: a chunk confidence this far below its recent median asks for a
@@ -56,7 +59,7 @@ class EvalConfig:
                 raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0.0 <= self.trigger_drop <= 1.0:
             raise ValueError(f"EvalConfig.trigger_drop must be in [0, 1], got {self.trigger_drop!r}")
-        for name in ("semantic_latency_steps", "disturb_at_step", "plan_delay_ticks"):
+        for name in ("semantic_latency_steps", "disturb_at_step", "disturb_spread_steps", "plan_delay_ticks"):
             if getattr(self, name) < 0:
                 raise ValueError(f"EvalConfig.{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -121,6 +124,7 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
     semantic.set_instruction(obs.instruction)
     trigger = RefreshTrigger(RefreshTriggerConfig(trigger_drop=config.trigger_drop))
     moved_at_ns = seen_after_s = None
+    disturb_at = config.disturb_at_step + (seed % (config.disturb_spread_steps + 1) if config.disturb_at_step else 0)
     pending: list[tuple[int, SemanticItem]] = []  # (tick it becomes usable, semantics)
     current: SemanticItem | None = None
     regenerated, ages = [], []
@@ -161,7 +165,7 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
             fired = trigger.observe(now_ns, result.chunk.confidence)
             if fired is not None:
                 semantic.request_refresh(fired.reason)
-        if config.disturb_at_step and step + 1 == config.disturb_at_step:
+        if config.disturb_at_step and step + 1 == disturb_at:
             disturbed = disturb(arm, seed)
             moved_at_ns = (step + 1) * STEP_NS if disturbed else None  # the next observation shows it
         obs = arm.step(target)

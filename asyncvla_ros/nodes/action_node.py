@@ -41,17 +41,15 @@ CONFIGS = (("", PolicySourceConfig), ("", ActionNodeConfig), ("", ActionLoopConf
 
 
 class ActionNode(Node):
-    """Args: policy/store are injected when co-located with the semantic node, and `on_refresh_request`
-    (which then receives a fired confidence trigger's reason in memory)."""
+    """Args: policy/store are injected when co-located with the semantic node."""
 
-    def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, on_refresh_request=None,
-                 **kwargs) -> None:
+    def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, **kwargs) -> None:
         super().__init__("action", **kwargs)
         source = declare_config(self, PolicySourceConfig)
         self.joint_names = declare_config(self, ActionNodeConfig).joint_names
         config = declare_config(self, ActionLoopConfig)
         self.trigger = RefreshTrigger(declare_config(self, RefreshTriggerConfig))
-        self.on_refresh_request = on_refresh_request
+        self.on_refresh_request = None  # co-located: the semantic node's request_refresh, called in memory
         self.torch_threads = source.torch_threads
         if policy is None:
             from asyncvla_ros.policy.default import load_policy

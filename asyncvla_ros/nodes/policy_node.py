@@ -1,7 +1,8 @@
 """The semantic and action nodes co-located in one process, sharing one policy and one store.
 
 The semantic condition is handed over in memory (no serialisation, no copy: on a GPU it stays on
-the GPU); the semantic_features topic still carries its metadata, so recorders and monitors work.
+the GPU); the semantic_features topic still carries its metadata, so recorders and monitors work. The
+action node's refresh requests (its confidence trigger) reach the semantic node in memory as well.
 Encoding runs on the semantic node's worker thread, so a slow encode never delays the control tick
 served by the executor here (torch releases the GIL inside its kernels).
 """
@@ -19,11 +20,11 @@ def main(args=None) -> None:
     def make() -> list:
         # The action node loads the policy from its parameters; the semantic node reuses it.
         store = LatestSemantics()
-        semantic: list[SemanticNode] = []  # the confidence trigger's requests reach it in memory
-        action = ActionNode(store=store, on_refresh_request=lambda reason: semantic[0].request_refresh(reason) if semantic else None)
+        action = ActionNode(store=store)
         set_torch_threads(action.torch_threads)
-        semantic.append(SemanticNode(policy=action.policy, model_id=action.model_id, store=store))
-        return [action, semantic[0]]
+        semantic = SemanticNode(policy=action.policy, model_id=action.model_id, store=store)
+        action.on_refresh_request = semantic.request_refresh  # the confidence trigger's requests, in memory
+        return [action, semantic]
 
     run_and_exit(make, args)
 

@@ -120,6 +120,7 @@ def test_eval_command_writes_results_and_a_plot(tmp_path):
     seams = json.loads((tmp_path / "seams" / "results.json").read_text())["summary"]
     assert [s["name"] for s in seams] == ["ensemble_d2", "continue_d2"]
     assert all(s["seams"]["switches"] > 0 and s["config"]["plan_delay_ticks"] == 2 for s in seams)
+    assert (tmp_path / "seams" / "seams.png").stat().st_size > 1000
     with pytest.raises(SystemExit) as err:
         main(args + ["--conditions", "asyncvla,best"])
     assert err.value.code == 2

@@ -65,3 +65,36 @@ def test_a_refresh_request_from_the_action_node_makes_the_semantic_node_encode_a
         action.destroy_node()
         semantic.stop()
         probe.close()
+
+
+def test_co_located_the_request_reaches_the_semantic_loop_in_memory():
+    require_ros_messages()
+    skip_without_sim()
+    pytest.importorskip("torch")
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from asyncvla_ros.control.refresh_trigger import RefreshRequestInfo
+    from asyncvla_ros.control.semantic_store import LatestSemantics
+    from asyncvla_ros.nodes.action_node import ActionNode
+    from asyncvla_ros.nodes.semantic_node import SemanticNode
+
+    rclpy.init(args=[], domain_id=97)
+    try:
+        store = LatestSemantics()
+        joints = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+        action = ActionNode(store=store, parameter_overrides=[Parameter("joint_names", value=joints)])
+        semantic = SemanticNode(policy=action.policy, model_id=action.model_id, store=store,
+                                parameter_overrides=[Parameter("max_rate_hz", value=0.1)])
+        try:
+            action.on_refresh_request = semantic.request_refresh  # as policy_node wires them
+            semantic.loop._last_start_ns = 0  # as if it had just encoded: the 0.1 Hz cap holds the next one off
+            assert semantic.loop.seconds_until_allowed(1_000_000_000) > 5
+            action.request_refresh(RefreshRequestInfo(1, 0.3, 0.6, "dropped"), 3)
+            assert semantic.loop.seconds_until_allowed(1_000_000_000) == 0.0
+        finally:
+            semantic.close()
+            semantic.destroy_node()
+            action.destroy_node()
+    finally:
+        rclpy.try_shutdown()
