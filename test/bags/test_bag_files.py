@@ -25,7 +25,8 @@ def _header(store, ns):
 def chunk(store, i):
     return store.types[ACTION_CHUNK](
         header=_header(store, T0 + i), semantic_stamp=_time(store, T0 - 5), semantic_age_s=0.25, semantic_seq=3,
-        chunk_id=i, tick=10 + i, seed=10 + i, command_stamp=_time(store, T0 + i + 1),
+        chunk_id=i, tick=10 + i, seed=10 + i, hold_ticks=0, chunk_mode="ensemble", plan_delay_ticks=0,
+        context=np.array([False, False]), command_stamp=_time(store, T0 + i + 1),
         history_answered=np.array([True, False]), step_period_s=0.05, joint_names=["a", "b"], horizon=2, action_dim=2,
         actions=np.array([1, 2, 3, 4 + i], np.float32), sfm_actions=np.array([0, 1, 2, 3], np.float32),
         confidence=np.array([0.2, 0.9], np.float32), regenerated=np.array([True, False]), sfm_time_ms=1.5,
@@ -37,7 +38,7 @@ def features(store, payload: bytes):
                                                         data=np.frombuffer(payload, np.uint8))
     return store.types[SEMANTIC_FEATURES](
         header=_header(store, T0), seq=7, instruction="put the red cube in the blue area", model_id="m",
-        feature_kind="prefix_kv_cache", tensors=[blob], num_prefix_tokens=5, encode_time_ms=30.0, transport="inline",
+        feature_kind="prefix_kv_cache", tensors=[blob], num_prefix_tokens=5, encode_time_ms=30.0, trigger="", transport="inline",
         state_stamp=_time(store, 0), frame_stamps=[_time(store, T0), _time(store, T0 + 5)])
 
 
