@@ -209,8 +209,9 @@ def test_rerun_reproduces_continue_chunks_planned_with_a_plan_delay(tmp_path):
           f"({len(recorded)} recorded, {f['ticks']} ticks)")
     complete = f["compared_chunks"] - f["chunks_with_inputs_missing_from_bag"]
     assert f["reproduced_of_chunks_with_complete_inputs"] == complete, f
-    assert f["reproduced_chunks"] >= 0.9 * f["compared_chunks"], f
-    assert f["compared_chunks"] >= 0.8 * len(recorded), f
+    # The first 1.5 s of chunks rest on history and context from before the bag (flagged); in a 10 s
+    # bag with a plan every 2 ticks that is about 20 % of them, more when a loaded machine ticks slower.
+    assert complete >= 0.6 * f["compared_chunks"] and f["compared_chunks"] >= 0.8 * len(recorded), f
 
 
 def test_the_sim_bag_reads_with_the_independent_mcap_reader(sim_bag):
