@@ -122,8 +122,12 @@ def test_so100_graph_drives_the_emulated_bus(ros, tmp_path_factory):
     write_calibration(tmp / "calibration")
     g = None
     try:
+        # The emulator shares 2 cores with the whole graph here: under that load it has missed three
+        # status packets in a row, and the driver rightly declared the link lost. This test is about the
+        # graph driving the bus; losing the link is test_so100_backend's (with the default of 3).
         g = HardwareGraph("so100", {"so100.port": bus.port, "so100.robot_id": ROBOT_ID,
-                                    "so100.calibration_dir": str(tmp / "calibration")}, tmp)
+                                    "so100.calibration_dir": str(tmp / "calibration"),
+                                    "so100.max_consecutive_failures": 10}, tmp)
         result = run_window(g)
         writes = bus.goal_writes(result["t0"])
         assert len(writes) >= 6 * 0.9 * len(result["commands"])  # six servos per command
