@@ -209,9 +209,10 @@ def test_rerun_reproduces_continue_chunks_planned_with_a_plan_delay(tmp_path):
           f"({len(recorded)} recorded, {f['ticks']} ticks)")
     complete = f["compared_chunks"] - f["chunks_with_inputs_missing_from_bag"]
     assert f["reproduced_of_chunks_with_complete_inputs"] == complete, f
-    # The first 1.5 s of chunks rest on history and context from before the bag (flagged); in a 10 s
-    # bag with a plan every 2 ticks that is about 20 % of them, more when a loaded machine ticks slower.
-    assert complete >= 0.6 * f["compared_chunks"] and f["compared_chunks"] >= 0.8 * len(recorded), f
+    # Not re-run: the chunks resting on a refresh from before the bag (up to 23 of 98 in fresh-clone runs,
+    # while the recorder's camera subscriptions matched). Flagged: the next ~1.5 s, whose history and
+    # context reach back before the bag (16 of 76 on a loaded machine). Most of a 10 s bag is left.
+    assert complete >= 0.5 * len(recorded), f
 
 
 def test_the_sim_bag_reads_with_the_independent_mcap_reader(sim_bag):
