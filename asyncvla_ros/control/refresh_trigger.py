@@ -57,12 +57,14 @@ class RefreshTrigger:
         return self.config.trigger_drop > 0
 
     def observe(self, now_ns: int, confidence: np.ndarray) -> RefreshRequestInfo | None:
+        if not self.enabled:  # off (the default): nothing to keep on the control path
+            return None
         c = self.config
         value = float(np.min(confidence) if c.trigger_statistic == "min" else np.mean(confidence))
         full = len(self._recent) == self._recent.maxlen
         recent = float(np.median(self._recent)) if self._recent else float("nan")
         self._recent.append(value)
-        if not (self.enabled and full and value < recent - c.trigger_drop):
+        if not (full and value < recent - c.trigger_drop):
             return None
         if self._last_fire_ns is not None and 0 <= now_ns - self._last_fire_ns < c.trigger_hold_off_s * 1e9:
             return None
