@@ -10,7 +10,11 @@ spinning stops, the node stops its own threads (`close()`), and only then is rcl
 `run_and_exit` then ends the process at once, without the interpreter's teardown: its garbage
 collection over torch and transformers objects took the policy nodes 3.4-4.8 s on a busy 2-core
 machine, past ros2 launch's 5 s grace before it escalates to SIGTERM. Closing is bounded too
-(CLOSE_LIMIT_S): past it, every thread's stack goes to the log and the process exits 1.
+(CLOSE_LIMIT_S): past it, every thread's stack goes to the log and the process exits 1. The bound lies
+between the launchers' SIGTERM (5 s after SIGINT; a closing node only notes it) and their SIGKILL
+(10 s): a slow teardown on a loaded machine (closing took a CI machine's nodes 3-4 s) still ends
+cleanly, and a hang ends with its stacks before the kill. A close slower than SLOW_CLOSE_S says which
+part took the time.
 `kill -USR1 <pid>` writes the stacks of a running node, for a node that seems stuck.
 """
 
@@ -22,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import rclpy
@@ -30,7 +35,8 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 
-CLOSE_LIMIT_S = 4.0  # closing longer than this is a hang: stacks to the log, exit 1 (ros2 launch escalates at 5 s)
+CLOSE_LIMIT_S = 8.0  # closing longer than this is a hang: stacks to the log, exit 1 (launchers: SIGTERM at 5 s, SIGKILL at 10 s)
+SLOW_CLOSE_S = 1.0  # closing longer than this is logged with the time of each part
 _stop = threading.Event()
 _building = False  # the nodes are being built: nothing to close yet, so an interrupt may abort it at once
 
@@ -87,12 +93,23 @@ def run(make_nodes: Callable[[], Node | list[Node]], args=None, executor: Execut
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
         if close_limit_s is not None:
             faulthandler.dump_traceback_later(close_limit_s, exit=True)
+        phases = {"close": 0.0, "destroy_node": 0.0}
+        t0 = time.monotonic()
         for node in reversed(nodes):
             close = getattr(node, "close", None)
+            t = time.monotonic()
             if close is not None:
                 close()
+            phases["close"] += time.monotonic() - t
+            t = time.monotonic()
             node.destroy_node()
+            phases["destroy_node"] += time.monotonic() - t
+        t = time.monotonic()
         rclpy.try_shutdown()
+        phases["rclpy shutdown"] = time.monotonic() - t
+        if time.monotonic() - t0 > SLOW_CLOSE_S:  # which part, for a stop that came near the close limit
+            print(f"{sys.argv[0]}: closing took {time.monotonic() - t0:.1f} s ("
+                  + ", ".join(f"{name} {s:.1f} s" for name, s in phases.items()) + ")", file=sys.stderr, flush=True)
     return status
 
 

@@ -43,6 +43,16 @@ def wait_acting(proc: subprocess.Popen, out: Path, timeout_s: float = 120.0) -> 
     raise AssertionError(f"the graph did not act within {timeout_s} s:\n{out.read_text()[-3000:]}")
 
 
+def unclean_stop_report(out: Path, log_dir: Path) -> str:
+    """The launcher's last lines and the end of the log of each process it names as not stopping cleanly
+    (its stacks, when the close limit cut it off, and how long each part of closing took)."""
+    text = out.read_text()
+    named = set(re.findall(r"(\w+) exited with code", text))
+    logs = [f"--- {name}.log:\n{(log_dir / f'{name}.log').read_text(errors='replace')[-4000:]}"
+            for name in sorted(named) if (log_dir / f"{name}.log").exists()]
+    return "\n".join([text[-3000:], *logs])
+
+
 def ros_time(line: str) -> float:
     return float(re.search(r"\[(\d+\.\d+)\]", line).group(1))
 
@@ -62,7 +72,7 @@ def test_the_graph_starts_and_stops_cleanly_again_and_again(tmp_path):
         try:
             wait_acting(proc, out)
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(60) == 0, out.read_text()[-3000:]
+            assert proc.wait(60) == 0, unclean_stop_report(out, log_dir)
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -2,6 +2,7 @@
 SIGINT ends it at once with status 0 and a clean log, also while it is still being built (a model
 loading), and a close() that hangs is cut off after CLOSE_LIMIT_S with every thread's stack and status 1."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -69,3 +70,13 @@ def test_a_close_that_hangs_is_cut_off_with_every_threads_stack():
     code, seconds, out = interrupt(start(0.0, 60.0), "spinning", 0.5)
     assert code == 1 and "Timeout" in out and "in close" in out, out
     assert seconds < CLOSE_LIMIT_S + 10.0
+
+
+def test_a_slow_close_within_the_limit_exits_clean_and_says_which_part_took_the_time():
+    from asyncvla_ros.nodes.runner import CLOSE_LIMIT_S, SLOW_CLOSE_S
+
+    close_s = (SLOW_CLOSE_S + CLOSE_LIMIT_S) / 2
+    code, seconds, out = interrupt(start(0.0, close_s), "spinning", 0.5)
+    assert code == 0 and "Timeout" not in out, out
+    took = re.search(r"closing took ([\d.]+) s \(close ([\d.]+) s, destroy_node [\d.]+ s, rclpy shutdown [\d.]+ s\)", out)
+    assert took and float(took.group(2)) >= close_s - 0.1, out
