@@ -1,8 +1,10 @@
 """The safety filter between the policy and the driver (no rclpy, no torch).
 
 Every command passes through `SafetyFilter.check`. A command is refused (nothing reaches the robot)
-when it is malformed (NaN/inf, unknown or missing joints, mismatched lengths), too old, when the
-joint state it must be checked against is missing or too old, or while the e-stop is latched. A
+when it is malformed (NaN/inf, unknown, missing or repeated joints, mismatched lengths), too old, when
+the joint state it must be checked against is missing or too old, or while the e-stop is latched. A
+joint state more than `implausible_state_margin_rad` outside the limits is refused (a sensor fault):
+the step window around it would otherwise pass targets far outside the limits. A
 well-formed command is altered, never refused, for position limits and the maximum step per period:
 each joint target is clamped into the joint's limits and then into [measured - max_step, measured +
 max_step], like LeRobot's `max_relative_target`. Every refusal and alteration is counted and reported.
@@ -23,7 +25,7 @@ import numpy as np
 
 from asyncvla_ros.parameters import check_fields, param
 
-KINDS = ("joint_limit", "max_step", "stale_command", "nan", "estop", "unknown_joint", "dimension", "stale_state")
+KINDS = ("joint_limit", "max_step", "stale_command", "nan", "estop", "unknown_joint", "dimension", "stale_state", "implausible_state")
 
 
 @dataclass
@@ -34,6 +36,8 @@ class SafetyConfig:
     max_step_rad: tuple[float, ...] = param((), "per joint largest |target - measured| one command may ask for, rad")
     command_timeout_s: float = param(0.25, "refuse commands whose stamp is older (or further ahead) than this, s", low=0.001, high=10.0)
     state_timeout_s: float = param(0.25, "refuse everything while the joint state is older (or further ahead) than this, s", low=0.001, high=10.0)
+    implausible_state_margin_rad: float = param(
+        0.5, "a joint state further than this outside a joint's limits is a sensor fault and is refused, rad", low=0.0, high=100.0)
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -123,12 +127,25 @@ class SafetyFilter:
     def update_state(self, names, positions, stamp_ns: int) -> SafetyEventInfo | None:
         """Record the measured joint positions; returns an event if the message is unusable."""
         ordered, problem = self._order(names, positions, "joint state")
+        if problem is None:
+            problem = self._implausible(ordered)
         with self._lock:
             if problem:
                 self.counts[problem.kind] += 1
                 return problem
             self._state, self._state_stamp_ns = ordered, int(stamp_ns)
         return None
+
+    def _implausible(self, state: np.ndarray) -> SafetyEventInfo | None:
+        """A measured position further outside the limits than an arm can be (a sensor or encoder fault, a
+        message from another robot): the step window around it would let commands far outside the
+        limits through, so it is refused and the last plausible state stays (and goes stale)."""
+        margin = self.config.implausible_state_margin_rad
+        bad = np.flatnonzero((state < self._lower - margin) | (state > self._upper + margin))
+        if not bad.size:
+            return None
+        joints = {self.config.joint_names[i]: float(state[i]) for i in bad}
+        return SafetyEventInfo("implausible_state", f"joint state {joints} more than {margin} rad outside the limits", True)
 
     def check(self, names, positions, stamp_ns: int, now_ns: int) -> Verdict:
         """Return the safe version of a command, or refuse it."""

@@ -28,6 +28,7 @@ from asyncvla_ros.nodes.qos import FEATURES
 from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.nodes.semantic_transport import from_message
 from asyncvla_ros.parameters import param
+from asyncvla_ros.policy.backbone import InputError
 from asyncvla_ros.policy.default import PolicySourceConfig
 
 
@@ -69,7 +70,7 @@ class ActionNode(Node):
         self.tick_walls: deque[float] = deque(maxlen=200)
         self.plan_ms: deque[float] = deque(maxlen=200)
         # Semantic hand-over costs: DDS time (publish -> receive, from the samples' timestamps),
-        # decode time (inline payload -> tensors), payload size.
+        # decode time (inline payload -> tensors, checked against the policy), payload size.
         self.transport_ms: deque[float] = deque(maxlen=100)
         self.decode_ms: deque[float] = deque(maxlen=100)
         self.payload_bytes = 0
@@ -110,9 +111,10 @@ class ActionNode(Node):
         try:
             t0 = time.perf_counter()
             cond = from_message(msg, self.policy.device)
+            self.policy.check_condition(cond)
             self.decode_ms.append((time.perf_counter() - t0) * 1e3)
             self.payload_bytes = sum(len(blob.data) for blob in msg.tensors)
-        except MessageError as err:
+        except (MessageError, InputError) as err:
             self.rejections.reject(f"semantic features seq {msg.seq} rejected: {err}")
             return
         self.store.commit(SemanticItem(cond, int(msg.seq), from_time(msg.header.stamp), msg.instruction, msg.encode_time_ms))

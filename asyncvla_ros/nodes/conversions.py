@@ -37,11 +37,14 @@ def joint_positions(msg: JointState, joint_names) -> np.ndarray:
     """Positions of `joint_names`, in that order, from a JointState that may list joints in any order.
 
     Raises:
-        MessageError: names/positions of different lengths, a required joint missing, or NaN/inf.
+        MessageError: names/positions of different lengths, a joint named twice, a required joint missing,
+            or NaN/inf.
     """
     if len(msg.name) != len(msg.position):
         raise MessageError(f"JointState has {len(msg.name)} names but {len(msg.position)} positions")
     index = {n: i for i, n in enumerate(msg.name)}
+    if len(index) != len(msg.name):
+        raise MessageError(f"JointState names a joint twice: {list(msg.name)}")
     missing = [n for n in joint_names if n not in index]
     if missing:
         raise MessageError(f"JointState lacks joints {missing} (has {list(msg.name)})")

@@ -124,3 +124,27 @@ def test_concurrent_updates_and_checks_stay_consistent():
     finally:
         stop.set()
         t.join()
+
+
+def test_a_joint_state_far_outside_the_limits_is_refused_and_commands_go_on_checked_against_the_last_plausible_one():
+    f = make()
+    event = f.update_state(NAMES, [0.0, 1e30, 0.25], int(10.1 * S))  # an encoder fault, not an arm
+    assert event.kind == "implausible_state" and event.refused and "b" in event.detail
+    v = f.check(NAMES, [0.0, 0.9, 0.25], int(10.1 * S), int(10.1 * S))
+    assert v.accepted and np.all(v.positions <= np.array(f.config.position_upper_rad))  # against 0.95, not 1e30
+    margin = f.config.implausible_state_margin_rad
+    assert f.update_state(NAMES, [0.0, 1.0 + margin * 0.9, 0.25], int(10.2 * S)) is None  # past the limit, but an arm can be
+    # After the last plausible state goes stale, everything is refused.
+    assert f.update_state(NAMES, [0.0, -5.0, 0.25], int(10.2 * S)).kind == "implausible_state"
+    assert f.check(NAMES, [0.0, 0.9, 0.25], int(10.6 * S), int(10.6 * S)).events[0].kind == "stale_state"
+
+
+def test_every_kind_of_event_is_a_constant_of_the_message():
+    pytest.importorskip("rclpy")
+    try:
+        from asyncvla_ros.msg import SafetyEvent
+    except ImportError:
+        pytest.skip("needs the colcon install space")
+    from asyncvla_ros.control.safety import KINDS
+
+    assert sorted(KINDS) == sorted(getattr(SafetyEvent, name) for name in dir(SafetyEvent) if name.startswith("KIND_"))

@@ -76,3 +76,5 @@ def test_joint_positions_reorders_and_refuses_bad_states():
         joint_positions(msg, ["a", "c"])
     with pytest.raises(MessageError, match="non-finite"):
         joint_positions(joint_state(["a"], [float("nan")], 5), ["a"])
+    with pytest.raises(MessageError, match="names a joint twice"):  # which of the two would be the arm's?
+        joint_positions(joint_state(["a", "b", "a"], [1.0, 2.0, 3.0], 5), ["a", "b"])

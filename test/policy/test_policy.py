@@ -219,3 +219,28 @@ def test_semantic_condition_tensor_round_trip(cond):
         assert torch.equal(t, again.tensors()[name])
     with pytest.raises(InputError, match="missing"):
         SemanticCondition.from_tensors({"keys.0": cond.keys[0]})
+
+
+def _altered(cond, name, tensor):
+    tensors = dict(cond.tensors())
+    tensors[name] = tensor
+    return SemanticCondition.from_tensors(tensors, cond.stamp_ns, cond.instruction)
+
+
+def test_a_condition_that_does_not_fit_the_policy_is_refused_before_it_is_planned_from(policy, cond):
+    policy.check_condition(cond)  # the encoder's own output fits
+    k = cond.keys[0]
+    valid = cond.key_valid.clone()
+    valid[0, :] = True
+    cases = {
+        "keys.0 of shape": _altered(cond, "keys.0", k[:, :, :-1]),  # another prefix capacity
+        "key / ": SemanticCondition.from_tensors({n: t for n, t in cond.tensors().items() if not n.endswith(f".{len(cond.keys) - 1}")}),
+        "torch.float64": _altered(cond, "vl_embeddings", cond.vl_embeddings.double()),
+        "NaN or inf": _altered(cond, "values.0", torch.full_like(cond.values[0], float("nan"))),
+        "prefix tokens": _altered(cond, "num_prefix_tokens", cond.num_prefix_tokens + 10_000),
+        "marked valid": _altered(cond, "key_valid", valid),
+        "rotary range": _altered(cond, "next_position", cond.next_position * 0 - 3),
+    }
+    for match, bad in cases.items():
+        with pytest.raises(InputError, match=match):
+            policy.check_condition(bad)
