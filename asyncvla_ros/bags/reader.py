@@ -83,7 +83,8 @@ def plan(reader: AnyReader, config: PlayConfig) -> list[PlayTopic]:
     """The recorded topics to play, after selection and remapping.
 
     Raises:
-        BagError: a selected or remapped topic that the bag does not hold (the message lists the bag's topics).
+        BagError: a selected or remapped topic that the bag does not hold (the message lists the bag's
+            topics), or one of another type than the graph's topic it would be played on.
     """
     recorded = {}
     for conn in reader.connections:
@@ -92,6 +93,12 @@ def plan(reader: AnyReader, config: PlayConfig) -> list[PlayTopic]:
         if name not in recorded:
             raise BagError(f"topic {name} is not in the bag; it holds {sorted(recorded)}")
     chosen = config.topics or tuple(sorted(recorded))
+    for t in chosen:  # a graph topic must carry the graph's type, or every subscriber would fail to take it
+        out = config.renames.get(t, t)
+        expected = GRAPH_TOPICS.get(out, (recorded[t], ""))[0]
+        if recorded[t] != expected:
+            raise BagError(f"topic {t} in the bag is {recorded[t]}, but the graph's {out} carries {expected}: "
+                           "remap it (--remap) or leave it out (--topics)")
     return [PlayTopic(t, config.renames.get(t, t), recorded[t], GRAPH_TOPICS.get(t, ("", "default"))[1]) for t in chosen]
 
 

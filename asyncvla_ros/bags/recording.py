@@ -132,8 +132,7 @@ def load(path, cameras) -> Recording:
         wanted.update({t: m for t, m in optional.items() if topics.get(t) == m})
         rec = Recording(str(path), reader.start_time, frames={cam: [] for cam in cameras})
         conns = [c for c in reader.connections if c.topic in wanted]
-        for conn, log_ns, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
+        for conn, log_ns, msg in _deserialized(reader, conns, path):
             topic = conn.topic
             if topic.endswith("/image_raw"):
                 rec.frames[topic.split("/")[1]].append(Frame(stamp_ns(msg.header.stamp), log_ns, image_rgb(msg)))
@@ -160,3 +159,25 @@ def load(path, cameras) -> Recording:
         frames.sort(key=lambda f: f.stamp_ns)
     rec.index()
     return rec
+
+
+def _deserialized(reader, conns, path):
+    """(connection, log time, message) in bag order; a bag that is cut short or holds a message that does
+    not deserialize ends with a BagError naming where (rosbags raises its own error types)."""
+    last_ns = None
+    messages = reader.messages(connections=conns)
+    while True:
+        try:
+            conn, log_ns, raw = next(messages)
+        except StopIteration:
+            return
+        except Exception as err:
+            where = "at its start" if last_ns is None else f"after bag time {last_ns}"
+            raise BagError(f"bag {path} cannot be read {where}: {err}") from err
+        try:
+            msg = reader.deserialize(raw, conn.msgtype)
+        except Exception as err:
+            raise BagError(f"bag {path}: a {conn.topic} message at bag time {log_ns} does not deserialize as "
+                           f"{conn.msgtype}: {err}") from err
+        last_ns = log_ns
+        yield conn, log_ns, msg

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,11 +116,19 @@ class SemanticLoop:
         """The task instruction for the next encodes; True when it changed.
 
         Raises:
-            ValueError: an empty instruction (the last one stays).
+            ValueError: an empty instruction, one with control characters or with U+FFFD (what rclpy
+                decodes invalid UTF-8 on the wire to), or one the policy's prompt cannot hold (the last
+                one stays).
         """
         text = text.strip()
         if not text:
             raise ValueError("empty instruction ignored")
+        bad = sorted({c for c in text if c == "\ufffd" or (unicodedata.category(c) in ("Cc", "Cs") and c not in "\t\n\r")})
+        if bad:
+            raise ValueError(f"instruction with control characters or invalid UTF-8 (U+FFFD) ignored: {[hex(ord(c)) for c in bad]}")
+        check = getattr(self.policy, "check_instruction", None)
+        if check is not None:
+            check(text)  # InputError is a ValueError
         with self._lock:
             changed, self._instruction = text != self._instruction, text
         return changed

@@ -106,7 +106,7 @@ class ActionNode(Node):
             self.rejections.reject(f"semantic features from model {msg.model_id!r}, this node runs {self.model_id!r}: ignored")
             return
         self.semantics_alive = True
-        if msg.transport == SemanticFeatures.TRANSPORT_IN_PROCESS:
+        if msg.transport == SemanticFeatures.TRANSPORT_IN_PROCESS and self.colocated:
             return  # the co-located semantic node committed the tensors to the shared store itself
         try:
             t0 = time.perf_counter()

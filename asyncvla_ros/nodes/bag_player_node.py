@@ -4,7 +4,9 @@ Nodes started with `use_sim_time:=true` then run on the bag's time line (their t
 staleness checks follow /clock), so the semantic and action nodes act on the recorded cameras and
 joint states as they did on the robot. Messages go out serialized, exactly as recorded, with the
 QoS the graph's own publishers use (the instruction latched, the semantic features with their
-liveliness heartbeat). Stops by itself at the end of the bag unless `loop` is set.
+liveliness heartbeat); a message that does not deserialize as its recorded type is logged and not
+published. Stops by itself at the end of the bag unless `loop` is set, with exit status 1 when the
+replay failed or skipped messages.
 `asyncvla-ros replay` runs this node from the command line.
 """
 
@@ -61,6 +63,8 @@ class BagPlayerNode(Node):
             self.create_timer(SEMANTIC_HEARTBEAT_S, lambda: [p.assert_liveliness() for p in semantic])
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock else None
         self.published = 0
+        self.skipped = 0  # messages that do not deserialize as their recorded type: never published
+        self.exit_status = 0  # 1 after a replay that failed or skipped messages (nodes/runner.py returns it)
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self.play, name="bag-player", daemon=True)
         self.worker.start()
@@ -75,10 +79,16 @@ class BagPlayerNode(Node):
                 if not self.config.loop:
                     break
             if not self.stopping.is_set():
-                self.get_logger().info(f"end of bag: {self.published} messages published")
+                if self.skipped:
+                    self.exit_status = 1
+                    self.get_logger().error(f"end of bag: {self.published} messages published, {self.skipped} not "
+                                            "(they do not deserialize as their recorded types)")
+                else:
+                    self.get_logger().info(f"end of bag: {self.published} messages published")
                 os.kill(os.getpid(), signal.SIGINT)  # the Ctrl-C path of runner.run: one way to stop
         except Exception as err:  # reported, and the process stops instead of hanging silently
-            self.get_logger().error(f"replay failed: {err!r}")
+            self.exit_status = 1
+            self.get_logger().error(f"replay failed after {self.published} messages: {err}")
             os.kill(os.getpid(), signal.SIGINT)
 
     def _wait_for_subscribers(self) -> None:
@@ -108,10 +118,24 @@ class BagPlayerNode(Node):
                 self.stopping.wait(max(wait, 0.0))
             if self.stopping.is_set():
                 return
+            if not self.deserializes(topic, stamp_ns, raw):
+                continue
             if self.clock_pub is not None:
                 self.tick_clock(stamp_ns)  # never behind the message it precedes
             self.pubs[topic.topic].publish(raw)
             self.published += 1
+
+    def deserializes(self, topic, stamp_ns: int, raw: bytes) -> bool:
+        """Whether `raw` is a message of the topic's type: bytes that are not would make every subscriber's
+        take fail (a node process dies of that), so they are counted and logged, never published."""
+        try:
+            self.reader.deserialize(raw, topic.msgtype)
+            return True
+        except Exception as err:  # rosbags raises its own error types
+            self.skipped += 1
+            self.get_logger().error(f"{topic.topic} message at bag time {stamp_ns} does not deserialize as {topic.msgtype}, "
+                                    f"not published: {err}", throttle_duration_sec=1.0)
+            return False
 
     def tick_clock(self, bag_ns: int) -> None:
         """Publish the bag time on /clock, held at its last value when a late wake-up would move it back."""

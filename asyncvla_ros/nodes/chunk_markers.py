@@ -41,6 +41,9 @@ GHOST_RGBA = (0.3, 0.6, 1.0, 0.5)
 INFO_RGBA = (1.0, 1.0, 1.0, 1.0)
 
 
+MAX_DRAWN_STEPS = 1000  # no policy plans chunks this long (the paper's are 10-50 steps)
+
+
 def chunk_arrays(msg) -> dict:
     """The arrays of an ActionChunk, reshaped and checked.
 
@@ -49,11 +52,13 @@ def chunk_arrays(msg) -> dict:
         regenerated (L,) or (0,), step_period_s.
 
     Raises:
-        MessageError: sizes disagree with horizon/action_dim/joint_names.
+        MessageError: sizes disagree with horizon/action_dim/joint_names, or a horizon beyond MAX_DRAWN_STEPS.
     """
     horizon, dim = int(msg.horizon), int(msg.action_dim)
     if horizon < 1 or dim < 1:
         raise MessageError(f"ActionChunk {msg.chunk_id}: horizon {horizon} and action_dim {dim} must be >= 1")
+    if horizon > MAX_DRAWN_STEPS:  # forward kinematics per step on the visualizer's only thread
+        raise MessageError(f"ActionChunk {msg.chunk_id}: horizon {horizon} is beyond the {MAX_DRAWN_STEPS} steps drawn")
     if len(msg.joint_names) != dim:
         raise MessageError(f"ActionChunk {msg.chunk_id}: {len(msg.joint_names)} joint names for action_dim {dim}")
     if len(msg.actions) != horizon * dim:

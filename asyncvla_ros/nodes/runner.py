@@ -107,6 +107,7 @@ def run(make_nodes: Callable[[], Node | list[Node]], args=None, executor: Execut
         t = time.monotonic()
         rclpy.try_shutdown()
         phases["rclpy shutdown"] = time.monotonic() - t
+        status = max([status, *(getattr(node, "exit_status", 0) for node in nodes)])  # e.g. a failed bag replay
         if time.monotonic() - t0 > SLOW_CLOSE_S:  # which part, for a stop that came near the close limit
             print(f"{sys.argv[0]}: closing took {time.monotonic() - t0:.1f} s ("
                   + ", ".join(f"{name} {s:.1f} s" for name, s in phases.items()) + ")", file=sys.stderr, flush=True)

@@ -119,14 +119,14 @@ class SemanticNode(Node):
     def on_set_parameters(self, params) -> SetParametersResult:
         for p in params:
             if p.name == "instruction" and not self.apply_instruction(str(p.value)):
-                return SetParametersResult(successful=False, reason="empty instruction")
+                return SetParametersResult(successful=False, reason="instruction refused (empty or too long for the policy's prompt)")
         return SetParametersResult(successful=True)
 
     def apply_instruction(self, text: str) -> bool:
         try:
             changed = self.loop.set_instruction(text)
         except ValueError as err:
-            self.get_logger().error(str(err))
+            self.rejections.reject(f"instruction refused, {self.loop.instruction!r} stays: {err}")
             return False
         if changed:
             self.get_logger().info(f"instruction: {text.strip()!r}")

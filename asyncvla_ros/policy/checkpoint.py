@@ -89,35 +89,51 @@ def read_checkpoint(directory: str | Path, dtype: str | None = None) -> Checkpoi
             config.backbone.pretrained_dir = str(directory)
             return Checkpoint(config)
         raise CheckpointError(f"{directory} is not a policy checkpoint: no {POLICY_FILE} (nor a VLM config.json)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path}: format {meta.get('format')!r}, this version reads {FORMAT!r}")
-    config = PolicyConfig.from_dict(meta["config"])
-    if dtype is not None:
-        config.dtype = dtype
-    normalizer = Normalizer.from_dict(meta["normalization"])
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise CheckpointError(f"{meta_path}: format {found!r}, this version reads {FORMAT!r}")
+        config = PolicyConfig.from_dict(meta["config"])
+        if dtype is not None:
+            config.dtype = dtype
+        normalizer = Normalizer.from_dict(meta["normalization"])
+    except CheckpointError:
+        raise
+    except KeyError as err:
+        raise CheckpointError(f"{meta_path}: no {err} entry") from err
+    except (ValueError, TypeError, AttributeError) as err:  # bad JSON, unknown or out-of-range fields, wrong types
+        raise CheckpointError(f"{meta_path}: {err}") from err
     if config.expert.delta_actions != (normalizer.delta is not None):
         raise CheckpointError(f"{meta_path}: delta_actions is {config.expert.delta_actions} but the normalisation "
                               f"{'lacks' if config.expert.delta_actions else 'has'} delta statistics")
-    return Checkpoint(config, normalizer, load_file(directory / WEIGHTS_FILE), directory / BACKBONE_DIR)
+    weights_path = directory / WEIGHTS_FILE
+    try:
+        weights = load_file(weights_path)
+    except Exception as err:  # safetensors raises its own error type (and OSError for a missing file)
+        raise CheckpointError(f"{weights_path}: not a readable safetensors file ({err})") from err
+    return Checkpoint(config, normalizer, weights, directory / BACKBONE_DIR)
 
 
 def load_weights(policy, checkpoint: Checkpoint) -> None:
     """Copy the checkpoint's action expert, rater (and image position embedding, conv encoder) into `policy`.
 
     Raises:
-        CheckpointError: the config asks for an image position embedding or conv encoder the file lacks.
-        RuntimeError: a tensor whose name or shape does not match the model (torch's strict loading).
+        CheckpointError: the config asks for an image position embedding or conv encoder the file lacks, or
+            a tensor's name or shape does not match the model the config describes.
     """
-    weights = checkpoint.weights
+    weights, path = checkpoint.weights, checkpoint.backbone_dir.parent / WEIGHTS_FILE
     for name, module in (("expert", policy.expert), ("rater", policy.rater)):
         prefix = name + "."
-        module.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, strict=True)
+        _load_strict(module, {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, path, name)
     image_positions = policy.backbone.image_positions
     if image_positions is not None:
         if "backbone.image_positions" not in weights:
             raise CheckpointError(f"{checkpoint.backbone_dir.parent / WEIGHTS_FILE}: the config asks for an image position "
                                   "embedding, the file has none")
+        if weights["backbone.image_positions"].shape != image_positions.shape:
+            raise CheckpointError(f"{path}: backbone.image_positions has shape {tuple(weights['backbone.image_positions'].shape)}, "
+                                  f"the config's model needs {tuple(image_positions.shape)}")
         with torch.no_grad():
             image_positions.copy_(weights["backbone.image_positions"])
     conv = policy.backbone.conv_vision
@@ -126,4 +142,11 @@ def load_weights(policy, checkpoint: Checkpoint) -> None:
         if not conv_weights:
             raise CheckpointError(f"{checkpoint.backbone_dir.parent / WEIGHTS_FILE}: the config asks for the conv image "
                                   "encoder, the file has none of its weights")
-        conv.load_state_dict(conv_weights, strict=True)
+        _load_strict(conv, conv_weights, path, "conv image encoder")
+
+
+def _load_strict(module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # torch lists every missing, unexpected or mis-shaped tensor
+        raise CheckpointError(f"{path}: the {what} weights do not match the config's model: {err}") from err

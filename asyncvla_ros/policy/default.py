@@ -58,11 +58,18 @@ def load_policy(model_dir: str = "", device: str = "cpu"):
 
     Returns:
         (policy in eval mode, model id string)
+
+    Raises:
+        ValueError: `model_dir` cannot be loaded (naming the parameter and what is wrong).
     """
+    from asyncvla_ros.policy.checkpoint import CheckpointError
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
 
     if model_dir:
-        policy = AsyncVLAPolicy.from_pretrained(model_dir, device=device)
+        try:
+            policy = AsyncVLAPolicy.from_pretrained(model_dir, device=device)
+        except CheckpointError as err:  # a node's parameter error: one line, exit 1 (nodes/runner.py)
+            raise ValueError(f"model_dir {model_dir!r}: {err}") from err
         return policy, str(Path(model_dir).resolve())
     if (BUNDLED_DIR / "asyncvla_policy.json").is_file():
         policy = AsyncVLAPolicy.from_pretrained(BUNDLED_DIR, device=device)

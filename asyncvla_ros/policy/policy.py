@@ -22,7 +22,7 @@ from torch import nn
 
 from asyncvla_ros.policy.action_expert import ActionExpert
 from asyncvla_ros.policy.backbone import InputError, SemanticCondition, VLBackbone
-from asyncvla_ros.policy.checkpoint import load_weights, read_checkpoint, save_policy, torch_dtype
+from asyncvla_ros.policy.checkpoint import CheckpointError, load_weights, read_checkpoint, save_policy, torch_dtype
 from asyncvla_ros.policy.config import ACT_MODES, PolicyConfig
 from asyncvla_ros.policy.decoder import NewTokens, forward_with_prefix, place_tokens
 from asyncvla_ros.policy.normalization import Normalizer
@@ -31,6 +31,9 @@ from asyncvla_ros.policy.sampler import flow_sample
 from asyncvla_ros.policy.tokenizer import build_word_tokenizer
 
 logger = logging.getLogger(__name__)
+
+
+MAX_INSTRUCTION_CHARS = 4000  # longer is not a task instruction; no tokenizer is run on it
 
 
 @dataclass
@@ -112,13 +115,19 @@ class AsyncVLAPolicy(nn.Module):
         """A policy saved by `save_pretrained`, or one started from a bare Qwen2.5-VL directory.
 
         Raises:
-            CheckpointError: the directory is neither (the message says what is missing).
+            CheckpointError: the directory is neither, or what it holds is malformed or does not fit together
+                (the message names the file and what is wrong). Nothing in it is ever unpickled.
         """
         ckpt = read_checkpoint(directory, dtype)
         if ckpt.weights is None:
             return cls.build(ckpt.config).to(device)
-        backbone = VLBackbone.load(ckpt.config.backbone, ckpt.backbone_dir, dtype=torch_dtype(ckpt.config.dtype))
-        policy = cls(ckpt.config, backbone, ckpt.normalizer)
+        try:
+            backbone = VLBackbone.load(ckpt.config.backbone, ckpt.backbone_dir, dtype=torch_dtype(ckpt.config.dtype))
+            policy = cls(ckpt.config, backbone, ckpt.normalizer)
+        except (OSError, ValueError, RuntimeError) as err:  # transformers' loaders: a missing or corrupt backbone
+            if isinstance(err, CheckpointError):
+                raise
+            raise CheckpointError(f"{ckpt.backbone_dir}: the backbone cannot be loaded: {err}") from err
         load_weights(policy, ckpt)
         return policy.to(device=device, dtype=torch_dtype(ckpt.config.dtype)).eval()
 
@@ -142,6 +151,22 @@ class AsyncVLAPolicy(nn.Module):
             state_norm = self.normalizer.normalize_state(self._check_vector("state", state, self.config.expert.state_dim))
         inputs = self.backbone.prepare([(images, instruction, state_norm)])
         return self.backbone.encode(inputs, stamp_ns=stamp_ns, instruction=instruction)
+
+    def check_instruction(self, instruction: str) -> None:
+        """Refuse an instruction whose prompt cannot fit the prefix buffer, when it is set rather than at
+        every encode after it (the prompt's image tokens are counted on blank images).
+
+        Raises:
+            InputError: empty, longer than MAX_INSTRUCTION_CHARS, or a prompt beyond max_prefix_tokens.
+        """
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise InputError(f"instruction: expected a non-empty string, got {instruction!r}")
+        if len(instruction) > MAX_INSTRUCTION_CHARS:
+            raise InputError(f"instruction of {len(instruction)} characters: at most {MAX_INSTRUCTION_CHARS}")
+        bb, e = self.config.backbone, self.config.expert
+        blank = [np.zeros((bb.image_height_px, bb.image_width_px, 3), np.uint8)] * len(bb.camera_names)
+        state = np.zeros(e.state_dim, np.float32) if bb.state_in_prompt else None
+        self.backbone.prepare([(blank, instruction, state)])
 
     def check_condition(self, cond: SemanticCondition) -> None:
         """Refuse a semantic condition that this policy cannot plan from, before it is cached: features
