@@ -120,6 +120,27 @@ class Graph:
         return exited
 
 
+STALE_AFTER_S = 3.0  # nodes publish diagnostics at 1 Hz: after three missed, their figures are marked stale
+
+
+def live_line(status: dict[str, tuple[str, dict, float]], now_s: float) -> str:
+    """The launcher's once-a-second line from the latest diagnostics per node, (message, values, monotonic
+    receipt time). A node silent for more than STALE_AFTER_S keeps its last figures, marked with how long
+    it has been silent, so a dead node's last refresh rate is never read as current."""
+    def part(name: str, text) -> str:
+        message, values, received = status.get(name, ("", {}, None))
+        body = text(values, message)
+        if received is not None and now_s - received > STALE_AFTER_S:
+            body += f" [{name} silent {now_s - received:.0f} s]"
+        return body
+
+    action = part("action", lambda v, m: f"control {v.get('rate_hz', '-')} Hz (p99 period {v.get('period_p99_ms', '-')} ms) | "
+                                         f"plan {v.get('plan_ms_p50', '-')} ms | semantic age {v.get('semantic_age_s', '-')} s")
+    semantic = part("semantic", lambda v, m: f"refresh {v.get('refresh_hz', '-')} Hz, encode {v.get('encode_ms_p50', '-')} ms")
+    acting = part("action", lambda v, m: f"chunks {v.get('chunks', '-')} | action: {m or '-'}")
+    return f"{action}, {semantic} | {acting} | {part('safety_filter', lambda v, m: 'safety: ' + (m or '-'))}"
+
+
 class Monitor:
     """An rclpy node in the launcher: lifecycle transitions and the latest diagnostics."""
 
@@ -139,7 +160,7 @@ class Monitor:
 
     def on_diag(self, msg) -> None:
         for s in msg.status:
-            self.status[s.name] = (s.message, {kv.key: kv.value for kv in s.values})
+            self.status[s.name] = (s.message, {kv.key: kv.value for kv in s.values}, time.monotonic())
 
     def transition(self, node_name: str, label: str, timeout_s: float = 60.0) -> None:
         """Take lifecycle node `node_name` through `label` (configure, activate, deactivate).
@@ -187,14 +208,7 @@ class Monitor:
             self.node.destroy_client(client)
 
     def line(self) -> str:
-        a = self.status.get("action", ("", {}))
-        s = self.status.get("semantic", ("", {}))
-        f = self.status.get("safety_filter", ("", {}))
-        av, sv = a[1], s[1]
-        return (f"control {av.get('rate_hz', '-')} Hz (p99 period {av.get('period_p99_ms', '-')} ms) | "
-                f"plan {av.get('plan_ms_p50', '-')} ms | semantic age {av.get('semantic_age_s', '-')} s, "
-                f"refresh {sv.get('refresh_hz', '-')} Hz, encode {sv.get('encode_ms_p50', '-')} ms | "
-                f"chunks {av.get('chunks', '-')} | action: {a[0] or '-'} | safety: {f[0] or '-'}")
+        return live_line(dict(self.status), time.monotonic())
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -102,3 +102,17 @@ def test_rviz_and_its_robot_models_start_where_installed(tmp_path, monkeypatch):
     assert params["frame_prefix"] == "ghost/" and params["robot_description"].lstrip().startswith("<")
     rviz = node_command(specs[3], tmp_path / "unused.yaml")
     assert rviz[1:5] == ["-d", str(Path(rviz[2])), "-f", "base_link"] and rviz[2].endswith("asyncvla.rviz")
+
+
+def test_the_launchers_live_line_marks_a_silent_nodes_figures_as_stale():
+    from asyncvla_ros.launcher import STALE_AFTER_S, live_line
+
+    status = {"action": ("acting", {"rate_hz": "19.9", "plan_ms_p50": "30", "semantic_age_s": "0.2", "chunks": "40"}, 100.0),
+              "semantic": ("encoding", {"refresh_hz": "5.000", "encode_ms_p50": "6.9"}, 100.0),
+              "safety_filter": ("ok", {}, 100.0)}
+    fresh = live_line(status, 100.0 + STALE_AFTER_S)
+    assert "silent" not in fresh and "refresh 5.000 Hz" in fresh and "| chunks 40 |" in fresh
+    status["semantic"] = (*status["semantic"][:2], 85.0)  # the semantic node died 15 s before
+    line = live_line(status, 100.0)
+    assert "encode 6.9 ms [semantic silent 15 s]" in line and line.count("silent") == 1
+    assert live_line({}, 0.0).startswith("control - Hz")  # nothing heard yet: no figures, nothing marked
