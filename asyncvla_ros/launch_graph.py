@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -21,6 +22,7 @@ CAMERAS = ("front", "wrist")
 # The robot description (asyncvla_ros.visualization.descriptions) the visualizer and RViz use per robot.
 # The SO100 is drawn with the SO-101 description: no SO100 URDF ships in an installable package.
 VISUALIZER_DESCRIPTION = {"sim": "so101", "so100": "so101", "kinova_gen2": "kinova_j2n6s300"}
+NAME_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -51,9 +53,15 @@ class LaunchArgs:
     rviz: bool = param(False, "start RViz with config/asyncvla.rviz and the robot models it draws, where RViz is installed; "
                               "elsewhere a log line says it is not")
     visualizer: bool = param(True, "the chunk visualizer node (RViz markers, end-effector paths and ghost pose of each chunk)")
+    namespace: str = param("", "put the whole graph under this ROS namespace, for several robots on one domain: its nodes, "
+                               "topics and services, its params file's sections, TF frames (prefix NAMESPACE/) and the RViz view")
 
     def __post_init__(self) -> None:
         check_fields(self)
+        self.namespace = self.namespace.strip("/")
+        if self.namespace and not all(NAME_TOKEN.fullmatch(t) for t in self.namespace.split("/")):
+            raise ValueError(f"namespace {self.namespace!r}: use ROS name tokens (letters, digits, _; not starting with "
+                             "a digit), separated by /")
         if self.model and not Path(self.model).expanduser().is_dir():
             raise ValueError(f"model {self.model!r} is not a directory")
 
@@ -148,8 +156,39 @@ def params_file_for(args: LaunchArgs) -> Path:
     return path
 
 
+def graph_params_file(args: LaunchArgs, out_dir: Path) -> Path:
+    """The params file the graph's nodes read: `params_file_for(args)`, or with a namespace a copy in
+    `out_dir` whose sections are keyed by the namespaced node names (a section `driver:` only matches a
+    node /driver in the root namespace; the copy's `/r1/driver:` matches /r1/driver). Sections already
+    keyed by an absolute name or a wildcard (`/**`) are kept as they are."""
+    source = params_file_for(args)
+    if not args.namespace:
+        return source
+    import yaml
+
+    sections = yaml.safe_load(source.read_text()) or {}
+    keyed = {(key if str(key).startswith("/") else f"/{args.namespace}/{key}"): value for key, value in sections.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{args.namespace.replace('/', '.')}.{source.name}"
+    out.write_text(f"# {source} with its sections under namespace /{args.namespace}\n" + yaml.safe_dump(keyed, sort_keys=False))
+    return out
+
+
+def _namespaced(args: LaunchArgs, nodes: list[NodeSpec]) -> list[NodeSpec]:
+    """`nodes` under the graph's namespace (each node's own namespace inside it)."""
+    if args.namespace:
+        for spec in nodes:
+            spec.namespace = "/".join(p for p in (args.namespace, spec.namespace) if p)
+    return nodes
+
+
+def frame_prefix(args: LaunchArgs) -> str:
+    """The TF prefix of the graph's frames: NAMESPACE/ (empty without a namespace)."""
+    return f"{args.namespace}/" if args.namespace else ""
+
+
 def graph(args: LaunchArgs) -> list[NodeSpec]:
-    """The nodes to start for `args`, in start order (driver first, policy last)."""
+    """The nodes to start for `args`, in start order (driver first, policy last), under `args.namespace`."""
     policy_overrides = {}
     if args.model:
         policy_overrides["model_dir"] = str(Path(args.model).expanduser().resolve())
@@ -165,7 +204,8 @@ def graph(args: LaunchArgs) -> list[NodeSpec]:
         driver["sim.instruction"] = args.instruction  # the simulated task is the one the policy is told
     nodes = [NodeSpec("driver", "driver_node", "asyncvla_ros.nodes.driver_node", driver, lifecycle=True)]
     # Each camera node's backend (sim renderer, OpenCV device) comes from the params file.
-    nodes += [NodeSpec(f"{cam}_camera", "camera_node", "asyncvla_ros.nodes.camera_node") for cam in CAMERAS]
+    framed = {"frame_prefix": frame_prefix(args)} if args.namespace else {}
+    nodes += [NodeSpec(f"{cam}_camera", "camera_node", "asyncvla_ros.nodes.camera_node", dict(framed)) for cam in CAMERAS]
     nodes.append(NodeSpec("safety_filter", "safety_filter_node", "asyncvla_ros.nodes.safety_filter_node"))
     if args.colocated:
         # One process, two nodes ("semantic", "action"): each reads its own params file section.
@@ -175,37 +215,60 @@ def graph(args: LaunchArgs) -> list[NodeSpec]:
         nodes.append(NodeSpec("action", "action_node", "asyncvla_ros.nodes.action_node", action))
     if args.visualizer and args.robot in VISUALIZER_DESCRIPTION:
         nodes.append(NodeSpec("visualizer", "visualizer_node", "asyncvla_ros.nodes.visualizer_node",
-                              {"description": VISUALIZER_DESCRIPTION[args.robot]}))
-    return nodes
+                              {"description": VISUALIZER_DESCRIPTION[args.robot], **framed}))
+    return _namespaced(args, nodes)
 
 
-def rviz_nodes(args: LaunchArgs) -> tuple[list[NodeSpec], list[str]]:
+def rviz_config(args: LaunchArgs, out_dir: Path) -> Path:
+    """config/asyncvla.rviz, or with a namespace a copy in `out_dir` whose topics are under it and whose
+    fixed frame carries its TF prefix."""
+    config = share_dir() / "config" / "asyncvla.rviz"
+    if not args.namespace:
+        return config
+    lines = []
+    for line in config.read_text().splitlines():
+        indent, _, value = line.partition("Value: /")
+        if value and indent.strip() == "":
+            line = f"{indent}Value: /{args.namespace}/{value}"
+        elif line.strip().startswith("Fixed Frame: "):
+            head, _, frame = line.partition("Fixed Frame: ")
+            line = f"{head}Fixed Frame: {frame_prefix(args)}{frame}"
+        lines.append(line)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{args.namespace.replace('/', '.')}.asyncvla.rviz"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def rviz_nodes(args: LaunchArgs, out_dir: Path | None = None) -> tuple[list[NodeSpec], list[str]]:
     """RViz and the robot models it draws (the measured arm, and the ghost of the planned pose: a second
     robot_state_publisher on ghost/joint_states with frame prefix ghost/, tied to the base by an identity
     transform), as far as they are installed; and a note for each part that is not."""
     if not installed("rviz2"):
         return [], ["rviz:=true, but rviz2 is not installed: starting without RViz"]
     config = share_dir() / "config" / "asyncvla.rviz"
+    if config.is_file() and args.namespace:
+        config = rviz_config(args, out_dir or Path(os.environ.get("TMPDIR", "/tmp")))
     rviz_args = ("-d", str(config)) if config.is_file() else ()
     if args.robot not in VISUALIZER_DESCRIPTION:
-        return [NodeSpec("rviz", "rviz2", package="rviz2", arguments=rviz_args, params_file=False)], \
+        return _namespaced(args, [NodeSpec("rviz", "rviz2", package="rviz2", arguments=rviz_args, params_file=False)]), \
                [f"no robot description for {args.robot!r}: RViz shows no robot models"]
     from asyncvla_ros.visualization.descriptions import description
 
-    desc = description(VISUALIZER_DESCRIPTION[args.robot])
-    rviz = NodeSpec("rviz", "rviz2", package="rviz2", arguments=(*rviz_args, "-f", desc.base_frame), params_file=False)
+    desc, tf = description(VISUALIZER_DESCRIPTION[args.robot]), frame_prefix(args)
+    rviz = NodeSpec("rviz", "rviz2", package="rviz2", arguments=(*rviz_args, "-f", tf + desc.base_frame), params_file=False)
     if not (installed("robot_state_publisher") and installed("tf2_ros")):
-        return [rviz], ["robot_state_publisher or tf2_ros is not installed: RViz shows the chunk markers and paths, "
-                        "but no robot models"]
+        return _namespaced(args, [rviz]), ["robot_state_publisher or tf2_ros is not installed: RViz shows the chunk markers "
+                                           "and paths, but no robot models"]
     urdf = desc.urdf_xml()  # mesh paths made absolute file:// URIs, which RViz loads directly
     rsp = dict(executable="robot_state_publisher", package="robot_state_publisher", params_file=False)
-    return [
-        NodeSpec("robot_state_publisher", parameters={"robot_description": urdf}, **rsp),
-        NodeSpec("robot_state_publisher", parameters={"robot_description": urdf, "frame_prefix": "ghost/"}, namespace="ghost", **rsp),
+    return _namespaced(args, [
+        NodeSpec("robot_state_publisher", parameters={"robot_description": urdf, **({"frame_prefix": tf} if tf else {})}, **rsp),
+        NodeSpec("robot_state_publisher", parameters={"robot_description": urdf, "frame_prefix": f"{tf}ghost/"}, namespace="ghost", **rsp),
         NodeSpec("ghost_base_tf", "static_transform_publisher", package="tf2_ros", params_file=False,
-                 arguments=("--frame-id", desc.base_frame, "--child-frame-id", f"ghost/{desc.base_frame}")),
+                 arguments=("--frame-id", tf + desc.base_frame, "--child-frame-id", f"{tf}ghost/{desc.base_frame}")),
         rviz,
-    ], []
+    ]), []
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from asyncvla_ros.launch_graph import PACKAGE, LaunchArgs, NodeSpec, graph, params_file_for, rviz_nodes
+from asyncvla_ros.launch_graph import PACKAGE, LaunchArgs, NodeSpec, graph, graph_params_file, rviz_nodes
 
 SIGINT_GRACE_S = 5.0  # a process gets this long after SIGINT (then SIGTERM, then SIGKILL), as under ros2 launch
 POLL_S = 0.1  # how often the launcher looks for a process that died
@@ -144,13 +144,14 @@ def live_line(status: dict[str, tuple[str, dict, float]], now_s: float) -> str:
 class Monitor:
     """An rclpy node in the launcher: lifecycle transitions and the latest diagnostics."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str = "") -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
 
         rclpy.init(args=[])
         self.rclpy = rclpy
-        self.node = rclpy.create_node("asyncvla_launcher")
+        # In the graph's namespace: its diagnostics and its driver's lifecycle services, by the same names.
+        self.node = rclpy.create_node("asyncvla_launcher", namespace=f"/{namespace}" if namespace else "")
         self.status: dict[str, tuple[str, dict]] = {}
         self.node.create_subscription(DiagnosticArray, "diagnostics", self.on_diag, 50)
         self.executor = rclpy.executors.SingleThreadedExecutor()
@@ -225,20 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds; 0 = run until Ctrl-C")
     parser.add_argument("--log-dir", default="", help="per-process logs; default runs/launch-<time>")
     opts = parser.parse_args(argv)
+    log_dir = Path(opts.log_dir or f"runs/launch-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         args = LaunchArgs.from_options(opts)
-        params_file = params_file_for(args)
+        params_file = graph_params_file(args, log_dir)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    log_dir = Path(opts.log_dir or f"runs/launch-{time.strftime('%Y%m%d-%H%M%S')}")
     specs = graph(args)
-    print(f"asyncvla-ros: {args.robot} graph, params {params_file}, logs in {log_dir}/", flush=True)
+    where = f" in namespace /{args.namespace}" if args.namespace else ""
+    print(f"asyncvla-ros: {args.robot} graph{where}, params {params_file}, logs in {log_dir}/", flush=True)
     if args.rviz:
-        extra, notes = rviz_nodes(args)
+        extra, notes = rviz_nodes(args, log_dir)
         specs += extra
         for note in notes:
             print(f"asyncvla-ros: {note}", flush=True)
-    monitor = Monitor()
+    monitor = Monitor(args.namespace)
     procs = Graph(specs, params_file, log_dir)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

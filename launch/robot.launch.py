@@ -1,5 +1,8 @@
 """ros2 launch asyncvla_ros robot.launch.py [robot:=sim|so100|kinova_gen2] [model:=DIR] [instruction:=...]
-[control_rate_hz:=20.0] [colocated:=true] [params_file:=FILE] [rviz:=true] [visualizer:=false]
+[control_rate_hz:=20.0] [colocated:=true] [params_file:=FILE] [rviz:=true] [visualizer:=false] [namespace:=r1]
+
+namespace:=r1 puts the whole graph under /r1 (several robots on one ROS domain): the params file is
+copied with its sections keyed /r1/<node>, TF frames get the prefix r1/, and the RViz config its topics.
 
 The node list comes from asyncvla_ros.launch_graph, which `asyncvla-ros launch` uses too, so the two
 launchers start the same graph. The driver is a lifecycle node: it is configured, then activated
@@ -13,6 +16,9 @@ frame_prefix ghost/ (the visualizer's planned pose), an identity transform from 
 ghost/<base frame>, and RViz with config/asyncvla.rviz and the description's base frame as fixed frame.
 """
 
+import tempfile
+from pathlib import Path
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler, TimerAction
 from launch.event_handler import EventHandler
@@ -23,7 +29,7 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState, StateTransition
 from lifecycle_msgs.msg import Transition
 
-from asyncvla_ros.launch_graph import ARGUMENTS, LaunchArgs, NodeSpec, graph, params_file_for, rviz_nodes
+from asyncvla_ros.launch_graph import ARGUMENTS, LaunchArgs, NodeSpec, graph, graph_params_file, rviz_nodes
 
 
 class GraphFailed(RuntimeError):
@@ -109,8 +115,10 @@ def _node(spec: NodeSpec, params_file: str, on_exit) -> Node:
 
 def _nodes(context, *_, **__):
     args = LaunchArgs.from_strings({name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS})
-    params_file = str(params_file_for(args))
-    actions = [LogInfo(msg=f"asyncvla_ros: {args.robot} graph with {params_file}")]
+    generated = Path(tempfile.mkdtemp(prefix="asyncvla_ros-launch-"))  # a namespaced params file and RViz config
+    params_file = str(graph_params_file(args, generated))
+    where = f" in namespace /{args.namespace}" if args.namespace else ""
+    actions = [LogInfo(msg=f"asyncvla_ros: {args.robot} graph{where} with {params_file}")]
     driver = None  # the graph starts the driver first, so every later node's on_exit can deactivate it
     for spec in graph(args):
         node = _node(spec, params_file, _stop_graph_on_exit(driver))
@@ -120,7 +128,7 @@ def _nodes(context, *_, **__):
         else:
             actions.append(node)
     if args.rviz:
-        specs, notes = rviz_nodes(args)
+        specs, notes = rviz_nodes(args, generated)
         actions += [LogInfo(msg=f"asyncvla_ros: {note}") for note in notes]
         actions += [_node(spec, params_file, None) for spec in specs]
     return actions

@@ -116,3 +116,28 @@ def test_the_launchers_live_line_marks_a_silent_nodes_figures_as_stale():
     line = live_line(status, 100.0)
     assert "encode 6.9 ms [semantic silent 15 s]" in line and line.count("silent") == 1
     assert live_line({}, 0.0).startswith("control - Hz")  # nothing heard yet: no figures, nothing marked
+
+
+def test_a_namespace_puts_every_node_its_params_and_its_frames_under_it(tmp_path):
+    import yaml
+
+    from asyncvla_ros.launch_graph import frame_prefix, graph_params_file, rviz_config
+
+    args = LaunchArgs(namespace="/lab/r1/")
+    assert args.namespace == "lab/r1" and frame_prefix(args) == "lab/r1/"
+    specs = graph(args)
+    assert {s.namespace for s in specs} == {"lab/r1"}
+    by_name = {s.name: s for s in specs}
+    assert by_name["front_camera"].parameters["frame_prefix"] == "lab/r1/"
+    assert by_name["visualizer"].parameters["frame_prefix"] == "lab/r1/"
+    params = graph_params_file(args, tmp_path)
+    source = yaml.safe_load(params_file_for(args).read_text())
+    keyed = yaml.safe_load(params.read_text())
+    assert set(keyed) == {f"/lab/r1/{key}" for key in source} and keyed["/lab/r1/driver"] == source["driver"]
+    assert graph_params_file(LaunchArgs(), tmp_path) == params_file_for(LaunchArgs())  # no namespace: the file itself
+    assert all(not s.namespace for s in graph(LaunchArgs()))
+    view = rviz_config(args, tmp_path).read_text()
+    assert "Value: /lab/r1/chunk_markers" in view and "Fixed Frame: lab/r1/base_link" in view and "Value: /chunk" not in view
+    for bad in ("1robot", "r 1", "r-1", "r1//x"):
+        with pytest.raises(ValueError, match="namespace"):
+            LaunchArgs(namespace=bad)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -140,8 +141,7 @@ def summarize(probe: Probe, samples: dict, t0: float, t1: float, period_s: float
     return {"seconds": round(t1 - t0, 1), "control": control(stamps, plans, period_s), "topics": flows, "processes": procs}
 
 
-def run_mode(colocated: bool, duration_s: float, window_s: float, sample_s: float, monitor: Monitor, log_dir: Path,
-             progress=print) -> dict:
+def run_mode(colocated: bool, duration_s: float, window_s: float, sample_s: float, monitor: Monitor, log_dir: Path) -> dict:
     args = LaunchArgs(colocated=colocated)
     period_s = 1.0 / 20.0
     probe = Probe(monitor.node)
@@ -166,7 +166,8 @@ def run_mode(colocated: bool, duration_s: float, window_s: float, sample_s: floa
             for name in procs.dead():
                 died.setdefault(name, procs.procs[name].returncode)
             if time.monotonic() >= next_report:
-                progress(f"soak {'colocated' if colocated else 'separate'}: {time.monotonic() - t0:.0f} of {duration_s:.0f} s")
+                print(f"soak {'colocated' if colocated else 'separate'}: {time.monotonic() - t0:.0f} of {duration_s:.0f} s",
+                      file=sys.stderr, flush=True)
                 next_report += window_s
             time.sleep(min(sample_s, max(0.0, t0 + duration_s - time.monotonic())))
         t1 = time.monotonic()

@@ -35,6 +35,7 @@ class CameraNodeConfig:
     rate_hz: float = param(10.0, "frames per second, Hz", low=0.1, high=120.0)
     image_size_px: int = param(112, "sim: side of the square image, px", low=16, high=2048)
     render_backend: str = param("auto", "sim: headless OpenGL backend", choices=("auto", "egl", "osmesa"))
+    frame_prefix: str = param("", "prefix of the image frame <camera_name>_camera (the TF prefix of a namespaced robot, e.g. r1/)")
 
 
 # (parameter prefix, config dataclass): every parameter of this node, described once.
@@ -47,7 +48,7 @@ class CameraNode(Node):
         c = declare_config(self, CameraNodeConfig)
         self.camera_name, self.backend, self.device = c.camera_name, c.backend, c.device
         self.rate_hz, self.size_px, self.render_backend = c.rate_hz, c.image_size_px, c.render_backend
-        self.frame_id = f"{self.camera_name}_camera"
+        self.frame_id = f"{c.frame_prefix}{self.camera_name}_camera"
         self.image_pub = self.create_publisher(Image, f"{self.camera_name}/image_raw", 2)
         self.info_pub = self.create_publisher(CameraInfo, f"{self.camera_name}/camera_info", 2)
         self.snapshot = None

@@ -51,6 +51,7 @@ class VisualizerNodeConfig:
     description: str = param("so101", "robot description for forward kinematics", choices=tuple(sorted(DESCRIPTIONS)))
     ee_frame: str = param("", "URDF frame drawn as the end effector; empty = the description's")
     frame_id: str = param("", "frame of markers and paths; empty = the URDF's root link")
+    frame_prefix: str = param("", "prefix of that frame (the TF prefix of a namespaced robot, e.g. r1/)")
     step_diameter_m: float = param(0.012, "diameter of a step marker, m", low=0.001, high=0.2)
 
 
@@ -70,7 +71,7 @@ class VisualizerNode(Node):
             self.visualizer = ChunkVisualizer(desc, config, ee_frame)
         except (KinematicsError, FileNotFoundError) as err:
             raise ValueError(f"description {name!r}: {err}") from err
-        self.frame_id = frame_id or desc.base_frame
+        self.frame_id = node_config.frame_prefix + (frame_id or desc.base_frame)
         self.rejections = Rejections(self)
         self.chunks = 0
         self.measured: dict[str, float] = {}  # latest measured position per joint, rad / m
