@@ -20,6 +20,7 @@ COMMANDS = {
     "video": ("asyncvla_ros.evaluation.video", "held-out sim episodes as a GIF/MP4 with the planned chunks drawn over the camera"),
     "bench-policy": ("asyncvla_ros.bench.policy_latency", "latency of encode() and act() as JSON"),
     "bench-graph": ("asyncvla_ros.bench.graph", "run the sim graph and print control/semantic timing as JSON"),
+    "bench-kill": ("asyncvla_ros.bench.kill", "kill -9 each node of the sim graph in turn; what reached the driver, time to hold, as JSON"),
     "soak": ("asyncvla_ros.bench.soak", "run the sim graph for a long time: deadlines, memory, fds, threads, message loss as JSON"),
     "demos": ("asyncvla_ros.data.demos", "record scripted sim demonstrations into a local LeRobotDataset"),
     "record": ("asyncvla_ros.nodes.record_cli", "record the graph's topics into a rosbag2 bag (MCAP or sqlite3)"),
