@@ -10,8 +10,9 @@ from pathlib import Path
 from asyncvla_ros.data.features import DEFAULT_REPO_ID, REQUIRED_FEATURES, check_features
 
 
-# torchcodec is not installed (see requirements/env.in): PyAV would decode a dataset's videos. Naming
-# it also spares LeRobot's torchcodec probe and its warning.
+# torchcodec is not installed (see requirements/env.in) and LeRobot's "pyav" backend needs torchvision's
+# VideoReader, which torchvision 0.29 no longer has: data/video.py decodes with PyAV itself. Naming the
+# backend spares LeRobot's torchcodec probe and its warning.
 VIDEO_BACKEND = "pyav"
 
 
@@ -58,7 +59,7 @@ def load_dataset(
         **kwargs: passed to ``LeRobotDataset`` (``episodes``, ``delta_timestamps``, ...).
 
     Returns:
-        The ``LeRobotDataset``.
+        The ``LeRobotDataset`` (a subclass whose video frames PyAV decodes, data/video.py).
 
     Raises:
         DatasetNotFoundError: ``root`` holds no complete LeRobot dataset.
@@ -71,12 +72,13 @@ def load_dataset(
             f"`asyncvla-ros demos --out {root} --episodes N`"
         )
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from asyncvla_ros.data.video import pyav_dataset_class
 
     kwargs.setdefault("video_backend", VIDEO_BACKEND)
     with hub_offline():
         try:
-            dataset = LeRobotDataset(repo_id, root=root, **kwargs)
+            dataset = pyav_dataset_class()(repo_id, root=root, **kwargs)
         # A local dataset with files missing makes LeRobot fall back to downloading them.
         except (OfflineModeIsEnabled, LocalEntryNotFoundError, HfHubHTTPError) as exc:
             raise DatasetNotFoundError(
