@@ -95,6 +95,17 @@ def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained
     return AsyncVLAPolicy.build(config, list(tasks), seed=opts.seed)
 
 
+def check_frames(dataset) -> None:
+    """Read each episode's first frame before anything is written: a video that cannot be decoded is an
+    error now, naming the file, not a traceback at the first batch with an empty run directory left."""
+    import numpy as np
+
+    first_rows = np.unique(np.asarray(dataset.hf_dataset.select_columns(["episode_index"]).with_format("numpy")[:]["episode_index"]),
+                           return_index=True)[1]
+    for row in first_rows:
+        dataset[int(row)]
+
+
 def load_datasets(paths: list[str]):
     """Every dataset, checked to have the same cameras and state/action shapes. Returns (datasets, cameras)."""
     from asyncvla_ros.data.load import load_dataset
@@ -105,6 +116,7 @@ def load_datasets(paths: list[str]):
         probe = load_dataset(path, required=["observation.state", "action", "task"])
         these = camera_names(probe)
         dataset = load_dataset(path, required=required_features(these))
+        check_frames(dataset)
         if cameras is None:
             cameras, first = these, dataset
         elif these != cameras:

@@ -95,3 +95,16 @@ def test_asyncvla_ros_trains_on_a_video_dataset_recorded_with_lerobots_api(video
     assert train(args) == 0
     policy = AsyncVLAPolicy.from_pretrained(tmp_path / "run" / "final")
     assert tuple(policy.config.backbone.camera_names) == ("top", "wrist")
+
+
+def test_a_video_that_does_not_decode_stops_training_before_anything_is_written(video_dataset, tmp_path):
+    import shutil
+
+    from asyncvla_ros.cli import main
+    from asyncvla_ros.data.video import VideoDecodeError  # noqa: F401 (the error the CLI reports in one line)
+
+    broken = shutil.copytree(video_dataset, tmp_path / "broken")
+    video = next((broken / "videos" / "observation.images.wrist").rglob("*.mp4"))
+    video.write_bytes(video.read_bytes()[:300])
+    assert main(["train", "--dataset", str(broken), "--out", str(tmp_path / "run"), "--steps", "1"]) == 1
+    assert not (tmp_path / "run").exists()
