@@ -10,7 +10,10 @@ every subscription on that topic has run its callback. For every message:
 - a message that is bad by construction is rejected and counted (the node's `rejections`, or a refusal
   in the safety filter's counts), and a good one is not;
 - an independent check of everything the filter publishes on `safe_joint_command` finds each command
-  inside the joint limits and within one max step of the joint state sent before it.
+  inside the joint limits and within one max step of the joint state sent before it;
+- sequences of e-stop operations (the topic, true and false; the service, latch and release) with
+  commands between them: nothing passes while the e-stop is latched but the one command that holds the
+  arm where it is.
 
 Profiles (test/conftest.py): "ci", the default (a bounded number of examples per message type,
 derandomized, so a run is repeatable), and "fuzz" (`pytest --hypothesis-profile fuzz`, many more, random).
@@ -132,7 +135,7 @@ def graph():
     pytest.importorskip("torch")
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import String
+    from std_msgs.msg import Bool, String
 
     from asyncvla_ros.msg import ActionChunk, SemanticFeatures
     from asyncvla_ros.nodes.action_node import ActionNode
@@ -177,6 +180,7 @@ def graph():
         "image": probe.node.create_publisher(Image, "front/image_raw", QoSProfile(depth=2)),
         "instruction": probe.node.create_publisher(String, "instruction", LATCHED),
         "action_chunk": probe.node.create_publisher(ActionChunk, "action_chunk", 10),
+        "estop": probe.node.create_publisher(Bool, "estop", 10),
     }
     probe.record(JointState, "safe_joint_command", 100)
     probe.wait_for(lambda: all(p.get_subscription_count() > 0 for name, p in publishers.items()
@@ -556,3 +560,50 @@ def test_the_visualizer_draws_good_chunks_and_refuses_the_rest(graph, case):
     before = visualizer.rejections.count
     graph["harness"].deliver(graph["pub"]["action_chunk"], msg)
     assert visualizer.rejections.count - before == int(defect not in {"none", "no_sfm"}), f"defect {defect}"
+
+
+# -- the e-stop topic and service ----------------------------------------------------------------------
+
+ESTOP_OPS = ("command", "estop_topic_true", "estop_topic_false", "latch_service", "release_service")
+
+
+@given(ops=st.lists(st.sampled_from(ESTOP_OPS), min_size=1, max_size=10))
+def test_no_command_passes_while_the_estop_is_latched_however_it_is_toggled(graph, ops):
+    from std_msgs.msg import Bool
+    from std_srvs.srv import SetBool
+
+    h, probe, safety = graph["harness"], graph["probe"], node(graph, "safety_filter")
+    CASES["e-stop sequences (safety_filter), by operation"].update(ops)
+    state = np.zeros(len(JOINTS))
+    probe.call(SetBool, "set_estop", SetBool.Request(data=False))
+    latched = False
+    try:
+        for op in ops:
+            h.deliver(graph["pub"]["joint_states"], good_state(state))
+            since = time.monotonic()
+            if op == "command":
+                msg = good_state(state + 0.01)
+                h.deliver(graph["pub"]["joint_command"], msg)
+                if not latched:
+                    probe.wait_for(lambda: probe.messages("safe_joint_command", since), 10, "the command let through")
+                out = probe.messages("safe_joint_command", since)
+                assert len(out) == int(not latched), f"{op} with the e-stop {'latched' if latched else 'released'}: {len(out)} out"
+                continue
+            if op in ("estop_topic_true", "estop_topic_false"):
+                h.deliver(graph["pub"]["estop"], Bool(data=op == "estop_topic_true"))
+                engaged = op == "estop_topic_true"
+            else:
+                reply = probe.call(SetBool, "set_estop", SetBool.Request(data=op == "latch_service"))
+                assert reply.success
+                engaged = op == "latch_service"
+                latched = engaged if op == "latch_service" else False
+            if engaged:
+                latched = True
+                # The one command a latching e-stop sends: stay where the arm is.
+                probe.wait_for(lambda: probe.messages("safe_joint_command", since), 10, "the stop command")
+                (stop,) = probe.messages("safe_joint_command", since)
+                assert np.allclose([stop.position[list(stop.name).index(j)] for j in JOINTS], state)
+            assert safety.filter.estop_latched == latched, f"after {op}"
+    finally:
+        probe.call(SetBool, "set_estop", SetBool.Request(data=False))
+
