@@ -6,7 +6,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "asyncvla_ros"
 # The ROS layer: node shells, their CLIs and the launchers. Everything else is the core.
-ROS_LAYER = ("asyncvla_ros.nodes", "asyncvla_ros.launcher", "asyncvla_ros.bench.graph", "asyncvla_ros.cli")
+ROS_LAYER = ("asyncvla_ros.nodes", "asyncvla_ros.launcher", "asyncvla_ros.bench.graph", "asyncvla_ros.bench.soak",
+             "asyncvla_ros.bench.kill", "asyncvla_ros.cli")
 
 
 def module_name(path: Path) -> str:
