@@ -27,6 +27,7 @@ filter let through for it once that is known (`executed`), the same in the node,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -87,7 +88,9 @@ class TickResult:
 class ActionLoop:
     """Stateful per-tick logic of the action node (not thread-safe: one control thread calls `tick`)."""
 
-    def __init__(self, policy, config: ActionLoopConfig) -> None:
+    def __init__(self, policy, config: ActionLoopConfig, joint_space=None) -> None:
+        """Args: joint_space: a `JointSpace` when the policy's joints differ from the robot's in order or
+        units (control/joint_space.py); the loop itself works in the robot's order and radians."""
         e = policy.config.expert
         if 2 * config.plan_delay_ticks > e.chunk_len:
             raise ValueError(f"plan_delay_ticks {config.plan_delay_ticks}: at most half the policy's chunk ({e.chunk_len} steps), "
@@ -97,6 +100,7 @@ class ActionLoop:
                            "(train --prefix-fraction)", config.plan_delay_ticks, e.continuation_prefix)
         self.policy = policy
         self.config = config
+        self.joint_space = None if joint_space is None or joint_space.identity else joint_space
         self.chunk_len = e.chunk_len
         self.ensembler = TemporalEnsembler(e.chunk_len, e.action_dim, config.ensemble_decay)
         self.history = ActionHistory(e.history_len, e.action_dim)
@@ -159,8 +163,7 @@ class ActionLoop:
         switched = self._land_due()
         if self._pending is None:  # the planner is free: plan from this tick's inputs
             context = self._upcoming(hold_at) if c.chunk_mode == "continue" else None
-            chunk = self.policy.act(semantics.condition, state, self.history.array(), mode=c.mode, seed=c.seed + self.tick_count,
-                                    context=context)
+            chunk = self._act(semantics.condition, state, context, c.seed + self.tick_count)
             self.chunk_id += 1
             switched = self._plan(chunk.actions if executed is None else executed) or switched
         command, waiting = self._execute(hold_at, now_ns)
@@ -208,6 +211,15 @@ class ActionLoop:
         self.tick_count, self.chunk_id, self.hold_ticks = int(tick), int(chunk_id), int(hold_ticks)
         self._reset()
         self.last_command = None
+
+    def _act(self, condition, state, context, seed: int):
+        """policy.act in the policy's joint space; the chunk comes back in the robot's."""
+        js, history = self.joint_space, self.history.array()
+        if js is None:
+            return self.policy.act(condition, state, history, mode=self.config.mode, seed=seed, context=context)
+        chunk = self.policy.act(condition, js.to_policy(state), js.to_policy(history), mode=self.config.mode, seed=seed,
+                                context=None if context is None else js.to_policy(context))
+        return dataclasses.replace(chunk, actions=js.to_robot(chunk.actions), sfm_actions=js.to_robot(chunk.sfm_actions))
 
     # -- chunks ------------------------------------------------------------------------------------
 

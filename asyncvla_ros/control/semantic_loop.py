@@ -82,13 +82,17 @@ class SemanticLoop:
             names, image size, state_in_prompt).
         config: frame matching and rate cap.
         wall_clock: seconds of a monotonic clock, for the statistics (tests give a fake one).
+        joint_space: a `JointSpace` (control/joint_space.py) when the policy's joints differ from the
+            robot's in order or units: the prompt state is converted before encoding.
     """
 
-    def __init__(self, policy, config: SemanticLoopConfig, wall_clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, policy, config: SemanticLoopConfig, wall_clock: Callable[[], float] = time.monotonic,
+                 joint_space=None) -> None:
         bb = policy.config.backbone
         if tuple(config.camera_names) != tuple(bb.camera_names):
             raise ValueError(f"camera_names {list(config.camera_names)} differ from the policy's cameras {list(bb.camera_names)}")
         self.policy, self.config, self.wall_clock = policy, config, wall_clock
+        self.joint_space = None if joint_space is None or joint_space.identity else joint_space  # for a prompt state
         self.image_size = (bb.image_height_px, bb.image_width_px)
         self.uses_state = bool(bb.state_in_prompt)
         self._lock = threading.Lock()
@@ -191,7 +195,10 @@ class SemanticLoop:
         images = [resize_rgb(f, self.image_size) for f in request.frames.frames]
         stamp = request.frames.stamp_ns
         t0 = time.perf_counter()
-        cond = self.policy.encode(images, request.instruction, state=request.state, stamp_ns=stamp)
+        state = request.state
+        if state is not None and self.joint_space is not None:
+            state = self.joint_space.to_policy(state)
+        cond = self.policy.encode(images, request.instruction, state=state, stamp_ns=stamp)
         encode_ms = (time.perf_counter() - t0) * 1e3
         with self._lock:
             self._seq += 1

@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="eval", help="output directory")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (one torch thread each); 1 = this process")
+    parser.add_argument("--camera-map", nargs="+", default=[], metavar="POLICY:=SIM",
+                        help="for a model trained on other camera names: the sim camera each reads, e.g. top:=front")
     opts = parser.parse_args(argv)
     try:
         seeds = parse_seeds(opts.seeds)
@@ -226,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = conditions(models, names, opts.stale_period, opts.stale_latency, opts.max_steps, opts.trigger_drop)
+    runs = [(name, label, model, dataclasses.replace(config, camera_map=tuple(opts.camera_map))) for name, label, model, config in runs]
     summary, episodes = [], []
     with tqdm(total=len(runs) * len(seeds), desc="episodes", unit="ep") as bar:
         all_results = evaluate_runs([(models[model], config) for _, _, model, config in runs], seeds,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asyncvla_ros.control.action_loop import CHUNK_MODES, ActionLoop, ActionLoopConfig
+from asyncvla_ros.control.joint_space import JointCalibrationConfig, JointSpace, parse_camera_map
 from asyncvla_ros.control.refresh_trigger import RefreshTrigger, RefreshTriggerConfig
 from asyncvla_ros.control.safety import SafetyConfig, SafetyFilter
 from asyncvla_ros.control.semantic_loop import SemanticLoop, SemanticLoopConfig
@@ -48,6 +49,8 @@ class EvalConfig:
     # RefreshTriggerConfig.trigger_drop: a chunk confidence this far below its recent median asks for a
     # semantic refresh at the next tick, before semantic_period_steps would (0 = off).
     trigger_drop: float = 0.0
+    # POLICY:=SIM pairs for a policy trained on other camera names (e.g. top:=front); see make_arm.
+    camera_map: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in ACT_MODES:
@@ -112,15 +115,18 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
     (the video writer draws from it)."""
     t_wall = time.perf_counter()
     obs = arm.reset(seed=seed)
-    cameras = policy.config.backbone.camera_names
+    cameras = parse_camera_map(config.camera_map, policy.config.backbone.camera_names)  # policy camera -> sim camera
     lower, upper = arm.joint_limits_rad
     safety = SafetyFilter(SafetyConfig(arm.joint_names, tuple(lower), tuple(upper), (config.max_step_rad,) * len(lower)))
+    # The policy's joint units against the sim's radians; a normalised range spans the sim's joint limits.
+    joints = JointSpace(policy.config.joints, arm.joint_names, JointCalibrationConfig(tuple(lower), tuple(upper)))
     loop = ActionLoop(policy, ActionLoopConfig(max_semantic_age_s=60.0, ensemble_decay=config.ensemble_decay,
                                                mode=config.mode, seed=config.policy_seed, chunk_mode=config.chunk_mode,
-                                               plan_delay_ticks=config.plan_delay_ticks))
+                                               plan_delay_ticks=config.plan_delay_ticks), joints)
     # The semantic node's own loop, in sim time: its rate cap makes it encode every semantic_period_steps ticks.
     semantic = SemanticLoop(policy, SemanticLoopConfig(camera_names=tuple(cameras),
-                                                        max_rate_hz=1e9 / (config.semantic_period_steps * STEP_NS)))
+                                                        max_rate_hz=1e9 / (config.semantic_period_steps * STEP_NS)),
+                            joint_space=joints)
     semantic.set_instruction(obs.instruction)
     trigger = RefreshTrigger(RefreshTriggerConfig(trigger_drop=config.trigger_drop))
     moved_at_ns = seen_after_s = None
@@ -136,8 +142,8 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
     step = 0
     for step in range(config.max_steps):
         now_ns = step * STEP_NS
-        for camera in cameras:
-            semantic.add_frame(camera, now_ns, obs.images[camera])
+        for camera, sim_camera in cameras.items():
+            semantic.add_frame(camera, now_ns, obs.images[sim_camera])
         semantic.set_state(obs.joint_positions_rad, now_ns)
         item = semantic.step(now_ns)
         if item is not None:
@@ -182,19 +188,27 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
                          semantic.stats().seq, semantic.stats().triggered, seen_after_s)
 
 
-def make_arm(policy):
-    """A SimArm rendering the policy's cameras at the policy's image size."""
+def make_arm(policy, camera_map=()):
+    """A SimArm rendering the policy's cameras (through `camera_map`'s POLICY:=SIM pairs) at the policy's
+    image size."""
     from asyncvla_ros.sim import SimArm, SimArmConfig
+    from asyncvla_ros.sim.task import CAMERA_NAMES
 
     bb = policy.config.backbone
     if bb.image_height_px != bb.image_width_px:
         raise ValueError(f"the sim renders square images; the policy wants {bb.image_height_px}x{bb.image_width_px}")
-    return SimArm(SimArmConfig(image_size_px=bb.image_height_px, cameras=tuple(bb.camera_names)))
+    cameras = parse_camera_map(camera_map, bb.camera_names)
+    unknown = [c for c in cameras.values() if c not in CAMERA_NAMES]
+    if unknown:
+        hint = ", ".join(f"{p}:={s}" for p, s in zip(bb.camera_names, CAMERA_NAMES) if p != s)
+        raise ValueError(f"the policy's cameras {list(bb.camera_names)} (from the model) are not all the sim's "
+                         f"{list(CAMERA_NAMES)}: map them with --camera-map {hint or 'POLICY:=SIM'}")
+    return SimArm(SimArmConfig(image_size_px=bb.image_height_px, cameras=tuple(dict.fromkeys(cameras.values()))))
 
 
 def evaluate(policy, seeds, config: EvalConfig, progress=None) -> list[EpisodeResult]:
     """Run every seed; `progress` (e.g. a tqdm bar) gets update(1) per episode."""
-    arm = make_arm(policy)
+    arm = make_arm(policy, config.camera_map)
     try:
         results = []
         for seed in seeds:
@@ -225,7 +239,7 @@ def _worker_episode(model_dir: str, device: str, seed: int, config: EvalConfig) 
         from asyncvla_ros.policy.policy import AsyncVLAPolicy
 
         policy = AsyncVLAPolicy.from_pretrained(model_dir, device=device)
-        _worker_cache[model_dir] = (policy, make_arm(policy))
+        _worker_cache[model_dir] = (policy, make_arm(policy, config.camera_map))
     policy, arm = _worker_cache[model_dir]
     return run_episode(policy, arm, seed, config)
 

@@ -19,6 +19,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
+from asyncvla_ros.control.joint_space import JointCalibrationConfig, JointSpace
 from asyncvla_ros.control.refresh_trigger import RefreshTrigger, RefreshTriggerConfig
 from asyncvla_ros.control.semantic_store import LatestSemantics, SemanticItem
 from asyncvla_ros.msg import ActionChunk, RefreshRequest, SemanticFeatures
@@ -38,7 +39,8 @@ class ActionNodeConfig:
 
 
 # (parameter prefix, config dataclass): every parameter of this node, described once.
-CONFIGS = (("", PolicySourceConfig), ("", ActionNodeConfig), ("", ActionLoopConfig), ("", RefreshTriggerConfig))
+CONFIGS = (("", PolicySourceConfig), ("", ActionNodeConfig), ("", ActionLoopConfig), ("", RefreshTriggerConfig),
+           ("", JointCalibrationConfig))
 
 
 class ActionNode(Node):
@@ -60,7 +62,9 @@ class ActionNode(Node):
         e = policy.config.expert
         if len(self.joint_names) != e.action_dim or not all(self.joint_names):
             raise ValueError(f"joint_names {list(self.joint_names)} must name the policy's {e.action_dim} action dimensions")
-        self.loop = ActionLoop(policy, config)
+        # The policy's joints and units against the robot's radians (a ValueError naming what to set).
+        joint_space = JointSpace(policy.config.joints, self.joint_names, declare_config(self, JointCalibrationConfig))
+        self.loop = ActionLoop(policy, config, joint_space)
         self.store = store or LatestSemantics()
         self.colocated = store is not None
         self.state: np.ndarray | None = None
@@ -90,7 +94,8 @@ class ActionNode(Node):
         # thread serves them all; the slow semantic work runs on the semantic node's own worker thread.
         self.create_timer(config.period_s, self.on_tick)
         steady_timer(self, 1.0, self.publish_diagnostics)
-        self.get_logger().info(f"model {model_id}; {config.control_rate_hz} Hz; mode {config.mode}; joints {list(self.joint_names)}")
+        units = "" if joint_space.identity else f" (the policy's: {list(joint_space.units)}, its order)"
+        self.get_logger().info(f"model {model_id}; {config.control_rate_hz} Hz; mode {config.mode}; joints {list(self.joint_names)}{units}")
 
     # -- inputs ------------------------------------------------------------------------------------
 

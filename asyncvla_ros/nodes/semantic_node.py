@@ -11,6 +11,7 @@ cost ~45 % of a core in executor overhead alone for the 20 Hz action node on thi
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
+from asyncvla_ros.control.joint_space import JointCalibrationConfig, JointSpace, parse_camera_map
 from asyncvla_ros.control.semantic_loop import SemanticLoop, SemanticLoopConfig
 from asyncvla_ros.control.semantic_store import LatestSemantics
 from asyncvla_ros.msg import RefreshRequest, SemanticFeatures
@@ -40,11 +42,13 @@ IDLE_WAKE_S = 0.1  # the worker looks again this often without new frames (stop 
 @dataclass
 class SemanticNodeConfig:
     instruction: str = param("", "task instruction; the latched 'instruction' topic and `ros2 param set` replace it", read_only=False)
-    joint_names: tuple[str, ...] = param((), "joints of the robot state, in the policy's state order (read when the policy puts the state in its prompt)")
+    joint_names: tuple[str, ...] = param((), "joints of the robot state, in the robot's order (read when the policy puts the state in its prompt)")
+    camera_map: tuple[str, ...] = param((), "POLICY:=GRAPH pairs, for a policy trained with other camera names: the graph camera "
+                                            "(camera_names) each policy camera reads, e.g. top:=front; unnamed ones read their own")
 
 
 # (parameter prefix, config dataclass): every parameter of this node, described once.
-CONFIGS = (("", PolicySourceConfig), ("", SemanticNodeConfig), ("", SemanticLoopConfig))
+CONFIGS = (("", PolicySourceConfig), ("", SemanticNodeConfig), ("", SemanticLoopConfig), ("", JointCalibrationConfig))
 
 
 class SemanticNode(Node):
@@ -62,21 +66,27 @@ class SemanticNode(Node):
 
             policy, model_id = load_policy(self.source.model_dir, self.source.device)
         self.policy, self.model_id, self.store = policy, model_id, store
-        self.loop = SemanticLoop(policy, loop_config)
+        # The loop works in the policy's camera names; each reads the graph camera camera_map gives it.
+        cameras = parse_camera_map(self.config.camera_map, policy.config.backbone.camera_names, loop_config.camera_names)
+        loop_config = dataclasses.replace(loop_config, camera_names=tuple(cameras))
+        calibration, joint_space = declare_config(self, JointCalibrationConfig), None
+        if policy.config.backbone.state_in_prompt:
+            if not self.config.joint_names:
+                raise ValueError("this policy reads the robot state in its prompt: set joint_names")
+            joint_space = JointSpace(policy.config.joints, self.config.joint_names, calibration)
+        self.loop = SemanticLoop(policy, loop_config, joint_space=joint_space)
         if self.config.instruction:
             self.loop.set_instruction(self.config.instruction)
         self.rejections = Rejections(self)
         self.started = time.monotonic()
 
-        for name in loop_config.camera_names:
-            self.create_subscription(Image, f"{name}/image_raw", lambda msg, n=name: self.on_image(n, msg), 2)
+        for name, graph_name in cameras.items():
+            self.create_subscription(Image, f"{graph_name}/image_raw", lambda msg, n=name: self.on_image(n, msg), 2)
         self.create_subscription(String, "instruction", self.on_instruction, LATCHED)
         if self.inline:  # co-located, the action node's refresh requests come in memory (policy_node)
             self.create_subscription(RefreshRequest, "semantic_refresh", self.on_refresh_request, 10)
         self.add_on_set_parameters_callback(self.on_set_parameters)
         if self.loop.uses_state:
-            if not self.config.joint_names:
-                raise ValueError("this policy reads the robot state in its prompt: set joint_names")
             self.create_subscription(JointState, "joint_states", self.on_state, 10)
         self.pub = self.create_publisher(SemanticFeatures, "semantic_features", FEATURES)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
@@ -86,7 +96,8 @@ class SemanticNode(Node):
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self.encode_loop, name="semantic-encode", daemon=True)
         self.worker.start()
-        self.get_logger().info(f"model {self.model_id}; cameras {list(loop_config.camera_names)}; "
+        shown = [c if g == c else f"{c} <- {g}" for c, g in cameras.items()]
+        self.get_logger().info(f"model {self.model_id}; cameras {shown}; "
                                f"transport {'inline' if self.inline else 'in_process'}")
 
     # -- inputs ------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+# Units of a policy's joint values: radians, degrees, or LeRobot's normalised motor ranges (-100..100 over
+# a joint's calibrated span; 0..100 for a gripper).
+JOINT_UNITS = ("rad", "deg", "range_m100_100", "range_0_100")
+
 SYSTEM_PROMPT = "You are a helpful physical assistant."
 ACT_MODES = ("asyncvla", "sfm_only", "random_mask")
 # Vision encoders -> image pixels per token, each direction: Qwen2.5-VL's 14 px patches merged 2 x 2,
@@ -172,6 +176,23 @@ class RaterConfig:
 
 
 @dataclass
+class JointSpaceConfig:
+    """What the policy's state and action values are: its dataset's joints and units (control/joint_space.py
+    maps a robot's radians onto them). The defaults, no names and rad, are this package's own sim data."""
+
+    names: tuple[str, ...] = ()  # the joints in state/action order (the dataset's names); empty = the robot's joint_names
+    units: tuple[str, ...] = ()  # per joint one of JOINT_UNITS; empty = rad for every joint
+
+    def __post_init__(self) -> None:
+        self.names, self.units = tuple(self.names), tuple(self.units)
+        bad = sorted({u for u in self.units if u not in JOINT_UNITS})
+        if bad:
+            raise ValueError(f"JointSpaceConfig.units: unknown units {bad}; known {JOINT_UNITS}")
+        if self.units and self.names and len(self.units) != len(self.names):
+            raise ValueError(f"JointSpaceConfig: {len(self.units)} units for {len(self.names)} joints")
+
+
+@dataclass
 class PolicyConfig:
     """The whole AsyncVLA policy."""
 
@@ -181,8 +202,11 @@ class PolicyConfig:
     num_flow_steps: int = 10  # Euler steps per flow (SFM and AFM each)
     dtype: str = "float32"  # weights and activations; bfloat16 on GPU
     model_id: str = "asyncvla-tiny"
+    joints: JointSpaceConfig = field(default_factory=JointSpaceConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.joints, dict):
+            self.joints = JointSpaceConfig(**self.joints)
         if isinstance(self.backbone, dict):
             self.backbone = BackboneConfig(**self.backbone)
         if isinstance(self.expert, dict):

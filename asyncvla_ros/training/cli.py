@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-image-position-embedding", action="store_true",
                    help="new tiny policy: no learned image-token position embedding (see BackboneConfig)")
     p.add_argument("--state-in-prompt", action="store_true", help="new policy: the state also enters the prompt as text")
+    p.add_argument("--joint-units", default="",
+                   help="units of the dataset's joint values, recorded in the checkpoint so nodes convert the robot's radians: "
+                        "one of rad, deg, range_m100_100, range_0_100 for every joint, or a comma list with one per joint "
+                        "(LeRobot's SO100 without use_degrees: range_m100_100 for the joints, range_0_100 for the gripper); "
+                        "default rad for this package's sim data, required for other datasets")
     p.add_argument("--delta-actions", action="store_true",
                    help="new policy: chunk targets relative to the current state (a[t+i] - s[t]) instead of absolute")
     p.add_argument("--no-time-misalignment", action="store_true", help="train with synchronised semantics only")
@@ -93,6 +98,39 @@ def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained
         model_id=f"asyncvla-{'qwen' if pretrained_dir else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     return AsyncVLAPolicy.build(config, list(tasks), seed=opts.seed)
+
+
+def joint_space(datasets, action_dim: int, units_option: str):
+    """The policy's `JointSpaceConfig`: the datasets' joint names (their action feature's names) and units
+    (`--joint-units`, or rad for this package's own sim data).
+
+    Raises:
+        SystemExit: units not given for a dataset recorded elsewhere, or not one per joint.
+    """
+    from asyncvla_ros.data.record import ROBOT_TYPE
+    from asyncvla_ros.policy.config import JOINT_UNITS, JointSpaceConfig
+
+    names = ()
+    if datasets:
+        names = tuple(str(n) for n in (datasets[0].meta.features["action"].get("names") or ()))
+        if len(names) != action_dim:
+            names = ()
+    units = tuple(u.strip() for u in units_option.split(",") if u.strip())
+    if not units:
+        foreign = [str(d.root) for d in datasets if d.meta.robot_type != ROBOT_TYPE]
+        if foreign:
+            raise SystemExit(f"--dataset {foreign[0]} was recorded by another robot ({datasets[0].meta.robot_type!r}): give "
+                             f"--joint-units, the units of its joint values ({', '.join(JOINT_UNITS)}; one for every joint, "
+                             "or a comma list per joint), so the nodes can convert the robot's radians")
+        return JointSpaceConfig(names)
+    if len(units) == 1:
+        units = units * action_dim
+    if len(units) != action_dim:
+        raise SystemExit(f"--joint-units: {len(units)} units for {action_dim} joints")
+    try:
+        return JointSpaceConfig(names, units)
+    except ValueError as err:
+        raise SystemExit(f"--joint-units: {err}") from None
 
 
 def check_frames(dataset) -> None:
@@ -174,8 +212,14 @@ def main(argv: list[str] | None = None) -> int:
                                    action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise)
         logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
         episodes += sim
+    joints = joint_space(datasets if opts.dataset else [], action_dim, opts.joint_units)
     if policy is None:
         policy = new_policy(cameras, state_dim, action_dim, tasks, opts, pretrained_dir=opts.init)
+        policy.config.joints = joints
+    else:  # resumed or fine-tuned: the data must be in the policy's units (names compared where both have them)
+        have, n = policy.config.joints, action_dim
+        if (have.units or ("rad",) * n) != (joints.units or ("rad",) * n) or (have.names and joints.names and have.names != joints.names):
+            raise SystemExit(f"the policy's joints {have} are not the data's {joints}")
     if config.prefix_fraction and not policy.config.expert.continuation_prefix:
         # A new policy, or one fine-tuned for continuation: prefixes as long as the longest plan delay (L / 2).
         e = policy.config.expert

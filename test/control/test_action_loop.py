@@ -177,3 +177,30 @@ def test_plan_delay_is_at_most_half_the_chunk(loop_parts):
         ActionLoop(policy, ActionLoopConfig(plan_delay_ticks=L // 2 + 1))
     with pytest.raises(ValueError, match="chunk_mode must be one of"):
         ActionLoopConfig(chunk_mode="smooth")
+
+
+def test_a_policy_in_degrees_and_another_joint_order_is_planned_in_its_units_and_commands_in_radians(loop_parts):
+    from asyncvla_ros.control.joint_space import JointSpace
+    from asyncvla_ros.policy.config import JointSpaceConfig
+
+    policy, sem = loop_parts
+    robot = ("a", "b", "c", "d", "e", "f")
+    js = JointSpace(JointSpaceConfig(tuple(f"{n}.pos" for n in reversed(robot)), ("deg",) * 6), robot)
+    seen = []
+
+    class Recording:
+        config = policy.config
+
+        def act(self, cond, state, history, **kw):
+            seen.append((np.asarray(state), np.asarray(history)))
+            return policy.act(cond, state, history, **kw)
+
+    state = np.linspace(-0.5, 0.5, 6)
+    plain = ActionLoop(policy, ActionLoopConfig()).tick(int(10.1 * S), sem, js.to_policy(state), int(10.09 * S))
+    loop = ActionLoop(Recording(), ActionLoopConfig(), js)
+    r = loop.tick(int(10.1 * S), sem, state, int(10.09 * S))
+    np.testing.assert_allclose(seen[0][0], np.degrees(state[::-1]))  # the policy saw its own units and order
+    np.testing.assert_allclose(r.chunk.actions, js.to_robot(plain.chunk.actions), atol=1e-9)  # the chunk came back in rad
+    np.testing.assert_allclose(r.command, r.chunk.actions[0], atol=1e-9)
+    loop.tick(int(10.15 * S), sem, state, int(10.14 * S))
+    np.testing.assert_allclose(seen[1][1], js.to_policy(loop.history.array()[:1]), atol=1e-9)  # history in its units too

@@ -92,9 +92,15 @@ def test_asyncvla_ros_trains_on_a_video_dataset_recorded_with_lerobots_api(video
 
     args = ["--dataset", str(video_dataset), "--out", str(tmp_path / "run"), "--image-size-px", "56", "--steps", "2",
             "--rater-steps", "1", "--batch-size", "2", "--warmup-steps", "0", "--chunk-len", "4", "--history-len", "2"]
-    assert train(args) == 0
+    with pytest.raises(SystemExit, match="recorded by another robot .*give --joint-units"):
+        train(args)  # LeRobot's units are not this package's radians: say which they are
+    assert not (tmp_path / "run").exists()
+    units = ",".join(["range_m100_100"] * 5 + ["range_0_100"])
+    assert train(args + ["--joint-units", units]) == 0
     policy = AsyncVLAPolicy.from_pretrained(tmp_path / "run" / "final")
     assert tuple(policy.config.backbone.camera_names) == ("top", "wrist")
+    assert policy.config.joints.names == tuple(f"{m}.pos" for m in MOTORS)  # recorded with the units
+    assert policy.config.joints.units == ("range_m100_100",) * 5 + ("range_0_100",)
 
 
 def test_a_video_that_does_not_decode_stops_training_before_anything_is_written(video_dataset, tmp_path):

@@ -180,3 +180,22 @@ def test_offline_eval_command_reads_a_recorded_dataset(tmp_path, capsys):
     report = json.loads(out[out.index("{"):])
     assert report["episodes"] == 1 and report["samples"] == 3
     assert {"sfm_mse", "asyncvla_mse", "sfm_mse_own_inputs", "sfm_mse_other_images"} <= set(report)
+
+
+def test_a_model_with_other_camera_names_and_degrees_runs_through_a_camera_map():
+    import dataclasses
+
+    from asyncvla_ros.policy.config import JointSpaceConfig
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+    from asyncvla_ros.sim.task import JOINT_NAMES
+
+    from ..policy.conftest import INSTRUCTIONS, tiny_config
+
+    config = tiny_config()
+    config.backbone = dataclasses.replace(config.backbone, camera_names=("top", "wrist"))
+    config.joints = JointSpaceConfig(tuple(f"{n}.pos" for n in JOINT_NAMES), ("deg",) * len(JOINT_NAMES))
+    policy = AsyncVLAPolicy.build(config, INSTRUCTIONS).eval()
+    with pytest.raises(ValueError, match=r"\(from the model\).*--camera-map top:=front"):
+        evaluate(policy, [3], EvalConfig(max_steps=2))
+    (result,) = evaluate(policy, [3], EvalConfig(max_steps=4, camera_map=("top:=front",)))
+    assert result.steps == 4
