@@ -32,6 +32,11 @@ class MissingFeatureError(ValueError):
     """A dataset lacks a feature its reader needs; the message names it and lists what is there."""
 
 
+# meta/info.json key naming the units of observation.state and action ("rad"), for datasets this package
+# writes from other sources than the sim (`asyncvla-ros bag-to-dataset`): LeRobot itself records none.
+UNITS_KEY = "asyncvla_joint_units"
+
+
 def demo_features(image_size_px: int, joint_names: Sequence[str], env_state_names: Sequence[str] = ()) -> dict[str, dict]:
     """LeRobot feature specs of a demonstration frame (LeRobot adds index, timestamp and the like).
 

@@ -107,6 +107,7 @@ def joint_space(datasets, action_dim: int, units_option: str):
     Raises:
         SystemExit: units not given for a dataset recorded elsewhere, or not one per joint.
     """
+    from asyncvla_ros.data.features import UNITS_KEY
     from asyncvla_ros.data.record import ROBOT_TYPE
     from asyncvla_ros.policy.config import JOINT_UNITS, JointSpaceConfig
 
@@ -116,8 +117,11 @@ def joint_space(datasets, action_dim: int, units_option: str):
         if len(names) != action_dim:
             names = ()
     units = tuple(u.strip() for u in units_option.split(",") if u.strip())
+    recorded = {d.meta.info.get(UNITS_KEY) for d in datasets} - {None}  # bag-to-dataset writes it
+    if not units and len(recorded) == 1:
+        units = (recorded.pop(),)
     if not units:
-        foreign = [str(d.root) for d in datasets if d.meta.robot_type != ROBOT_TYPE]
+        foreign = [str(d.root) for d in datasets if d.meta.robot_type != ROBOT_TYPE and UNITS_KEY not in d.meta.info]
         if foreign:
             raise SystemExit(f"--dataset {foreign[0]} was recorded by another robot ({datasets[0].meta.robot_type!r}): give "
                              f"--joint-units, the units of its joint values ({', '.join(JOINT_UNITS)}; one for every joint, "

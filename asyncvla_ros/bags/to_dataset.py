@@ -1,0 +1,152 @@
+"""`asyncvla-ros bag-to-dataset BAG... --out DIR`: demonstrations recorded through the ROS graph, as a
+LeRobotDataset written with LeRobot's own API (video by default, `--images` for PNG frames).
+
+Per bag, frames at `--fps` in bag time from the first moment every camera and a joint state have
+arrived: each camera's newest image, the newest joint state (`observation.state`), and as `action` the
+command the driver was sent next: the first `safe_joint_command` (what the safety filter let through;
+`joint_command` in a bag without it) received at or after the frame's time. Episodes: one per
+bag, split further at every message on `--split-topic`. The task is the newest `instruction` at the
+episode's start (`--task` where the bag has none). States and actions stay in the graph's radians,
+and the dataset says so (`info.json`: `asyncvla_joint_units`), so `asyncvla-ros train` needs no
+`--joint-units` for it; joint names are the joint states' (`--joint-names` picks and orders them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from asyncvla_ros.bags.reader import open_bag
+from asyncvla_ros.bags.recording import Recording, load
+from asyncvla_ros.bags.types import BagError
+from asyncvla_ros.data.features import UNITS_KEY
+
+
+def split_times(path, topic: str) -> list[int]:
+    """Log times of every message on `topic` in the bag (episode boundaries); none without a topic."""
+    if not topic:
+        return []
+    reader = open_bag(path)
+    try:
+        conns = [c for c in reader.connections if c.topic == topic]
+        if not conns:
+            raise BagError(f"bag {path} has no {topic} (--split-topic); it holds {sorted({c.topic for c in reader.connections})}")
+        return sorted(t for _, t, _ in reader.messages(connections=conns))
+    finally:
+        reader.close()
+
+
+def episodes(rec: Recording, cameras, joint_names, fps: float, splits: list[int], task: str) -> list[dict]:
+    """The bag's episodes: {"task", "frames": [(images by camera, state, action)]}."""
+    period = int(round(1e9 / fps))
+    frames = {cam: sorted(rec.frames[cam], key=lambda f: f.log_ns) for cam in cameras}
+    frame_times = {cam: [f.log_ns for f in fs] for cam, fs in frames.items()}
+    safe = sorted(rec.safe_commands.values(), key=lambda s: s.log_ns) or sorted(rec.commands.values(), key=lambda s: s.log_ns)
+    if not safe:
+        raise BagError(f"bag {rec.path} holds no safe_joint_command (nor joint_command): nothing says what the arm was sent")
+    safe_times = [s.log_ns for s in safe]
+    start = max([fs[0].log_ns for fs in frames.values()] + [rec.states[0].log_ns])
+    end = min([fs[-1].log_ns for fs in frames.values()] + [rec.states[-1].log_ns, safe[-1].log_ns])
+    instructions = sorted(rec.instructions)
+    out, current = [], None
+    bounds = [s for s in splits if start < s <= end]
+    for t in range(start, end + 1, period):
+        if current is None or (bounds and t >= bounds[0]):
+            while bounds and t >= bounds[0]:
+                bounds.pop(0)
+            said = [text for log_ns, text in instructions if log_ns <= t]
+            current = {"task": said[-1] if said else task, "frames": []}
+            out.append(current)
+        images = {cam: frames[cam][bisect.bisect_right(frame_times[cam], t) - 1].rgb for cam in cameras}
+        state = rec.state_positions(rec.latest_state(t), joint_names)
+        i = min(bisect.bisect_left(safe_times, t), len(safe) - 1)  # the first command after the frame
+        action = rec.state_positions(safe[i], joint_names)
+        current["frames"].append((images, state, action))
+    if any(not ep["task"] for ep in out):
+        raise BagError(f"bag {rec.path}: an episode starts before any instruction was recorded; give --task")
+    return [ep for ep in out if ep["frames"]]
+
+
+def features(cameras, shape, joint_names, video: bool) -> dict:
+    kind = "video" if video else "image"
+    image = {"dtype": kind, "shape": tuple(shape), "names": ["height", "width", "channels"]}
+    joints = {"dtype": "float32", "shape": (len(joint_names),), "names": list(joint_names)}
+    return {**{f"observation.images.{c}": dict(image) for c in cameras}, "observation.state": dict(joints), "action": dict(joints)}
+
+
+def convert(bags, out: Path, cameras=("front", "wrist"), fps: float = 10.0, split_topic: str = "", task: str = "",
+            joint_names=(), video: bool = True, robot_type: str = "ros2_graph", repo_id: str = "local/ros2_demos") -> dict:
+    """Write the episodes of `bags` to a new LeRobotDataset in `out`. Returns a summary.
+
+    Raises:
+        BagError: a bag that cannot be read or lacks what a frame needs.
+        ValueError: `out` exists, or bad options.
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from asyncvla_ros.data.load import VIDEO_BACKEND
+
+    out = Path(out)
+    if out.exists():
+        raise ValueError(f"--out {out} exists; give a new directory")
+    if not fps > 0:
+        raise ValueError(f"--fps must be > 0, got {fps}")
+    loaded = []
+    for path in bags:  # every bag read and checked before anything is written
+        rec = load(path, cameras)
+        names = tuple(joint_names) or tuple(rec.states[0].names)
+        loaded.append((rec, episodes(rec, cameras, names, fps, split_times(path, split_topic), task), names))
+    names = loaded[0][2]
+    if any(n != names for _, _, n in loaded):
+        raise BagError(f"the bags' joint names differ: {[n for _, _, n in loaded]}; give --joint-names")
+    shapes = {im.shape for _, eps, _ in loaded for ep in eps for images, _, _ in ep["frames"] for im in images.values()}
+    if len(shapes) != 1:
+        raise BagError(f"the bags' images are not all one size: {sorted(shapes)}")
+    dataset = LeRobotDataset.create(repo_id=repo_id, root=out, fps=int(round(fps)), robot_type=robot_type,
+                                    features=features(cameras, shapes.pop(), names, video), use_videos=video,
+                                    video_backend=VIDEO_BACKEND)
+    count = frames = 0
+    try:
+        for _, eps, _ in loaded:
+            for ep in eps:
+                for images, state, action in ep["frames"]:
+                    dataset.add_frame({"task": ep["task"], "observation.state": state.astype(np.float32),
+                                       "action": action.astype(np.float32),
+                                       **{f"observation.images.{c}": images[c] for c in cameras}})
+                dataset.save_episode()
+                count, frames = count + 1, frames + len(ep["frames"])
+    finally:
+        dataset.finalize()
+    info_path = out / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info[UNITS_KEY] = "rad"
+    info_path.write_text(json.dumps(info, indent=4))
+    return {"out": str(out), "episodes": count, "frames": frames, "joint_names": list(names), "cameras": list(cameras),
+            "storage": "video" if video else "images", "bags": [str(b) for b in bags]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="asyncvla-ros bag-to-dataset", description=__doc__.splitlines()[0])
+    parser.add_argument("bags", nargs="+", help="bag directories, one or more episodes each")
+    parser.add_argument("--out", required=True, help="new LeRobotDataset directory")
+    parser.add_argument("--cameras", nargs="+", default=["front", "wrist"], help="camera names (topics /<name>/image_raw)")
+    parser.add_argument("--fps", type=float, default=10.0, help="frames per second of bag time")
+    parser.add_argument("--split-topic", default="", help="a message on this topic starts a new episode")
+    parser.add_argument("--task", default="", help="task text where the bag recorded no instruction")
+    parser.add_argument("--joint-names", nargs="+", default=[], help="joints to keep, in this order (default: the joint states')")
+    parser.add_argument("--images", action="store_true", help="store PNG frames instead of video")
+    parser.add_argument("--robot-type", default="ros2_graph", help="LeRobot's robot_type label")
+    opts = parser.parse_args(argv)
+    report = convert(opts.bags, Path(opts.out), tuple(opts.cameras), opts.fps, opts.split_topic, opts.task,
+                     tuple(opts.joint_names), not opts.images, opts.robot_type)
+    print(json.dumps(report, indent=2), file=sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
