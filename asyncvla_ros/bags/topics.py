@@ -30,6 +30,8 @@ GRAPH_TOPICS: dict[str, tuple[str, str]] = {
     "/estop": ("std_msgs/msg/Bool", "default"),
     "/diagnostics": ("diagnostic_msgs/msg/DiagnosticArray", "default"),
     "/sim/world_state": ("asyncvla_ros/msg/SimWorldState", "default"),
+    # Demonstrations: a message marks the start of a new episode (`bag-to-dataset --split-topic /episode`).
+    "/episode": ("std_msgs/msg/String", "default"),
 }
 
 QOS_KINDS = ("default", "latched", "semantic")
