@@ -41,6 +41,7 @@ from asyncvla_ros.bags.recording import Recording, stamp_ns
 from asyncvla_ros.bags.semantic_replay import EXACT, SKIPPED, EncodeRecord, SemanticReplay
 from asyncvla_ros.bags.types import BagError
 from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
+from asyncvla_ros.control.joint_space import JointSpace
 from asyncvla_ros.control.semantic_loop import SemanticLoopConfig
 from asyncvla_ros.policy.config import ACT_MODES
 
@@ -155,10 +156,12 @@ class Rerun:
             raise BagError(f"the bag's chunks were planned in several chunk modes / plan delays {sorted(schedules)}: "
                            "re-run one node run at a time")
         chunk_mode, self.plan_delay = schedules.pop() if schedules else ("ensemble", 0)
+        # The bag holds the graph's radians; a policy in other units or joint order plans in its own.
+        joint_space = JointSpace(policy.config.joints, self.joint_names)
         self.loop = ActionLoop(policy, ActionLoopConfig(
             control_rate_hz=config.control_rate_hz, max_semantic_age_s=config.max_semantic_age_s,
             max_state_age_s=config.max_state_age_s, ensemble_decay=config.ensemble_decay, mode=self.mode, seed=self.seed,
-            chunk_mode=chunk_mode, plan_delay_ticks=self.plan_delay))
+            chunk_mode=chunk_mode, plan_delay_ticks=self.plan_delay), joint_space)
         self.command_stamps = sorted(rec.commands)  # the node's ticks that sent a command
         self.simulated = config.semantic_rate_hz > 0 or not (self.with_ticks or rec.semantics)
         self.semantic_rate_hz = config.semantic_rate_hz or (5.0 if self.simulated else 0.0)  # 5 Hz: the paper's upper rate
@@ -166,7 +169,7 @@ class Rerun:
             logger.warning("the bag records no semantic refreshes: re-encoding its frames at %.1f Hz", self.semantic_rate_hz)
         self.semantic = SemanticReplay(policy, rec, SemanticLoopConfig(
             camera_names=tuple(bb.camera_names), max_skew_s=config.max_skew_s, max_frame_age_s=config.max_frame_age_s,
-            max_rate_hz=self.semantic_rate_hz if self.simulated else 0.0), config.instruction, self.joint_names)
+            max_rate_hz=self.semantic_rate_hz if self.simulated else 0.0), config.instruction, self.joint_names, joint_space)
         # A chunk rests on the chunks of the ticks before it: ensembling blends the last L, and the
         # history holds the last H commands, each a blend of L chunks; a plan lands d ticks after its tick.
         self.reach = e.history_len + e.chunk_len - 1 + self.plan_delay

@@ -50,12 +50,13 @@ class SemanticReplay:
         policy, rec: the re-run's policy and recording.
         config: the semantic node's frame matching (and, for simulated refreshes, the rate).
         instruction: overrides the recorded one when not empty.
-        joint_names: the policy's state order (for policies that read the state in their prompt).
+        joint_names: the robot's joints, in the bag's state order (for policies that read the state in their prompt).
+        joint_space: the policy's joints and units against them (control/joint_space.py), or None.
     """
 
-    def __init__(self, policy, rec: Recording, config: SemanticLoopConfig, instruction: str, joint_names) -> None:
+    def __init__(self, policy, rec: Recording, config: SemanticLoopConfig, instruction: str, joint_names, joint_space=None) -> None:
         self.rec, self.config, self.joint_names = rec, config, tuple(joint_names)
-        self.loop = SemanticLoop(policy, config)
+        self.loop = SemanticLoop(policy, config, joint_space=joint_space)
         self.cameras = tuple(config.camera_names)
         self.override = instruction
         self.encodes: list[EncodeRecord] = []

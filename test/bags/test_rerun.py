@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from ..ros_support import REPO, NodeProcess, Probe, require_ros_messages
+from ..ros_support import MIN_RATE_SHARE, REPO, NodeProcess, Probe, require_ros_messages
 from ..sim._support import skip_without_sim
 
 PARAMS = REPO / "config" / "sim.yaml"
@@ -100,7 +100,7 @@ def test_rerun_reproduces_the_recorded_chunks_and_writes_bag_and_report(sim_bag,
     out, summary, wall = cli_run
     f = summary["figures"]
     recorded = bag_messages(sim_bag, "/action_chunk")
-    assert f["recorded_chunks"] == len(recorded) >= 200
+    assert f["recorded_chunks"] == len(recorded) >= MIN_RATE_SHARE * RECORD_S * 20  # a graph that ran, if slowly
     # The graph ran before the recorder started: the first chunks rest on a refresh of frames captured
     # before the bag's first frame, or come before its first joint state. They are reported, not re-run.
     skipped = f["chunks_before_recording"] + f["chunks_with_refresh_not_in_bag"] + f["chunks_without_joint_state"]
