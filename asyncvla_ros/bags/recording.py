@@ -107,12 +107,14 @@ class Recording:
         return self.states[i - 1] if i else None
 
 
-def load(path, cameras) -> Recording:
+def load(path, cameras, camera_topics: dict[str, str] | None = None) -> Recording:
     """Decode the parts of a bag the re-run needs.
 
     Args:
         path: bag directory.
         cameras: camera names of the policy, read from `/<name>/image_raw`.
+        camera_topics: policy camera -> the graph camera whose `/<name>/image_raw` it reads (a
+            camera_map); frames are kept under the policy's names.
 
     Raises:
         BagError: missing bag, or a bag without joint states or without a camera the policy needs.
@@ -120,7 +122,9 @@ def load(path, cameras) -> Recording:
     reader = open_bag(path)
     try:
         topics = {c.topic: c.msgtype for c in reader.connections}
-        wanted = {f"/{cam}/image_raw": IMAGE for cam in cameras}
+        source = {cam: (camera_topics or {}).get(cam, cam) for cam in cameras}
+        by_topic = {f"/{graph}/image_raw": cam for cam, graph in source.items()}
+        wanted = {topic: IMAGE for topic in by_topic}
         wanted.update({"/joint_states": JOINT_STATE})
         for topic, msgtype in wanted.items():
             if topic not in topics:
@@ -135,7 +139,7 @@ def load(path, cameras) -> Recording:
         for conn, log_ns, msg in _deserialized(reader, conns, path):
             topic = conn.topic
             if topic.endswith("/image_raw"):
-                rec.frames[topic.split("/")[1]].append(Frame(stamp_ns(msg.header.stamp), log_ns, image_rgb(msg)))
+                rec.frames[by_topic[topic]].append(Frame(stamp_ns(msg.header.stamp), log_ns, image_rgb(msg)))
             elif topic in ("/joint_states", "/joint_command", "/safe_joint_command"):
                 if len(msg.name) == len(msg.position):
                     sample = StateSample(stamp_ns(msg.header.stamp), log_ns, tuple(msg.name), np.asarray(msg.position, dtype=np.float64))

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-semantic-age-s", type=float, default=1.0, help="hold on older semantics, as the action node")
     parser.add_argument("--instruction", default="", help="override the recorded instruction")
     parser.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"], help="storage of the output bag")
+    parser.add_argument("--camera-map", nargs="+", default=[], metavar="POLICY:=GRAPH",
+                        help="for a model trained on other camera names: the bag's camera each reads, e.g. top:=front")
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="CPU threads for torch (default 1, as the sim nodes: results can differ in the last bits with another count)")
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from asyncvla_ros.bags.recording import load
+    from asyncvla_ros.control.joint_space import parse_camera_map
     from asyncvla_ros.bags.report import write_report
     from asyncvla_ros.bags.rerun import RerunConfig, run_rerun
     from asyncvla_ros.bags.rerun_bag import write_rerun_bag
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(opts.torch_threads)
     policy, model_id = load_policy(str(Path(opts.model).expanduser()) if opts.model else "", opts.device)
     t0 = time.perf_counter()
-    rec = load(bag, policy.config.backbone.camera_names)
+    cameras = policy.config.backbone.camera_names
+    rec = load(bag, cameras, parse_camera_map(opts.camera_map, cameras))
     print(f"asyncvla-ros rerun: {bag}: {len(rec.states)} joint states, "
           f"{sum(len(f) for f in rec.frames.values())} frames, {len(rec.semantics)} semantic refreshes, "
           f"{len(rec.chunks)} chunks (loaded in {time.perf_counter() - t0:.1f} s)", flush=True)

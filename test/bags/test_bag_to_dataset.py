@@ -107,3 +107,15 @@ def test_a_bag_without_commands_or_an_unknown_split_topic_is_a_clear_error(tmp_p
         convert([tmp_path / "bag"], tmp_path / "ds", split_topic="/not_there")
     with pytest.raises(ValueError, match="exists"):
         convert([tmp_path / "bag"], tmp_path)
+
+
+def test_the_rerun_reads_a_policys_cameras_from_the_bag_through_a_camera_map(tmp_path):
+    from asyncvla_ros.bags.recording import load
+    from asyncvla_ros.bags.types import BagError
+
+    write_demo_bag(tmp_path / "bag", seconds=1.0)
+    rec = load(tmp_path / "bag", ("top", "wrist"), {"top": "front"})
+    assert set(rec.frames) == {"top", "wrist"} and len(rec.frames["top"]) == len(rec.frames["wrist"]) == 10
+    assert rec.frames["top"][0].rgb[0, 0, 0] == 0 and rec.frames["wrist"][0].rgb[0, 0, 0] == 100  # front's frames, wrist's own
+    with pytest.raises(BagError, match="has no /top/image_raw"):
+        load(tmp_path / "bag", ("top", "wrist"))
