@@ -252,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     finished: set[str] = set()
     try:
         procs.start()
-        for spec in specs:
+        for label, spec in zip(procs.labels(), specs):
             if spec.lifecycle:
                 monitor.transition(spec.name, "configure")
                 monitor.transition(spec.name, "activate")
-                activated.append(spec.name)
+                activated.append((label, spec.name))  # process label (ns.driver), node name (driver)
         start = time.monotonic()
         next_line = start + 1.0
         while not stop.is_set():
@@ -285,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # Motion off before anything stops, whichever process died: a driver left active would follow
         # whatever reaches it until its own process ends.
-        for name in activated:
-            if procs.procs[name].poll() is not None:
+        for label, name in activated:
+            if procs.procs[label].poll() is not None:
                 continue
             try:
                 monitor.transition(name, "deactivate", timeout_s=5.0)

@@ -3,8 +3,9 @@
     asyncvla-ros bench-kill                       # every node, separate and co-located
     asyncvla-ros bench-kill --nodes semantic action --modes separate
 
-Per case, under `asyncvla-ros launch`: the commands that reached the driver after the death (and how
-many of them moved the arm), the seconds until the arm held (the last command to reach the driver),
+Per case, under `asyncvla-ros launch`: the commands published to the driver after the death (how many
+moved the arm, and how many arrived before it was deactivated, so that it applied them), the seconds
+until the arm held (the last command to reach the driver),
 the seconds until the driver logged "motion disabled", the driver's lifecycle state as its log shows
 it, and what the launcher said (its last line and exit code). Figures, not pass/fail (the machine's
 load decides the times); `test/nodes/test_launcher_teardown.py` checks the semantic node's case.
@@ -42,6 +43,7 @@ def run_case(node: str, colocated: bool, log_dir: Path, settle_s: float) -> dict
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
 
+    log_dir.mkdir(parents=True, exist_ok=True)
     out = log_dir / f"{node}.out"
     cmd = [sys.executable, "-m", "asyncvla_ros.cli", "launch", "--log-dir", str(log_dir / node)] + (["--colocated"] if colocated else [])
     launcher = subprocess.Popen(cmd, stdout=open(out, "w"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -97,10 +99,16 @@ def run_case(node: str, colocated: bool, log_dir: Path, settle_s: float) -> dict
     else:
         state = "unknown: no 'motion disabled' in its log"
     lines = out.read_text().strip().splitlines()
+    # A deactivated driver ignores what still arrives; before that, it applied it. A dead one applies nothing.
+    if node == "driver":
+        live_until = killed_at
+    else:
+        live_until = killed_at + disabled_s if disabled_s is not None else float("inf")
     return {
         "node": node,
         "commands_to_driver_after_death": len(after),
         "of_which_moved": moved,
+        "applied_before_motion_disabled": sum(1 for t, _ in after if t < live_until),
         "arm_held_after_s": round(after[-1][0] - killed_at, 2) if after else 0.0,
         "motion_disabled_after_s": disabled_s,
         "driver_state": state,
