@@ -107,7 +107,6 @@ def test_a_video_that_does_not_decode_stops_training_before_anything_is_written(
     import shutil
 
     from asyncvla_ros.cli import main
-    from asyncvla_ros.data.video import VideoDecodeError  # noqa: F401 (the error the CLI reports in one line)
 
     broken = shutil.copytree(video_dataset, tmp_path / "broken")
     video = next((broken / "videos" / "observation.images.wrist").rglob("*.mp4"))
