@@ -285,15 +285,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # Motion off before anything stops, whichever process died: a driver left active would follow
         # whatever reaches it until its own process ends.
-        for label, name in activated:
-            if procs.procs[label].poll() is not None:
-                continue
-            try:
-                monitor.transition(name, "deactivate", timeout_s=5.0)
-                print(f"asyncvla-ros: {name} deactivated (motion disabled)", flush=True)
-            except RuntimeError as err:
-                print(f"asyncvla-ros: {err}; stopping it", file=sys.stderr, flush=True)
-        exits = procs.stop()
+        try:
+            for label, name in activated:
+                if procs.procs[label].poll() is not None:
+                    continue
+                try:
+                    monitor.transition(name, "deactivate", timeout_s=5.0)
+                    print(f"asyncvla-ros: {name} deactivated (motion disabled)", flush=True)
+                except RuntimeError as err:
+                    print(f"asyncvla-ros: {err}; stopping it", file=sys.stderr, flush=True)
+        finally:  # whatever failed above, no node process outlives the launcher
+            exits = procs.stop()
         monitor.close()
         print("asyncvla-ros: exited after SIGINT: " + ", ".join(f"{n} {t:.1f} s" for n, t in exits.items()), flush=True)
         unclean = {n: procs.procs[n].returncode for n in exits if procs.procs[n].returncode != 0}

@@ -80,12 +80,19 @@ def test_two_robots_in_two_namespaces_act_without_cross_talk(tmp_path):
                   f"driver applied {applied[0]} -> {applied[-1]}")
     finally:
         probe.close()
+        import psutil
+
+        nodes = {ns: psutil.Process(proc.pid).children(recursive=True) for ns, (proc, _) in graphs.items() if proc.poll() is None}
         for ns, (proc, out) in graphs.items():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-        for ns, (proc, out) in graphs.items():
-            try:
-                assert proc.wait(60) == 0, f"{ns}:\n{out.read_text()[-3000:]}"
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
+        try:
+            for ns, (proc, out) in graphs.items():
+                assert proc.wait(120) == 0, f"{ns}:\n{out.read_text()[-3000:]}"
+        finally:  # a launcher that failed must not leave its node processes running (they have their own sessions)
+            for ns, (proc, out) in graphs.items():
+                for p in [proc, *nodes.get(ns, [])]:
+                    try:
+                        p.kill()
+                    except (psutil.NoSuchProcess, ProcessLookupError):
+                        pass
