@@ -61,6 +61,41 @@ def _rater_figures(chunks) -> dict:
     }
 
 
+MODES = {"both": (False, True), "separate": (False,), "colocated": (True,)}  # --modes -> colocated values
+WARMUP_CHUNKS = 40  # chunks before measuring starts: models loaded, semantics flowing
+
+
+def start_acting(args: LaunchArgs, monitor: Monitor, log_dir: Path, chunks, timeout_s: float = 180.0) -> Graph:
+    """Start the graph of `args` with its driver active, and return it once `chunks()` (the count of
+    action chunks a probe received) reaches WARMUP_CHUNKS.
+
+    Raises:
+        RuntimeError: it did not act within `timeout_s`, or a process died (the graph is stopped).
+    """
+    procs = Graph(graph(args), params_file_for(args), log_dir / ("colocated" if args.colocated else "separate"))
+    try:
+        procs.start()
+        monitor.transition("driver", "configure")
+        monitor.transition("driver", "activate")
+        deadline = time.monotonic() + timeout_s
+        while chunks() < WARMUP_CHUNKS:
+            if time.monotonic() > deadline or procs.dead():
+                raise RuntimeError(f"the graph did not start acting; dead: {procs.dead()}; logs in {procs.log_dir}")
+            time.sleep(0.2)
+    except BaseException:
+        procs.stop()
+        raise
+    return procs
+
+
+def emit(results: list, out: str = "") -> None:
+    """The JSON report on stdout, and in `out` when given."""
+    text = json.dumps(results, indent=2)
+    if out:
+        Path(out).write_text(text + "\n")
+    print(text)
+
+
 def run_mode(colocated: bool, duration_s: float, monitor: Monitor, log_dir: Path) -> dict:
     from sensor_msgs.msg import JointState
 
@@ -68,8 +103,6 @@ def run_mode(colocated: bool, duration_s: float, monitor: Monitor, log_dir: Path
     from asyncvla_ros.nodes.conversions import from_time
     from asyncvla_ros.nodes.qos import FEATURES
 
-    args = LaunchArgs(colocated=colocated)
-    specs = graph(args)
     recording = {"cmd": [], "chunk": [], "features": []}
     node = monitor.node
     subs = [
@@ -77,16 +110,9 @@ def run_mode(colocated: bool, duration_s: float, monitor: Monitor, log_dir: Path
         node.create_subscription(ActionChunk, "action_chunk", lambda m: recording["chunk"].append(m), 100),
         node.create_subscription(SemanticFeatures, "semantic_features", lambda m: recording["features"].append(time.monotonic()), FEATURES),
     ]
-    procs = Graph(specs, params_file_for(args), log_dir / ("colocated" if colocated else "separate"))
+    procs = None
     try:
-        procs.start()
-        monitor.transition("driver", "configure")
-        monitor.transition("driver", "activate")
-        deadline = time.monotonic() + 120
-        while len(recording["chunk"]) < 40:  # warm-up: models loaded, semantics flowing
-            if time.monotonic() > deadline or procs.dead():
-                raise RuntimeError(f"graph did not start; dead: {procs.dead()}")
-            time.sleep(0.2)
+        procs = start_acting(LaunchArgs(colocated=colocated), monitor, log_dir, lambda: len(recording["chunk"]))
         for values in recording.values():
             values.clear()
         t0 = time.monotonic()
@@ -94,7 +120,8 @@ def run_mode(colocated: bool, duration_s: float, monitor: Monitor, log_dir: Path
         elapsed = time.monotonic() - t0
         diag = dict(monitor.status.get("action", ("", {}))[1])
     finally:
-        procs.stop()
+        if procs is not None:
+            procs.stop()
         for sub in subs:
             node.destroy_subscription(sub)
 
@@ -128,16 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per mode (after warm-up)")
     parser.add_argument("--modes", choices=("both", "separate", "colocated"), default="both")
     opts = parser.parse_args(argv)
-    modes = {"both": (False, True), "separate": (False,), "colocated": (True,)}[opts.modes]
     monitor = Monitor()
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="asyncvla-bench-") as logs:
-            for colocated in modes:
+            for colocated in MODES[opts.modes]:
                 results.append(run_mode(colocated, opts.duration, monitor, Path(logs)))
     finally:
         monitor.close()
-    print(json.dumps(results, indent=2))
+    emit(results)
     return 0
 
 

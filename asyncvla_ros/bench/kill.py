@@ -14,7 +14,6 @@ load decides the times); `test/nodes/test_launcher_teardown.py` checks the seman
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import signal
 import subprocess
@@ -22,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from asyncvla_ros.bench.graph import MODES, emit
 
 MOVED_RAD = 1e-4  # a command further than this from the one before it moves the arm
 NODES = ("front_camera", "wrist_camera", "semantic", "action", "safety_filter", "driver", "visualizer")
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="asyncvla-kill-") as logs:
-            for colocated in {"both": (False, True), "separate": (False,), "colocated": (True,)}[opts.modes]:
+            for colocated in MODES[opts.modes]:
                 mode = "colocated" if colocated else "separate"
                 for node in opts.nodes:
                     if colocated and node == "action" and "semantic" in opts.nodes:
@@ -142,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append({"mode": mode, **case})
     finally:
         rclpy.try_shutdown()
-    text = json.dumps(results, indent=2)
-    if opts.out:
-        Path(opts.out).write_text(text + "\n")
-    print(text)
+    emit(results, opts.out)
     return 0
 
 

@@ -20,7 +20,6 @@ and checks the structure only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import threading
@@ -30,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from asyncvla_ros.launch_graph import LaunchArgs, graph, params_file_for
+from asyncvla_ros.bench.graph import MODES, emit, start_acting
+from asyncvla_ros.launch_graph import LaunchArgs
 from asyncvla_ros.launcher import Graph, Monitor
 
 DEADLINE_FACTOR = 1.5  # a command period over this many target periods is a missed deadline
-WARMUP_CHUNKS = 40  # chunks before measuring starts: models loaded, semantics flowing
 
 
 def topics():
@@ -142,21 +141,13 @@ def summarize(probe: Probe, samples: dict, t0: float, t1: float, period_s: float
 
 
 def run_mode(colocated: bool, duration_s: float, window_s: float, sample_s: float, monitor: Monitor, log_dir: Path) -> dict:
-    args = LaunchArgs(colocated=colocated)
     period_s = 1.0 / 20.0
     probe = Probe(monitor.node)
-    procs = Graph(graph(args), params_file_for(args), log_dir / ("colocated" if colocated else "separate"))
     samples: dict[str, list] = defaultdict(list)
     died: dict[str, int] = {}
+    procs = None
     try:
-        procs.start()
-        monitor.transition("driver", "configure")
-        monitor.transition("driver", "activate")
-        deadline = time.monotonic() + 180
-        while len(probe.plan_ms) < WARMUP_CHUNKS:
-            if time.monotonic() > deadline or procs.dead():
-                raise RuntimeError(f"the graph did not start acting; dead: {procs.dead()}; logs in {procs.log_dir}")
-            time.sleep(0.2)
+        procs = start_acting(LaunchArgs(colocated=colocated), monitor, log_dir, lambda: len(probe.plan_ms))
         probe.clear()
         t0 = time.monotonic()
         next_report = t0 + window_s
@@ -172,7 +163,8 @@ def run_mode(colocated: bool, duration_s: float, window_s: float, sample_s: floa
             time.sleep(min(sample_s, max(0.0, t0 + duration_s - time.monotonic())))
         t1 = time.monotonic()
     finally:
-        procs.stop()
+        if procs is not None:
+            procs.stop()
         probe.close()
     edges = [*np.arange(t0, t1, window_s), t1]
     windows = [summarize(probe, samples, a, b, period_s) for a, b in zip(edges[:-1], edges[1:]) if b - a > 0.5 * window_s]
@@ -192,19 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if not (opts.duration > 0 and opts.window > 0 and opts.sample > 0):
         parser.error("--duration, --window and --sample must be > 0")
-    modes = {"both": (False, True), "separate": (False,), "colocated": (True,)}[opts.modes]
     monitor = Monitor()
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="asyncvla-soak-") as logs:
-            for colocated in modes:
+            for colocated in MODES[opts.modes]:
                 results.append(run_mode(colocated, opts.duration, opts.window, opts.sample, monitor, Path(logs)))
     finally:
         monitor.close()
-    text = json.dumps(results, indent=2)
-    if opts.out:
-        Path(opts.out).write_text(text + "\n")
-    print(text)
+    emit(results, opts.out)
     return 0
 
 
