@@ -111,8 +111,8 @@ def disturb(arm, seed: int) -> bool:
 def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> EpisodeResult:
     """One episode on `arm` (a SimArm with the policy's cameras) from `arm.reset(seed)`.
 
-    `on_tick(step, observation, tick_result)`, when given, sees every tick before the arm moves
-    (the video writer draws from it)."""
+    `on_tick(step, observation, tick_result, target)`, when given, sees every tick before the arm moves
+    to `target`, what the safety filter let through (the video writer draws from it, DAgger labels it)."""
     t_wall = time.perf_counter()
     obs = arm.reset(seed=seed)
     cameras = parse_camera_map(config.camera_map, policy.config.backbone.camera_names)  # policy camera -> sim camera
@@ -162,7 +162,7 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
             if verdict.accepted:
                 loop.executed(now_ns, verdict.positions)  # as the action node hears back on safe_joint_command
         if on_tick is not None:
-            on_tick(step, obs, result)
+            on_tick(step, obs, result, target)
         commands.append(None if result.holding else result.command)
         switched.append(result.switched)
         if result.chunk is not None:

@@ -74,7 +74,7 @@ def record_episodes(policy, seeds, config, every: int = EVERY, progress=None) ->
     threshold = policy.config.rater.threshold
     try:
         for seed in seeds:
-            def on_tick(step, obs, result, seed=seed):
+            def on_tick(step, obs, result, target, seed=seed):
                 if step % every == 0:
                     frames.append(draw_frame(geometry, obs, result, step, threshold, f"seed {seed} {config.mode}"))
             result = run_episode(policy, arm, int(seed), config, on_tick=on_tick)

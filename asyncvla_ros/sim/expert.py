@@ -5,6 +5,11 @@ the jaws square to the cube, and turns each step's point into joint targets with
 on MuJoCo's Jacobians (:mod:`asyncvla_ros.sim.kinematics`). Phases: hover over the cube, descend,
 close, lift, carry over the instructed area, lower, open, retreat. While carrying it steers the cube
 (measured), not the gripper, to the goal, so a cube that slipped in the jaws is still placed well.
+
+It also recovers from states its own path never visits, so that it can label a policy's (DAgger):
+a cube lost from the jaws, a descent that the cube is no longer under, or a cube left outside the
+area after release, send it back to the hover phase. :meth:`ScriptedExpert.plan` looks ahead: the
+chunk of targets it would command from the arm's current state, simulated in a branch of the physics.
 """
 
 from __future__ import annotations
@@ -44,10 +49,15 @@ class ExpertConfig:
     close_s: float = 0.5  # time spent closing the jaws on the cube, s
     open_s: float = 0.4  # time spent opening them over the target, s
     phase_timeout_s: float = 5.0  # a moving phase that has not arrived by then moves on, s
+    # Recovery (start over from the hover phase): the cube this far from the grasp point while it should
+    # be held, or a descent this far (horizontally) from its goal above the cube, m.
+    lost_cube_m: float = 0.03
+    off_descent_m: float = 0.02
 
     def __post_init__(self):
         for name in ("hover_height_m", "carry_height_m", "grasp_height_m", "free_speed_m_s",
-                     "careful_speed_m_s", "arrive_tolerance_m", "close_s", "open_s", "phase_timeout_s"):
+                     "careful_speed_m_s", "arrive_tolerance_m", "close_s", "open_s", "phase_timeout_s",
+                     "lost_cube_m", "off_descent_m"):
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"ExpertConfig.{name} must be a positive number, got {value!r}")
@@ -110,13 +120,51 @@ class ScriptedExpert:
 
     def reset(self) -> None:
         """Forget the last episode; read the new one from the arm."""
-        self._phase = Phase.HOVER
-        self._steps = 0
         self._q_cmd = self.arm.joint_positions()[:5]
         self._point_cmd = self._kin.forward(self._q_cmd)[0]
+        self._start_over()
+
+    def _start_over(self) -> None:
+        """Back to the hover phase, with a grasp chosen for where the cube is now."""
+        self._phase = Phase.HOVER
+        self._steps = 0
         cube, _ = self.arm.cube_pose()
         self._grasp_bearing = self._bearing(cube)
         self._jaw_yaw = self._choose_jaw_yaw()
+
+    _STATE = ("_phase", "_steps", "_q_cmd", "_point_cmd", "_grasp_bearing", "_jaw_yaw")
+
+    def plan(self, length: int) -> np.ndarray:
+        """The (length, 6) targets the expert would command over the next `length` steps from the arm's
+        current state, as :meth:`act` gives them, run in a branch of the arm's physics: the arm and the
+        expert are left as they were."""
+        if length < 1:
+            raise ValueError(f"plan length must be >= 1, got {length}")
+        saved = {name: getattr(self, name) for name in self._STATE}
+        try:
+            with self.arm.branch():
+                targets = [self.act()]
+                for _ in range(length - 1):
+                    self.arm.step(targets[-1])
+                    targets.append(self.act())
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)
+        return np.stack(targets)
+
+    def _needs_restart(self, point_meas: np.ndarray) -> bool:
+        """Whether the current phase can no longer succeed from here (see the module docstring)."""
+        cfg = self.config
+        cube, _ = self.arm.cube_pose()
+        if self._phase in (Phase.LIFT, Phase.CARRY, Phase.LOWER):
+            return bool(np.linalg.norm(point_meas - cube) > cfg.lost_cube_m)
+        if self._phase is Phase.DESCEND:
+            return bool(np.linalg.norm(self._goal(point_meas)[:2] - point_meas[:2]) > cfg.off_descent_m)
+        if self._phase in (Phase.RETREAT, Phase.DONE):
+            target = self.arm.target_position()
+            resting = cube[2] < task.TABLE_TOP_Z_M + task.CUBE_HALF_SIZE_M + 0.005
+            return resting and bool(np.any(np.abs(cube[:2] - target[:2]) > task.TARGET_HALF_SIZE_M))
+        return False
 
     def _bearing(self, point: np.ndarray) -> float:
         """Direction (rad) of a point seen from the pan axis."""
@@ -177,6 +225,9 @@ class ScriptedExpert:
         cfg = self.config
         q_meas = self.arm.joint_positions()[:5]
         point_meas, _ = self._kin.forward(q_meas)
+        if self._needs_restart(point_meas):
+            logger.debug("expert starts over from phase %s", self._phase.name)
+            self._start_over()
         while self._phase is not Phase.DONE:
             elapsed_s = self._steps * self._dt
             if self._phase in _HOLD_S:

@@ -10,6 +10,7 @@ used from the thread that made it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ class SimArm:
         self._rng = np.random.default_rng(self.config.seed)
         self._instruction = self.config.instruction or task.INSTRUCTIONS[0]
         self._snapshot: PoseSnapshot | None = None
+        self._branched = False  # inside branch(): steps render nothing and publish no pose
         logger.info(
             "sim arm ready: %d physics steps of %.4f s per control step, cameras %s",
             self._substeps, m.opt.timestep, self.config.cameras,
@@ -197,9 +199,35 @@ class SimArm:
             ctrl_range = self.model.actuator_ctrlrange[self._actuator_ids]
             self._data.ctrl[self._actuator_ids] = np.clip(targets, ctrl_range[:, 0], ctrl_range[:, 1])
             mujoco.mj_step(self.model, self._data, nstep=self._substeps)
+            if self._branched:
+                return self._observe()
             self._publish_snapshot()
             observation = self._observe()
         return self._with_images(observation)
+
+    @contextlib.contextmanager
+    def branch(self):
+        """A what-if: steps inside the block run the physics on as usual, without images, and leave no
+        trace; on exit the arm is back at the state it entered with (an expert's look-ahead uses it).
+
+        Raises:
+            RuntimeError: before :meth:`reset`, after :meth:`close`, or inside another branch.
+        """
+        with self._physics_lock:
+            self._require_open()
+            if self._snapshot is None:
+                raise RuntimeError("branch() before reset(): call reset() first")
+            if self._branched:
+                raise RuntimeError("branch() inside a branch")
+            saved = mujoco.MjData(self.model)
+            mujoco.mj_copyData(saved, self.model, self._data)
+            self._branched = True
+        try:
+            yield self
+        finally:
+            with self._physics_lock:
+                mujoco.mj_copyData(self._data, self.model, saved)
+                self._branched = False
 
     def move_cube(self, xy, yaw: float = 0.0) -> None:
         """A disturbance: put the cube down at world (x, y) (m) with `yaw` (rad), at rest on the table.

@@ -7,7 +7,8 @@
 
 Without --init a tiny policy is built (cameras, state and action sizes from the data, vocabulary from
 its tasks). --sim-episodes runs the sim's scripted expert into memory instead of reading a dataset
-(the same demonstrations `asyncvla-ros demos` records for those seeds; both may be combined).
+(the same demonstrations `asyncvla-ros demos` records for those seeds; both may be combined);
+--dagger-policy DIR adds episodes that policy drove and the expert labelled (training/dagger.py).
 Writes checkpoints/, tensorboard/, metrics.jsonl and final/ (the policy to run).
 """
 
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DART noise on the arm while the --sim-episodes run (as `demos --action-noise-std`); 0 = off")
     p.add_argument("--sim-start-noise", type=float, default=0.02, metavar="RAD",
                    help="spread of the arm's start pose in the --sim-episodes (as `demos --start-noise`)")
+    p.add_argument("--dagger-policy", default="", metavar="DIR",
+                   help="also train on DAgger episodes: this policy drives the sim, the expert labels every state it reaches "
+                        "with the chunk it would command (training/dagger.py)")
+    p.add_argument("--dagger-episodes", type=int, default=100, help="--dagger-policy: episodes run")
+    p.add_argument("--dagger-seed", type=int, default=100_000,
+                   help="--dagger-policy: seed of the first episode (keep clear of the evaluation's seeds)")
+    p.add_argument("--dagger-max-steps", type=int, default=300, help="--dagger-policy: ticks per episode at most")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--init", default="", help="start from this policy checkpoint, or from the weights of a Qwen2.5-VL directory")
     p.add_argument("--resume", default="", help="continue from a checkpoints/stage*-step* directory of a run")
@@ -137,6 +145,33 @@ def joint_space(datasets, action_dim: int, units_option: str):
         raise SystemExit(f"--joint-units: {err}") from None
 
 
+def dagger_data(opts, cameras, state_dim, action_dim, size: int) -> list:
+    """The --dagger-policy episodes, checked against the rest of the data (sim cameras, joints, image size)."""
+    from asyncvla_ros.data.features import CAMERA_KEYS
+    from asyncvla_ros.policy.checkpoint import CheckpointError
+    from asyncvla_ros.sim.task import JOINT_NAMES
+    from asyncvla_ros.training.dagger import dagger_episodes
+
+    if cameras is not None and cameras != list(CAMERA_KEYS):
+        raise SystemExit(f"--dagger-policy: the sim's cameras {list(CAMERA_KEYS)} are not the data's {cameras}")
+    if state_dim is not None and (state_dim, action_dim) != (len(JOINT_NAMES),) * 2:
+        raise SystemExit(f"--dagger-policy: the sim's state/action size {len(JOINT_NAMES)} is not the data's {state_dim}/{action_dim}")
+    chunk_len = opts.chunk_len
+    if opts.resume or opts.init:
+        from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+        chunk_len = AsyncVLAPolicy.from_pretrained(opts.resume or opts.init).config.expert.chunk_len
+    try:
+        episodes, _ = dagger_episodes(opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len,
+                                      max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=True)
+    except (ValueError, CheckpointError) as exc:  # a directory that holds no policy, bad counts
+        raise SystemExit(f"--dagger-policy {opts.dagger_policy}: {exc}") from exc
+    shape = episodes[0].frames(0)[0].shape
+    if shape[:2] != (size, size):
+        raise SystemExit(f"--dagger-policy {opts.dagger_policy} renders {shape[0]} px images, the trained policy wants {size} px")
+    return episodes
+
+
 def check_frames(dataset) -> None:
     """Read each episode's first frame before anything is written: a video that cannot be decoded is an
     error now, naming the file, not a traceback at the first batch with an empty run directory left."""
@@ -185,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         **{f.name: getattr(opts, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(opts, f.name)},
         unified=not opts.sfm_only, time_misalignment=not opts.no_time_misalignment,
     )
-    if not opts.dataset and opts.sim_episodes <= 0:
-        raise SystemExit("asyncvla-ros train: give --dataset DIR (repeatable) and/or --sim-episodes N")
+    if not opts.dataset and opts.sim_episodes <= 0 and not opts.dagger_policy:
+        raise SystemExit("asyncvla-ros train: give --dataset DIR (repeatable), --sim-episodes N and/or --dagger-policy DIR")
     episodes, cameras, tasks, state_dim, action_dim, failed = [], None, [], None, None, []
     if opts.dataset:
         datasets, cameras = load_datasets(opts.dataset)
@@ -216,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
                                    action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise)
         logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
         episodes += sim
+    if opts.dagger_policy:
+        from asyncvla_ros.data.features import CAMERA_KEYS
+        from asyncvla_ros.sim.task import INSTRUCTIONS, JOINT_NAMES
+
+        episodes += dagger_data(opts, cameras, state_dim, action_dim, size)
+        cameras, state_dim = cameras or list(CAMERA_KEYS), state_dim or len(JOINT_NAMES)
+        action_dim, tasks = state_dim, list(dict.fromkeys(tasks + list(INSTRUCTIONS)))
     joints = joint_space(datasets if opts.dataset else [], action_dim, opts.joint_units)
     if policy is None:
         policy = new_policy(cameras, state_dim, action_dim, tasks, opts, pretrained_dir=opts.init)

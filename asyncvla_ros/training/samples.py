@@ -5,6 +5,9 @@ For a step t of an episode of length T (decoupling paper, Sec. 3):
   are marked invalid (excluded from the loss);
 - the state is the current one, s[t] (the action side always reads a fresh state);
 - the history is the K executed actions a[t-K : t]; slots before the episode began are marked empty;
+- an episode that someone other than the labeller drove (DAgger: the policy acted, the expert labels)
+  carries what was executed, for the history, and a chunk label per step, the expert's look-ahead from
+  that step's state, for the target;
 - the observation (images, and the state if the policy puts it in its prompt) comes from step
   max(episode start, t - d): d = 0 without time-misalignment training, else d ~ U{0..L} (up to one
   chunk older, as the action node sees semantics at deployment).
@@ -32,10 +35,17 @@ class Episode:
     task: str  # the instruction
     frames: Callable[[int], list[np.ndarray]]  # step -> one HxWx3 uint8 image per camera
     env_states: np.ndarray | None = None  # (T, env_dim) privileged scene state per step, where recorded
+    executed: np.ndarray | None = None  # (T, action_dim) what the arm was sent, where it was not `actions`
+    chunk_labels: np.ndarray | None = None  # (T, L, action_dim) the target chunk from each step, where given
 
     def __post_init__(self) -> None:
         if self.states.ndim != 2 or self.actions.ndim != 2 or len(self.states) != len(self.actions) or len(self.states) == 0:
             raise ValueError(f"Episode: states {self.states.shape} and actions {self.actions.shape} must be (T, dim) with the same T > 0")
+        if self.executed is not None and self.executed.shape != self.actions.shape:
+            raise ValueError(f"Episode: executed {self.executed.shape} must have the actions' shape {self.actions.shape}")
+        if self.chunk_labels is not None and (self.chunk_labels.ndim != 3 or self.chunk_labels.shape[0] != len(self.actions)
+                                              or self.chunk_labels.shape[2] != self.actions.shape[1]):
+            raise ValueError(f"Episode: chunk_labels {self.chunk_labels.shape} must be (T, L, action_dim) with T, action_dim = {self.actions.shape}")
         if self.env_states is not None and (self.env_states.ndim != 2 or len(self.env_states) != len(self.states)):
             raise ValueError(f"Episode: env_states {self.env_states.shape} must be (T, dim) with the states' T = {len(self.states)}")
 
@@ -47,6 +57,9 @@ class ChunkSamples:
         if not episodes:
             raise ValueError("ChunkSamples needs at least one episode")
         self.episodes = list(episodes)
+        short = [e.chunk_labels.shape[1] for e in self.episodes if e.chunk_labels is not None and e.chunk_labels.shape[1] < chunk_len]
+        if short:
+            raise ValueError(f"ChunkSamples: an episode's chunk labels are {short[0]} steps long, the policy's chunks {chunk_len}")
         self.chunk_len = chunk_len
         self.history_len = history_len
         lengths = np.array([len(e.states) for e in self.episodes])
@@ -94,10 +107,14 @@ class ChunkSamples:
         T, L, K = len(ep.actions), self.chunk_len, self.history_len
         future = np.arange(t, t + L)
         action_valid = future < T
-        actions = ep.actions[np.minimum(future, T - 1)]  # (L, A): past the end, repeat the last action
+        if ep.chunk_labels is not None:
+            actions, action_valid = ep.chunk_labels[t, :L], np.ones(L, dtype=bool)
+        else:
+            actions = ep.actions[np.minimum(future, T - 1)]  # (L, A): past the end, repeat the last action
         past = np.arange(t - K, t)
         history_valid = past >= 0
-        history = ep.actions[np.maximum(past, 0)]  # (K, A): empty slots are masked, their values unused
+        executed = ep.actions if ep.executed is None else ep.executed
+        history = executed[np.maximum(past, 0)]  # (K, A): empty slots are masked, their values unused
         obs_t = max(0, t - int(delay))
         sample = {
             "images": ep.frames(obs_t),

@@ -74,3 +74,43 @@ def test_expert_works_at_another_control_rate():
         assert run_episode(arm, 5, instruction=task.INSTRUCTIONS[0], max_duration_s=15.0)
     finally:
         arm.close()
+
+
+def test_plan_looks_ahead_in_a_branch_and_leaves_arm_and_expert_as_they_were(physics_arm):
+    physics_arm.reset(3)
+    expert = ScriptedExpert(physics_arm)
+    for _ in range(25):
+        physics_arm.step(expert.act())
+    joints, cube, phase = physics_arm.joint_positions(), physics_arm.cube_pose()[0], expert.phase
+    plan = expert.plan(10)
+    assert plan.shape == (10, 6)
+    assert np.array_equal(physics_arm.joint_positions(), joints) and np.array_equal(physics_arm.cube_pose()[0], cube)
+    assert expert.phase is phase
+    # What the look-ahead says is what the expert then does, step for step.
+    for planned in plan:
+        done = expert.act()
+        np.testing.assert_allclose(done, planned, atol=1e-9)
+        physics_arm.step(done)
+    with physics_arm.branch(), pytest.raises(RuntimeError, match="inside a branch"):
+        with physics_arm.branch():
+            pass
+    with pytest.raises(ValueError, match=">= 1"):
+        expert.plan(0)
+
+
+def test_expert_starts_over_when_the_cube_leaves_its_jaws_and_still_solves_the_episode(physics_arm):
+    physics_arm.reset(2)
+    expert = ScriptedExpert(physics_arm)
+    for _ in range(300):
+        physics_arm.step(expert.act())
+        if expert.phase is Phase.CARRY:
+            break
+    assert expert.phase is Phase.CARRY
+    physics_arm.move_cube(task.sample_cube_xy(np.random.default_rng(7)))  # out of the jaws, elsewhere
+    physics_arm.step(expert.act())
+    assert expert.phase is Phase.HOVER
+    for _ in range(400):
+        physics_arm.step(expert.act())
+        if expert.done and physics_arm.is_success():
+            break
+    assert expert.done and physics_arm.is_success()

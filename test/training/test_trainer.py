@@ -252,3 +252,25 @@ def test_the_encoder_keypoint_head_trains_the_conv_encoder_and_resumes(tmp_path)
     with pytest.raises(ValueError, match="conv vision encoder"):
         Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS), ChunkSamples(episodes(n=2, T=10, env_state=True), 8, 4),
                 TrainConfig(encoder_env_state_loss_weight=1.0), tmp_path / "c")
+
+
+def test_an_episode_another_drove_takes_its_history_from_what_was_executed_and_its_targets_from_the_labels():
+    T, L, K = 12, 4, 3
+    actions = np.arange(T * 2, dtype=np.float32).reshape(T, 2)
+    executed = -actions
+    labels = np.random.default_rng(0).standard_normal((T, L, 2)).astype(np.float32)
+    frames = lambda t: [np.zeros((8, 8, 3), np.uint8)]  # noqa: E731
+    ep = Episode(actions.copy(), actions, "task", frames, executed=executed, chunk_labels=labels)
+    sample = ChunkSamples([ep], L, K).sample(T - 1)
+    np.testing.assert_array_equal(sample["history"], executed[T - 1 - K:T - 1])
+    np.testing.assert_array_equal(sample["actions"], labels[T - 1])
+    assert sample["action_valid"].all()  # a look-ahead label is whole, even at the episode's end
+    plain = ChunkSamples([Episode(actions.copy(), actions, "task", frames)], L, K).sample(T - 1)
+    np.testing.assert_array_equal(plain["history"], actions[T - 1 - K:T - 1])
+    assert plain["action_valid"].sum() == 1
+    with pytest.raises(ValueError, match="chunk labels are 4 steps"):
+        ChunkSamples([ep], L + 1, K)
+    with pytest.raises(ValueError, match="executed"):
+        Episode(actions.copy(), actions, "task", frames, executed=executed[:-1])
+    with pytest.raises(ValueError, match="chunk_labels"):
+        Episode(actions.copy(), actions, "task", frames, chunk_labels=labels[:, :, :1])

@@ -1,0 +1,45 @@
+"""DAgger episodes: the policy drives through the deployed control path, the expert labels each state."""
+
+import numpy as np
+import pytest
+
+from ..sim._support import skip_without_sim
+
+skip_without_sim()
+
+from asyncvla_ros.policy.default import BUNDLED_DIR  # noqa: E402
+from asyncvla_ros.sim import task  # noqa: E402
+from asyncvla_ros.training.dagger import dagger_episodes  # noqa: E402
+from asyncvla_ros.training.samples import ChunkSamples  # noqa: E402
+
+
+def test_the_policy_drives_the_expert_labels_and_training_sees_what_was_executed():
+    steps, chunk = 12, 10
+    episodes, solved = dagger_episodes(str(BUNDLED_DIR), 1, 100_000, chunk, max_steps=steps, workers=1)
+    (ep,) = episodes
+    assert solved == 0 and len(ep.states) == steps and ep.task in task.INSTRUCTIONS
+    assert ep.chunk_labels.shape == (steps, chunk, 6) and ep.executed.shape == (steps, 6)
+    assert np.array_equal(ep.actions, ep.chunk_labels[:, 0])
+    # The arm went where the policy's commands (as the safety filter passed them) sent it, not where
+    # the expert would have: each state is reached from the previous executed command.
+    assert not np.allclose(ep.executed, ep.actions, atol=1e-3)
+    assert np.all(np.abs(np.diff(ep.executed, axis=0)) <= 0.2 + 1e-6)
+    assert np.abs(ep.states[1:] - ep.executed[:-1]).max() < 0.1
+    # The labels are commands the arm may be given, and look ahead: a chunk moves on from its first step.
+    from asyncvla_ros.sim import SimArm, SimArmConfig
+
+    with SimArm(SimArmConfig(cameras=())) as arm:
+        lower, upper = arm.joint_limits_rad
+    assert np.all(np.isfinite(ep.chunk_labels)) and np.all((ep.chunk_labels >= lower) & (ep.chunk_labels <= upper))
+    assert np.abs(ep.chunk_labels[:, -1] - ep.chunk_labels[:, 0]).max() > 0.01
+    assert len(ep.frames(0)) == len(task.CAMERA_NAMES)
+    sample = ChunkSamples(episodes, chunk, 5).sample(steps - 1)
+    np.testing.assert_array_equal(sample["history"], ep.executed[steps - 6:steps - 1])
+    np.testing.assert_array_equal(sample["actions"], ep.chunk_labels[steps - 1])
+
+
+def test_a_folder_without_a_policy_is_refused(tmp_path):
+    from asyncvla_ros.training.cli import main
+
+    with pytest.raises(SystemExit, match="--dagger-policy"):
+        main(["--dagger-policy", str(tmp_path), "--dagger-episodes", "1", "--out", str(tmp_path / "run")])
