@@ -145,22 +145,21 @@ def joint_space(datasets, action_dim: int, units_option: str):
         raise SystemExit(f"--joint-units: {err}") from None
 
 
-def dagger_data(opts, cameras, state_dim, action_dim, size: int) -> list:
-    """The --dagger-policy episodes, checked against the rest of the data (sim cameras, joints, image size)."""
+def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int) -> list:
+    """The --dagger-policy episodes (labelled with chunks of `chunk_len`, the trained policy's), checked
+    against the rest of the data (sim cameras, joints, image size)."""
     from asyncvla_ros.data.features import CAMERA_KEYS
-    from asyncvla_ros.policy.checkpoint import CheckpointError
+    from asyncvla_ros.policy.checkpoint import POLICY_FILE, CheckpointError
     from asyncvla_ros.sim.task import JOINT_NAMES
     from asyncvla_ros.training.dagger import dagger_episodes
+
+    if not (Path(opts.dagger_policy) / POLICY_FILE).is_file():
+        raise SystemExit(f"--dagger-policy {opts.dagger_policy}: no policy checkpoint there ({POLICY_FILE} missing)")
 
     if cameras is not None and cameras != list(CAMERA_KEYS):
         raise SystemExit(f"--dagger-policy: the sim's cameras {list(CAMERA_KEYS)} are not the data's {cameras}")
     if state_dim is not None and (state_dim, action_dim) != (len(JOINT_NAMES),) * 2:
         raise SystemExit(f"--dagger-policy: the sim's state/action size {len(JOINT_NAMES)} is not the data's {state_dim}/{action_dim}")
-    chunk_len = opts.chunk_len
-    if opts.resume or opts.init:
-        from asyncvla_ros.policy.policy import AsyncVLAPolicy
-
-        chunk_len = AsyncVLAPolicy.from_pretrained(opts.resume or opts.init).config.expert.chunk_len
     try:
         episodes, _ = dagger_episodes(opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len,
                                       max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=True)
@@ -255,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         from asyncvla_ros.data.features import CAMERA_KEYS
         from asyncvla_ros.sim.task import INSTRUCTIONS, JOINT_NAMES
 
-        episodes += dagger_data(opts, cameras, state_dim, action_dim, size)
+        chunk_len = policy.config.expert.chunk_len if policy is not None else opts.chunk_len
+        episodes += dagger_data(opts, cameras, state_dim, action_dim, size, chunk_len)
         cameras, state_dim = cameras or list(CAMERA_KEYS), state_dim or len(JOINT_NAMES)
         action_dim, tasks = state_dim, list(dict.fromkeys(tasks + list(INSTRUCTIONS)))
     joints = joint_space(datasets if opts.dataset else [], action_dim, opts.joint_units)
