@@ -145,21 +145,26 @@ def joint_space(datasets, action_dim: int, units_option: str):
         raise SystemExit(f"--joint-units: {err}") from None
 
 
+def require_sim_shapes(flag: str, cameras, state_dim, action_dim) -> None:
+    """SystemExit unless the data so far (None: none yet) has the sim's cameras and joint count."""
+    from asyncvla_ros.data.features import CAMERA_KEYS
+    from asyncvla_ros.sim.task import JOINT_NAMES
+
+    if cameras is not None and cameras != list(CAMERA_KEYS):
+        raise SystemExit(f"{flag}: the sim's cameras {list(CAMERA_KEYS)} are not the dataset's {cameras}")
+    if state_dim is not None and (state_dim, action_dim) != (len(JOINT_NAMES),) * 2:
+        raise SystemExit(f"{flag}: the sim's state/action size {len(JOINT_NAMES)} is not the dataset's {state_dim}/{action_dim}")
+
+
 def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int) -> list:
     """The --dagger-policy episodes (labelled with chunks of `chunk_len`, the trained policy's), checked
     against the rest of the data (sim cameras, joints, image size)."""
-    from asyncvla_ros.data.features import CAMERA_KEYS
     from asyncvla_ros.policy.checkpoint import POLICY_FILE, CheckpointError
-    from asyncvla_ros.sim.task import JOINT_NAMES
     from asyncvla_ros.training.dagger import dagger_episodes
 
     if not (Path(opts.dagger_policy) / POLICY_FILE).is_file():
         raise SystemExit(f"--dagger-policy {opts.dagger_policy}: no policy checkpoint there ({POLICY_FILE} missing)")
-
-    if cameras is not None and cameras != list(CAMERA_KEYS):
-        raise SystemExit(f"--dagger-policy: the sim's cameras {list(CAMERA_KEYS)} are not the data's {cameras}")
-    if state_dim is not None and (state_dim, action_dim) != (len(JOINT_NAMES),) * 2:
-        raise SystemExit(f"--dagger-policy: the sim's state/action size {len(JOINT_NAMES)} is not the data's {state_dim}/{action_dim}")
+    require_sim_shapes("--dagger-policy", cameras, state_dim, action_dim)
     try:
         episodes, _ = dagger_episodes(opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len,
                                       max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=True)
@@ -237,13 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         from asyncvla_ros.sim import task
         from asyncvla_ros.training.sim_episodes import sim_episodes
 
-        sim_cameras = list(CAMERA_KEYS)
-        if cameras is not None and cameras != sim_cameras:
-            raise SystemExit(f"--sim-episodes: the sim's cameras {sim_cameras} are not the dataset's {cameras}")
-        if state_dim is not None and (state_dim, action_dim) != (len(task.JOINT_NAMES),) * 2:
-            raise SystemExit(f"--sim-episodes: the sim's state/action size {len(task.JOINT_NAMES)} is not the dataset's "
-                             f"{state_dim}/{action_dim}")
-        cameras = sim_cameras
+        require_sim_shapes("--sim-episodes", cameras, state_dim, action_dim)
+        cameras = list(CAMERA_KEYS)
         tasks = list(dict.fromkeys(tasks + list(task.INSTRUCTIONS)))
         state_dim = action_dim = len(task.JOINT_NAMES)
         sim, failed = sim_episodes(opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=True,
