@@ -207,12 +207,8 @@ class SimArm:
 
     @contextlib.contextmanager
     def branch(self):
-        """A what-if: steps inside the block run the physics on as usual, without images, and leave no
-        trace; on exit the arm is back at the state it entered with (an expert's look-ahead uses it).
-
-        Raises:
-            RuntimeError: before :meth:`reset`, after :meth:`close`, or inside another branch.
-        """
+        """A what-if (an expert's look-ahead): steps inside the block run the physics without images; on
+        exit the arm is back at the state it entered with. RuntimeError before reset, after close, nested."""
         with self._physics_lock:
             self._require_open()
             if self._snapshot is None:

@@ -24,14 +24,19 @@ def test_expert_solves_every_instruction(physics_arm, seed, instruction):
         assert inside == (colour == task.colour_of(instruction))
 
 
-def test_no_success_while_the_cube_is_held(physics_arm):
-    physics_arm.reset(2)
-    expert = ScriptedExpert(physics_arm)
+def carrying(arm, seed: int) -> ScriptedExpert:
+    """An expert run on `arm` from `seed` until it carries the cube."""
+    arm.reset(seed)
+    expert = ScriptedExpert(arm)
     for _ in range(300):
-        physics_arm.step(expert.act())
+        arm.step(expert.act())
         if expert.phase is Phase.CARRY:
-            break
-    assert expert.phase is Phase.CARRY
+            return expert
+    raise AssertionError(f"the expert did not reach the carry phase in 300 steps (phase {expert.phase.name})")
+
+
+def test_no_success_while_the_cube_is_held(physics_arm):
+    carrying(physics_arm, 2)
     assert physics_arm.cube_pose()[0][2] > task.CUBE_HALF_SIZE_M + 0.02  # lifted
     assert physics_arm.cube_touches_robot()
     assert not physics_arm.is_success()
@@ -99,13 +104,7 @@ def test_plan_looks_ahead_in_a_branch_and_leaves_arm_and_expert_as_they_were(phy
 
 
 def test_expert_starts_over_when_the_cube_leaves_its_jaws_and_still_solves_the_episode(physics_arm):
-    physics_arm.reset(2)
-    expert = ScriptedExpert(physics_arm)
-    for _ in range(300):
-        physics_arm.step(expert.act())
-        if expert.phase is Phase.CARRY:
-            break
-    assert expert.phase is Phase.CARRY
+    expert = carrying(physics_arm, 2)
     physics_arm.move_cube(task.sample_cube_xy(np.random.default_rng(7)))  # out of the jaws, elsewhere
     physics_arm.step(expert.act())
     assert expert.phase is Phase.HOVER
