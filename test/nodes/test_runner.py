@@ -1,6 +1,8 @@
 """The node main() every executable shares (nodes/runner.py), on a real rclpy node in a child process:
 SIGINT ends it at once with status 0 and a clean log, also while it is still being built (a model
-loading), and a close() that hangs is cut off after CLOSE_LIMIT_S with every thread's stack and status 1."""
+loading), a close() that hangs is cut off after CLOSE_LIMIT_S with every thread's stack and status 1,
+and a DDS teardown that hangs (in a C call holding the GIL, as Fast DDS's has) is cut off after
+TEARDOWN_LIMIT_S with the stacks and the status the node would have had."""
 
 import re
 import signal
@@ -13,11 +15,11 @@ import time
 from ..ros_support import require_ros_messages
 
 SCRIPT = textwrap.dedent("""
-    import sys, time
+    import ctypes, sys, time
     from rclpy.node import Node
     from asyncvla_ros.nodes.runner import run_and_exit
 
-    BUILD_S, CLOSE_S = float(sys.argv[1]), float(sys.argv[2])
+    BUILD_S, CLOSE_S, DESTROY_S, STATUS = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
     class Sleepy(Node):
         def __init__(self):
@@ -27,6 +29,11 @@ SCRIPT = textwrap.dedent("""
 
         def close(self):
             time.sleep(CLOSE_S)
+            self.exit_status = STATUS
+
+        def destroy_node(self):
+            ctypes.PyDLL(None).sleep(DESTROY_S)  # libc's sleep, the GIL held throughout
+            super().destroy_node()
 
     def make():
         time.sleep(BUILD_S)
@@ -36,10 +43,10 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def start(build_s: float, close_s: float) -> subprocess.Popen:
+def start(build_s: float, close_s: float, destroy_s: int = 0, status: int = 0) -> subprocess.Popen:
     require_ros_messages()
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(build_s), str(close_s)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(build_s), str(close_s), str(destroy_s), str(status)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def interrupt(proc: subprocess.Popen, after_line: str | None, delay_s: float = 0.0) -> tuple[int, float, str]:
@@ -80,3 +87,27 @@ def test_a_slow_close_within_the_limit_exits_clean_and_says_which_part_took_the_
     assert code == 0 and "Timeout" not in out, out
     took = re.search(r"closing took ([\d.]+) s \(close ([\d.]+) s, destroy_node [\d.]+ s, rclpy shutdown [\d.]+ s\)", out)
     assert took and float(took.group(2)) >= close_s - 0.1, out
+
+
+def test_a_dds_teardown_that_hangs_holding_the_gil_ends_with_the_nodes_status_and_its_stacks():
+    from asyncvla_ros.nodes.runner import TEARDOWN_LIMIT_S
+
+    for status in (0, 3):
+        code, seconds, out = interrupt(start(0.0, 0.0, destroy_s=60, status=status), "spinning", 0.5)
+        assert code == status and "Timeout" in out and "in destroy_node" in out, out
+        assert TEARDOWN_LIMIT_S <= seconds < TEARDOWN_LIMIT_S + 5.0, seconds
+
+
+def test_the_exit_timer_ends_a_process_whose_gil_is_held_and_a_cancelled_one_does_not():
+    script = textwrap.dedent("""
+        import ctypes, sys
+        from asyncvla_ros.nodes.runner import ExitTimer
+        ExitTimer(0.3, 0).cancel()
+        ExitTimer(0.5, int(sys.argv[1]))
+        ctypes.PyDLL(None).sleep(30)
+        sys.exit(99)
+    """)
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script, "7"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 7, done.stderr
+    assert time.monotonic() - t0 < 15.0
