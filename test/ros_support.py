@@ -58,6 +58,9 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
 
+RECORD_DEPTH = 2000  # Probe.record's reader depth: 40 s of the busiest graph topic (joint states, 50 Hz)
+
+
 class Probe:
     """An rclpy node in the test process that records topics, publishes and calls services."""
 
@@ -75,12 +78,15 @@ class Probe:
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
 
-    def record(self, msg_type, topic: str, qos=10) -> None:
+    def record(self, msg_type, topic: str, qos=None) -> None:
+        """Keep every `topic` message with its receipt time. The default depth holds RECORD_DEPTH messages
+        in the reader: DDS's own threads fill it, so a stall of this (test) process, which a loaded CI
+        machine has shown for ~5 s, delays the records but loses none."""
         def callback(msg, topic=topic):
             with self.lock:
                 self.received[topic].append((time.monotonic(), msg))
 
-        self.node.create_subscription(msg_type, topic, callback, qos)
+        self.node.create_subscription(msg_type, topic, callback, RECORD_DEPTH if qos is None else qos)
 
     def messages(self, topic: str, since: float = 0.0) -> list:
         with self.lock:

@@ -81,7 +81,11 @@ class ActionNode(Node):
         self.last_result = None
         self.tick_ns = 0  # node clock of the latest tick (the stamp of its command)
 
-        events = SubscriptionEventCallbacks(liveliness=self.on_liveliness)
+        # The semantic process's liveliness, when it is another process. Co-located, its heartbeat timer
+        # shares this executor: a late heartbeat there says only that this process's own tick ran long (a
+        # loaded CI machine lost it for >0.1 s and the node held on "publisher gone"); a stuck encode worker
+        # shows as feature age, which max_semantic_age_s holds on either way.
+        events = None if self.colocated else SubscriptionEventCallbacks(liveliness=self.on_liveliness)
         self.create_subscription(SemanticFeatures, "semantic_features", self.on_features, FEATURES, event_callbacks=events)
         self.create_subscription(JointState, "joint_states", self.on_state, 10)
         # What the safety filter let through, stamped as our command: it replaces the command in the history.

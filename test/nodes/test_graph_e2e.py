@@ -37,13 +37,15 @@ class RunningGraph:
         self.probe = Probe("e2e_probe")
         for topic, kind in (("safe_joint_command", JointState), ("joint_command", JointState), ("joint_states", JointState),
                             ("action_chunk", ActionChunk), ("safety_events", SafetyEvent), ("diagnostics", DiagnosticArray)):
-            self.probe.record(kind, topic, 100)
+            self.probe.record(kind, topic)
         self.specs = {s.name: s for s in graph(LaunchArgs(colocated=colocated))}
         self.procs = {name: NodeProcess(spec, PARAMS, log_dir) for name, spec in self.specs.items()}
         from .test_driver_node import transition
 
         assert transition(self.probe, "configure") and transition(self.probe, "activate")
-        self.probe.wait_for(lambda: len(self.probe.messages("safe_joint_command")) > 20, 120, "commands reaching the driver")
+        # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
+        self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
+                            and len(self.probe.messages("safe_joint_command")) > 20, 120, "chunks and commands reaching the driver")
 
     def restart(self, name: str) -> None:
         self.procs[name] = NodeProcess(self.specs[name], PARAMS, self.log_dir)
@@ -104,8 +106,9 @@ def assert_acting(action_statuses: list) -> None:
     """After the first, every action-node status says it acts, or holds on a late joint state: the
     stale-state rule doing its job when a loaded machine delays the driver (never any other reason)."""
     messages = [s.message for s in action_statuses[1:]]
-    assert messages and messages.count("acting") >= len(messages) / 2, messages
-    assert all(m == "acting" or m.startswith("holding: joint state is") for m in messages), messages
+    assert messages and messages.count("acting") >= len(messages) / 2, sorted(set(messages))
+    others = sorted({m for m in messages if m != "acting"})  # the reasons, not a list cut off after six
+    assert all(m.startswith("holding: joint state is") for m in others), others
 
 
 SEPARATE_ONLY = pytest.mark.parametrize("running", [False], indirect=True, ids=["separate"])

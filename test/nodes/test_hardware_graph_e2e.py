@@ -5,8 +5,9 @@ files as `robot:=so100` / `robot:=kinova_gen2`:
 - so100: LeRobot's driver on the emulated STS3215 bus (servos follow their goal at 2000 ticks/s);
 - kinova_gen2: the SDK backend on the fake Gen2 library compiled from test/drivers/fake_kinova_gen2.c.
 
-Cameras are played by the test (synthetic frames on <camera>/image_raw at 10 Hz, stamped at publish),
-since the params files name OpenCV devices. Asserted over the window: every command the action node
+The cameras are the params file's own OpenCV camera nodes, each reading a video file the test writes
+(a red block sweeping across) instead of the device it names: the graph's inputs come from the graph,
+not from the test process, whose stalls on a loaded machine would otherwise starve the semantic node. Asserted over the window: every command the action node
 sends reaches the driver or is refused with a safety event, at no less than half of 20 Hz (the rate is
 the machine's); the driver applies every command and rejects none, the arm moves, and the hardware
 never sees a value beyond its limits (so100: every Goal_Position written inside the joint limits;
@@ -34,7 +35,7 @@ KINOVA_START_DEG = "10,180,170,0,20,-30"
 class HardwareGraph:
     def __init__(self, robot: str, driver_overrides: dict, log_dir) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import Image, JointState
+        from sensor_msgs.msg import JointState
 
         from asyncvla_ros.launch_graph import LaunchArgs, graph, params_file_for
         from asyncvla_ros.msg import ActionChunk, SafetyEvent
@@ -42,14 +43,14 @@ class HardwareGraph:
         self.probe = Probe(f"{robot}_graph_probe")
         for topic, kind in (("joint_command", JointState), ("safe_joint_command", JointState), ("joint_states", JointState),
                             ("action_chunk", ActionChunk), ("safety_events", SafetyEvent), ("diagnostics", DiagnosticArray)):
-            self.probe.record(kind, topic, 100)
-        self.cameras = {name: self.probe.node.create_publisher(Image, f"{name}/image_raw", 2) for name in ("front", "wrist")}
-        self.frame = 0
-        self.probe.node.create_timer(0.1, self.publish_frames)
+            self.probe.record(kind, topic)
         args = LaunchArgs(robot=robot, instruction=INSTRUCTION)
-        keep = ("driver", "safety_filter", "semantic", "action")
+        keep = ("driver", "front_camera", "wrist_camera", "safety_filter", "semantic", "action")
         specs = [s for s in graph(args) if s.name in keep]
         specs[0].parameters.update(driver_overrides)
+        for spec in specs:
+            if spec.name.endswith("_camera"):
+                spec.parameters["device"] = str(write_video(log_dir / f"{spec.name}.avi"))
         params = params_file_for(args)
         self.procs = {s.name: NodeProcess(s, params, log_dir) for s in specs}
         assert transition(self.probe, "configure"), self.logs()
@@ -57,17 +58,6 @@ class HardwareGraph:
         # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
         self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
                             and len(self.probe.messages("safe_joint_command")) > 20, 240, "chunks and commands reaching the driver")
-
-    def publish_frames(self) -> None:
-        from asyncvla_ros.nodes.images import rgb_to_image
-
-        self.frame += 1
-        stamp = time.time_ns()
-        for name, pub in self.cameras.items():
-            rgb = np.zeros((112, 112, 3), dtype=np.uint8)
-            x = (self.frame * 3) % 100
-            rgb[40:60, x:x + 12] = (200, 30, 30)
-            pub.publish(rgb_to_image(rgb, stamp, f"{name}_camera"))
 
     def driver_values(self, since: float) -> list[dict]:
         return [{kv.key: kv.value for kv in s.values} | {"_message": s.message}
@@ -80,6 +70,21 @@ class HardwareGraph:
         for proc in reversed(list(self.procs.values())):
             proc.stop()
         self.probe.close()
+
+
+def write_video(path, seconds: float = 600.0, rate_hz: float = 10.0):
+    """A 112 px MJPG video of a red block sweeping across a black frame, long enough for the whole test
+    at the camera's rate (OpenCV reads a file path as it reads a device)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), rate_hz, (112, 112))
+    for frame in range(int(seconds * rate_hz)):
+        bgr = np.zeros((112, 112, 3), dtype=np.uint8)
+        x = (frame * 3) % 100
+        bgr[40:60, x:x + 12] = (30, 30, 200)
+        writer.write(bgr)
+    writer.release()
+    return path
 
 
 def run_window(g: HardwareGraph) -> dict:
@@ -113,6 +118,7 @@ def run_window(g: HardwareGraph) -> dict:
 def ros():
     require_ros_messages()
     pytest.importorskip("torch")
+    pytest.importorskip("cv2")
 
 
 def test_so100_graph_drives_the_emulated_bus(ros, tmp_path_factory):
