@@ -18,8 +18,8 @@ Stopping has two bounded parts, both inside the launchers' SIGKILL (10 s after S
 - then DDS teardown (destroy_node, rclpy shutdown), at most TEARDOWN_LIMIT_S: past it, the stacks
   go to the log and the process exits with the status it would have had, the nodes having closed.
   Fast DDS 3.2.3 has blocked there for over 8 s on a loaded 2-core machine (in Publisher.destroy
-  and in the node's own destroy), inside a C call that holds the GIL; the peers then see the
-  participant go by its lease instead of its goodbye.
+  and in the node's own destroy), inside C calls that need not release the GIL; the peers then see
+  the participant go by its lease instead of its goodbye.
 A close slower than SLOW_CLOSE_S says which part took the time.
 `kill -USR1 <pid>` writes the stacks of a running node, for a node that seems stuck.
 """

@@ -8,7 +8,8 @@
 Without --init a tiny policy is built (cameras, state and action sizes from the data, vocabulary from
 its tasks). --sim-episodes runs the sim's scripted expert into memory instead of reading a dataset
 (the same demonstrations `asyncvla-ros demos` records for those seeds; both may be combined);
---dagger-policy DIR adds episodes that policy drove and the expert labelled (training/dagger.py).
+--dagger-policy DIR adds episodes that policy drove and the expert labelled (training/dagger.py);
+--dagger-save keeps them, and --dagger-data trains on kept ones again (DAgger aggregates its rounds).
 Writes checkpoints/, tensorboard/, metrics.jsonl and final/ (the policy to run).
 """
 
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dagger-seed", type=int, default=100_000,
                    help="--dagger-policy: seed of the first episode (keep clear of the evaluation's seeds)")
     p.add_argument("--dagger-max-steps", type=int, default=300, help="--dagger-policy: ticks per episode at most")
+    p.add_argument("--dagger-save", default="", metavar="DIR",
+                   help="--dagger-policy: also write its episodes to DIR (a new folder), for later rounds' --dagger-data")
+    p.add_argument("--dagger-data", action="append", default=[], metavar="DIR",
+                   help="also train on the DAgger episodes an earlier --dagger-save wrote to DIR; repeatable")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--init", default="", help="start from this policy checkpoint, or from the weights of a Qwen2.5-VL directory")
     p.add_argument("--resume", default="", help="continue from a checkpoints/stage*-step* directory of a run")
@@ -157,23 +162,44 @@ def require_sim_shapes(flag: str, cameras, state_dim, action_dim) -> None:
 
 
 def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int) -> list:
-    """The --dagger-policy episodes (labelled with chunks of `chunk_len`, the trained policy's), checked
-    against the rest of the data (sim cameras, joints, image size)."""
+    """The --dagger-data episodes and the --dagger-policy ones (labelled with chunks of `chunk_len`, the
+    trained policy's; written to --dagger-save), checked against the rest of the data (sim cameras,
+    joints, image size)."""
     from asyncvla_ros.policy.checkpoint import POLICY_FILE, CheckpointError
-    from asyncvla_ros.training.dagger import dagger_episodes
+    from asyncvla_ros.training.dagger import dagger_episodes, load_episodes, save_episodes
 
-    if not (Path(opts.dagger_policy) / POLICY_FILE).is_file():
-        raise SystemExit(f"--dagger-policy {opts.dagger_policy}: no policy checkpoint there ({POLICY_FILE} missing)")
-    require_sim_shapes("--dagger-policy", cameras, state_dim, action_dim)
-    try:
-        episodes, _ = dagger_episodes(opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len,
-                                      max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=True)
-    except (ValueError, CheckpointError) as exc:  # a directory that holds no policy, bad counts
-        raise SystemExit(f"--dagger-policy {opts.dagger_policy}: {exc}") from exc
-    shape = episodes[0].frames(0)[0].shape
-    if shape[:2] != (size, size):
-        raise SystemExit(f"--dagger-policy {opts.dagger_policy} renders {shape[0]} px images, the trained policy wants {size} px")
-    return episodes
+    flag = "--dagger-policy" if opts.dagger_policy else "--dagger-data"
+    require_sim_shapes(flag, cameras, state_dim, action_dim)
+    if opts.dagger_save and not opts.dagger_policy:
+        raise SystemExit("--dagger-save: give --dagger-policy, the policy whose episodes it keeps")
+    sources: list[tuple[str, list]] = []
+    for folder in opts.dagger_data:
+        try:
+            sources.append((f"--dagger-data {folder}", load_episodes(folder)))
+        except ValueError as exc:
+            raise SystemExit(f"--dagger-data: {exc}") from exc
+    if opts.dagger_policy:
+        if not (Path(opts.dagger_policy) / POLICY_FILE).is_file():
+            raise SystemExit(f"--dagger-policy {opts.dagger_policy}: no policy checkpoint there ({POLICY_FILE} missing)")
+        if opts.dagger_save and Path(opts.dagger_save).exists() and any(Path(opts.dagger_save).iterdir()):
+            raise SystemExit(f"--dagger-save {opts.dagger_save}: not empty; give a new folder")
+        try:
+            episodes, solved = dagger_episodes(opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len,
+                                               max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=True)
+        except (ValueError, CheckpointError) as exc:  # a directory that holds no policy, bad counts
+            raise SystemExit(f"--dagger-policy {opts.dagger_policy}: {exc}") from exc
+        if opts.dagger_save:
+            save_episodes(episodes, opts.dagger_save, {"policy": str(opts.dagger_policy), "seed": opts.dagger_seed,
+                                                       "count": opts.dagger_episodes, "max_steps": opts.dagger_max_steps,
+                                                       "chunk_len": chunk_len, "solved": solved})
+        sources.append((f"--dagger-policy {opts.dagger_policy}", episodes))
+    for source, episodes in sources:
+        shape = episodes[0].frames(0)[0].shape
+        if shape[:2] != (size, size):
+            raise SystemExit(f"{source}: its images are {shape[0]} px, the trained policy wants {size} px")
+        if episodes[0].chunk_labels.shape[1] < chunk_len:
+            raise SystemExit(f"{source}: labelled with {episodes[0].chunk_labels.shape[1]}-step chunks, the policy's are {chunk_len}")
+    return [e for _, episodes in sources for e in episodes]
 
 
 def check_frames(dataset) -> None:
@@ -224,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         **{f.name: getattr(opts, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(opts, f.name)},
         unified=not opts.sfm_only, time_misalignment=not opts.no_time_misalignment,
     )
-    if not opts.dataset and opts.sim_episodes <= 0 and not opts.dagger_policy:
-        raise SystemExit("asyncvla-ros train: give --dataset DIR (repeatable), --sim-episodes N and/or --dagger-policy DIR")
+    if not opts.dataset and opts.sim_episodes <= 0 and not opts.dagger_policy and not opts.dagger_data:
+        raise SystemExit("asyncvla-ros train: give --dataset DIR (repeatable), --sim-episodes N, --dagger-policy DIR "
+                         "and/or --dagger-data DIR")
     episodes, cameras, tasks, state_dim, action_dim, failed = [], None, [], None, None, []
     if opts.dataset:
         datasets, cameras = load_datasets(opts.dataset)
@@ -250,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                                    action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise)
         logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
         episodes += sim
-    if opts.dagger_policy:
+    if opts.dagger_policy or opts.dagger_data:
         from asyncvla_ros.data.features import CAMERA_KEYS
         from asyncvla_ros.sim.task import INSTRUCTIONS, JOINT_NAMES
 

@@ -9,13 +9,20 @@ expert follows the episode along the policy's path, starting over where the poli
 The episodes keep what was executed (the policy's commands as the safety filter passed them) for the
 history, so that training sees the history the policy will see. `asyncvla-ros train --dagger-policy`
 trains on them together with the expert's own demonstrations.
+
+DAgger aggregates: each round trains on the episodes of every earlier round too. `save_episodes`
+writes a round's episodes to a folder (`train --dagger-save`) and `load_episodes` reads them back
+(`train --dagger-data`, repeatable). LeRobotDataset has no field for a chunk label per step or for an
+executed action beside the label, hence a format of our own: one compressed .npz per episode.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
 import numpy as np
 
@@ -98,3 +105,47 @@ def dagger_episodes(model_dir: str, count: int, seed: int, chunk_len: int, max_s
     solved = sum(results[s][-1] for s in seeds)
     logger.info("DAgger: the policy solved %d of %d episodes (seeds %d-%d)", solved, count, seed, seed + count - 1)
     return episodes, solved
+
+
+EPISODES_FILE = "dagger.json"  # what a saved folder holds: who drove, seeds, episode files, solved
+_FIELDS = ("states", "actions", "env_states", "executed", "chunk_labels")
+
+
+def save_episodes(episodes: list[Episode], folder, about: dict) -> Path:
+    """Write `episodes` (DAgger's: images in ArrayFrames) to `folder`, one episode_NNNNNN.npz each, and
+    `about` (the driving policy, seeds, ...) with the file list in dagger.json, written last: a folder
+    without it is an interrupted save and is refused by `load_episodes`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / EPISODES_FILE).exists():
+        raise FileExistsError(f"{folder} already holds saved DAgger episodes ({EPISODES_FILE}); choose another folder")
+    names = []
+    for i, e in enumerate(episodes):
+        if not isinstance(e.frames, ArrayFrames):
+            raise TypeError(f"save_episodes: episode {i} keeps its images as {type(e.frames).__name__}, not ArrayFrames")
+        arrays = {name: getattr(e, name) for name in _FIELDS if getattr(e, name) is not None}
+        names.append(f"episode_{i:06d}.npz")
+        np.savez_compressed(folder / names[-1], images=e.frames.images, task=np.array(e.task), **arrays)
+    (folder / EPISODES_FILE).write_text(json.dumps({**about, "episodes": names}, indent=2) + "\n")
+    return folder
+
+
+def load_episodes(folder) -> list[Episode]:
+    """The episodes `save_episodes` wrote to `folder`. Raises ValueError naming the file that is missing or
+    does not hold an episode."""
+    folder = Path(folder)
+    try:
+        names = json.loads((folder / EPISODES_FILE).read_text())["episodes"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{folder}: no saved DAgger episodes ({EPISODES_FILE} missing or unreadable: {exc})") from exc
+    episodes = []
+    for name in names:
+        try:
+            with np.load(folder / name) as data:
+                arrays = {k: data[k] for k in _FIELDS if k in data}
+                episodes.append(Episode(frames=ArrayFrames(data["images"]), task=str(data["task"]), **arrays))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{folder / name}: not a saved DAgger episode ({exc})") from exc
+    if not episodes:
+        raise ValueError(f"{folder}: {EPISODES_FILE} lists no episodes")
+    return episodes
