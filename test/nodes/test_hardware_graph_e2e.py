@@ -1,17 +1,19 @@
-"""The whole graph (semantic, action, safety filter, driver) driving each emulated arm for 20 s, every
-node its own process over real rclpy on loopback, launched from the same graph description and params
-files as `robot:=so100` / `robot:=kinova_gen2`:
+"""The whole graph (cameras, semantic, action, safety filter, driver) driving each emulated arm for 20 s,
+every node its own process over real rclpy on loopback, launched from the same graph description and
+params files as `robot:=so100` / `robot:=kinova_gen2`:
 
 - so100: LeRobot's driver on the emulated STS3215 bus (servos follow their goal at 2000 ticks/s);
 - kinova_gen2: the SDK backend on the fake Gen2 library compiled from test/drivers/fake_kinova_gen2.c.
 
 The cameras are the params file's own OpenCV camera nodes, each reading a video file the test writes
 (a red block sweeping across) instead of the device it names: the graph's inputs come from the graph,
-not from the test process, whose stalls on a loaded machine would otherwise starve the semantic node. Asserted over the window: every command the action node
-sends reaches the driver or is refused with a safety event, at no less than half of 20 Hz (the rate is
-the machine's); the driver applies every command and rejects none, the arm moves, and the hardware
-never sees a value beyond its limits (so100: every Goal_Position written inside the joint limits;
-kinova: every measured joint speed within the speed limits).
+not from the test process, whose stalls on a loaded machine would otherwise starve the semantic node.
+
+Asserted over the window: every command the action node sends reaches the driver or is refused with a
+safety event, at no less than half of 20 Hz (the rate is the machine's); the driver applies every
+command and rejects none, the arm moves, and the hardware never sees a value beyond its limits
+(so100: every Goal_Position written inside the joint limits; kinova: every measured joint speed
+within the speed limits).
 """
 
 import os
@@ -22,7 +24,7 @@ import pytest
 
 from ..drivers.kinova_support import build_fake_sdk
 from ..drivers.so100_support import ROBOT_ID, emulated_arm, require_lerobot, ticks_to_rad, write_calibration
-from ..ros_support import MIN_RATE_SHARE, REPO, NodeProcess, Probe, command_flow, require_ros_messages
+from ..ros_support import MIN_RATE_SHARE, NodeProcess, Probe, command_flow, require_ros_messages
 from .test_driver_node import transition
 
 RATE_HZ = 20.0
