@@ -170,8 +170,6 @@ def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int)
 
     flag = "--dagger-policy" if opts.dagger_policy else "--dagger-data"
     require_sim_shapes(flag, cameras, state_dim, action_dim)
-    if opts.dagger_save and not opts.dagger_policy:
-        raise SystemExit("--dagger-save: give --dagger-policy, the policy whose episodes it keeps")
     sources: list[tuple[str, list]] = []
     for folder in opts.dagger_data:
         try:
@@ -181,8 +179,6 @@ def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int)
     if opts.dagger_policy:
         if not (Path(opts.dagger_policy) / POLICY_FILE).is_file():
             raise SystemExit(f"--dagger-policy {opts.dagger_policy}: no policy checkpoint there ({POLICY_FILE} missing)")
-        if opts.dagger_save and Path(opts.dagger_save).exists() and any(Path(opts.dagger_save).iterdir()):
-            raise SystemExit(f"--dagger-save {opts.dagger_save}: not empty; give a new folder")
         try:
             episodes, solved = dagger_episodes(opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len,
                                                max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=True)
@@ -253,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     if not opts.dataset and opts.sim_episodes <= 0 and not opts.dagger_policy and not opts.dagger_data:
         raise SystemExit("asyncvla-ros train: give --dataset DIR (repeatable), --sim-episodes N, --dagger-policy DIR "
                          "and/or --dagger-data DIR")
+    if opts.dagger_save and not opts.dagger_policy:  # refused now, not after the demonstrations have run
+        raise SystemExit("--dagger-save: give --dagger-policy, the policy whose episodes it keeps")
+    if opts.dagger_save and Path(opts.dagger_save).exists() and any(Path(opts.dagger_save).iterdir()):
+        raise SystemExit(f"--dagger-save {opts.dagger_save}: not empty; give a new folder")
     episodes, cameras, tasks, state_dim, action_dim, failed = [], None, [], None, None, []
     if opts.dataset:
         datasets, cameras = load_datasets(opts.dataset)

@@ -93,3 +93,5 @@ def test_train_aggregates_saved_rounds_and_refuses_what_does_not_fit(driven, tmp
         train(["--dagger-data", str(tmp_path / "r1")] + args("run3", chunk=12))
     with pytest.raises(SystemExit, match="--dagger-save"):
         train(["--dagger-data", str(tmp_path / "r1"), "--dagger-save", str(tmp_path / "r3")] + args("run4"))
+    with pytest.raises(SystemExit, match="not empty"):  # refused before the demonstrations run
+        train(["--sim-episodes", "400", "--dagger-policy", str(BUNDLED_DIR), "--dagger-save", str(tmp_path / "r1")] + args("run5"))
