@@ -3,16 +3,18 @@
     asyncvla-ros eval --model main=runs/full/final --model naive=runs/naive/final --seeds 1000:1100 --out eval/
 
 A condition is (model, mode, semantic staleness, disturbance, chunk mode and plan delay), chosen by
-name with --conditions (default: the group "ablation"). The first model runs SFM only, AsyncVLA and
-AFM with a random 0.5 mask with synchronous semantics, and AsyncVLA and SFM with the cube moved
-mid-approach (a disturbance the policy must recover from); every model runs AsyncVLA with stale
+name with --conditions (default: the group "ablation") and run for every --model. The ablation runs
+SFM only, AsyncVLA and AFM with a random 0.5 mask with synchronous semantics, AsyncVLA and SFM with
+the cube moved mid-approach (a disturbance the policy must recover from), and AsyncVLA with stale
 semantics (refresh every --stale-period ticks, usable --stale-latency ticks later), which compares
 naive cache reuse against history + time-misalignment training when the second model is trained
 without them. The group "seams" runs AsyncVLA in every chunk mode (ensemble, latest, continue) at
 plan delays 0, 1, 2 and 4 ticks and reports the velocity jumps at chunk switches and the jerk
 (evaluation/seams.py); the group "refresh" moves the cube with semantics at 1 Hz, with and without
 the confidence trigger, and at 5 Hz, and reports refreshes per episode and how soon one saw the move.
-Every condition runs the same seeds, so conditions are compared pair by pair (McNemar's exact test).
+Every condition runs the same seeds, so conditions are compared pair by pair (McNemar's exact test):
+within each model (AsyncVLA vs SFM, vs the random mask, disturbed vs disturbed SFM) and each of the
+first model's conditions against the same condition of every other model.
 Writes results.json (per-episode and per-condition rates with 95 % Wilson intervals, the paired
 tests), success_rates.png (and seams.png when seam conditions ran), and prints the tables.
 """
@@ -64,12 +66,12 @@ DISTURB_AT_STEP = 40  # the "disturbed" conditions move the cube at this tick (2
 
 PLAN_DELAYS = (0, 1, 2, 4)  # the seam conditions' plan delays, ticks (a 3B plan takes 100-200 ms at 20 Hz)
 
-# name -> what it runs. "stale" runs for every model; the others for the first one.
+# name -> what it runs (each for every --model).
 ABLATION = {
     "sfm_only": "SFM only, synchronous semantics",
     "asyncvla": "SFM -> rater -> AFM, synchronous semantics",
     "random_mask": "AFM on a random 0.5 mask, synchronous semantics",
-    "stale": "AsyncVLA with stale semantics (every model)",
+    "stale": "AsyncVLA with stale semantics",
     "disturbed": f"AsyncVLA, the cube moved at tick {DISTURB_AT_STEP}",
     "disturbed_sfm_only": f"SFM only, the cube moved at tick {DISTURB_AT_STEP}",
 }
@@ -100,41 +102,44 @@ def parse_conditions(text: str) -> list[str]:
 
 def conditions(models: dict[str, str], names: list[str], stale_period: int, stale_latency: int,
                max_steps: int, trigger_drop: float = 0.05) -> list[tuple[str, str, str, EvalConfig]]:
-    """(condition name, label, model label, config) for every condition of the run."""
-    first = next(iter(models))
+    """(condition name, label, model label, config) for every condition of the run, for every model, in
+    model order (the first model's conditions first)."""
     out = []
-    for name in names:
-        if name in ("sfm_only", "asyncvla", "random_mask"):
-            out.append((name, f"{first}: {name}", first, EvalConfig(mode=name, max_steps=max_steps)))
-        elif name in SEAMS:
-            mode, d = name.rsplit("_d", 1)
-            out.append((name, f"{first}: {mode}, plan delay {d}", first,
-                        EvalConfig(mode="asyncvla", max_steps=max_steps, chunk_mode=mode, plan_delay_ticks=int(d))))
-        elif name in REFRESH:
-            period, triggered = REFRESH_SETUPS[name]
-            out.append((name, f"{first}: semantics every {period} ticks{', confidence trigger' if triggered else ''}, cube moved",
-                        first, EvalConfig(mode="asyncvla", max_steps=max_steps, semantic_period_steps=period,
-                                          disturb_at_step=DISTURB_AT_STEP, disturb_spread_steps=REFRESH_SPREAD_STEPS,
-                                          trigger_drop=trigger_drop if triggered else 0.0)))
-        elif name == "stale":
-            stale = dict(semantic_period_steps=stale_period, semantic_latency_steps=stale_latency, max_steps=max_steps)
-            out += [(name, f"{label}: asyncvla, stale semantics", label, EvalConfig(mode="asyncvla", **stale)) for label in models]
-        else:
-            mode = "sfm_only" if name == "disturbed_sfm_only" else "asyncvla"
-            out.append((name, f"{first}: {mode}, cube moved at tick {DISTURB_AT_STEP}", first,
-                        EvalConfig(mode=mode, max_steps=max_steps, disturb_at_step=DISTURB_AT_STEP)))
+    for label in models:
+        for name in names:
+            if name in ("sfm_only", "asyncvla", "random_mask"):
+                out.append((name, f"{label}: {name}", label, EvalConfig(mode=name, max_steps=max_steps)))
+            elif name in SEAMS:
+                mode, d = name.rsplit("_d", 1)
+                out.append((name, f"{label}: {mode}, plan delay {d}", label,
+                            EvalConfig(mode="asyncvla", max_steps=max_steps, chunk_mode=mode, plan_delay_ticks=int(d))))
+            elif name in REFRESH:
+                period, triggered = REFRESH_SETUPS[name]
+                out.append((name, f"{label}: semantics every {period} ticks{', confidence trigger' if triggered else ''}, cube moved",
+                            label, EvalConfig(mode="asyncvla", max_steps=max_steps, semantic_period_steps=period,
+                                              disturb_at_step=DISTURB_AT_STEP, disturb_spread_steps=REFRESH_SPREAD_STEPS,
+                                              trigger_drop=trigger_drop if triggered else 0.0)))
+            elif name == "stale":
+                out.append((name, f"{label}: asyncvla, stale semantics", label,
+                            EvalConfig(mode="asyncvla", semantic_period_steps=stale_period, semantic_latency_steps=stale_latency,
+                                       max_steps=max_steps)))
+            else:
+                mode = "sfm_only" if name == "disturbed_sfm_only" else "asyncvla"
+                out.append((name, f"{label}: {mode}, cube moved at tick {DISTURB_AT_STEP}", label,
+                            EvalConfig(mode=mode, max_steps=max_steps, disturb_at_step=DISTURB_AT_STEP)))
     return out
 
 
 def paired_tests(runs: list[tuple[str, str, str, EvalConfig]], results: list[list]) -> list[dict]:
-    """McNemar's exact test (same seeds) for each PAIRS entry that ran, and for the first model's stale
-    condition against each other model's."""
+    """McNemar's exact test (same seeds) for each PAIRS entry that ran, within each model, and for each
+    condition of the first model against the same condition of each other model."""
     first = runs[0][2] if runs else ""
     out = []
     for (name_a, label_a, model_a, _), res_a in zip(runs, results):
         for (name_b, label_b, model_b, _), res_b in zip(runs, results):
-            stale_pair = name_a == name_b == "stale" and model_a == first and model_b != first
-            if (name_a, name_b) in PAIRS or stale_pair:
+            within = model_a == model_b and (name_a, name_b) in PAIRS
+            across = name_a == name_b and model_a == first and model_b != first
+            if within or across:
                 assert [r.seed for r in res_a] == [r.seed for r in res_b], "paired conditions run the same seeds"
                 out.append({"condition": label_a, "baseline": label_b,
                             **mcnemar_exact([r.success for r in res_a], [r.success for r in res_b])})

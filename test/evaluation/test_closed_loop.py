@@ -124,6 +124,12 @@ def test_eval_command_writes_results_and_a_plot(tmp_path):
     with pytest.raises(SystemExit) as err:
         main(args + ["--conditions", "asyncvla,best"])
     assert err.value.code == 2
+    # Two models: each named condition runs for both, and the first is paired with the second.
+    two = ["--model", f"a={tmp_path / 'model'}", "--model", f"b={tmp_path / 'model'}", "--seeds", "1,2", "--max-steps", "4"]
+    assert main(two + ["--conditions", "asyncvla", "--out", str(tmp_path / "two")]) == 0
+    report = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert [s["condition"] for s in report["summary"]] == ["a: asyncvla", "b: asyncvla"]
+    assert [(p["condition"], p["baseline"], p["pairs"]) for p in report["paired_tests"]] == [("a: asyncvla", "b: asyncvla", 2)]
 
 
 def test_offline_chunk_errors_compare_sfm_and_asyncvla_on_recorded_steps():
