@@ -1,7 +1,7 @@
 """The node main() every executable shares (nodes/runner.py), on a real rclpy node in a child process:
 SIGINT ends it at once with status 0 and a clean log, also while it is still being built (a model
 loading), a close() that hangs is cut off after CLOSE_LIMIT_S with every thread's stack and status 1,
-and a DDS teardown that hangs (in a C call holding the GIL, as Fast DDS's has) is cut off after
+and a DDS teardown that hangs (in a C call that holds the GIL, as Fast DDS's may) is cut off after
 TEARDOWN_LIMIT_S with the stacks and the status the node would have had."""
 
 import re
