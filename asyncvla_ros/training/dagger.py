@@ -18,6 +18,7 @@ executed action beside the label, hence a format of our own: one compressed .npz
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -108,7 +109,7 @@ def dagger_episodes(model_dir: str, count: int, seed: int, chunk_len: int, max_s
 
 
 EPISODES_FILE = "dagger.json"  # what a saved folder holds: who drove, seeds, episode files, solved
-_FIELDS = ("states", "actions", "env_states", "executed", "chunk_labels")
+_FIELDS = tuple(f.name for f in dataclasses.fields(Episode) if f.name not in ("task", "frames"))  # the arrays
 
 
 def save_episodes(episodes: list[Episode], folder, about: dict) -> Path:
