@@ -25,6 +25,7 @@ COMMANDS = {
     "demos": ("asyncvla_ros.data.demos", "record scripted sim demonstrations into a local LeRobotDataset"),
     "record": ("asyncvla_ros.nodes.record_cli", "record the graph's topics into a rosbag2 bag (MCAP or sqlite3)"),
     "replay": ("asyncvla_ros.nodes.replay_cli", "publish a bag into the live graph with its timing and /clock"),
+    "so100-ranges": ("asyncvla_ros.drivers.so100.calibration", "LeRobot's normalised SO100 ranges in the driver's radians, from its calibration file"),
     "bag-to-dataset": ("asyncvla_ros.bags.to_dataset", "demonstrations recorded through the graph (bags) -> a LeRobotDataset"),
     "rerun": ("asyncvla_ros.bags.rerun_cli", "re-run the policy on a bag's observations offline; bag + report"),
 }

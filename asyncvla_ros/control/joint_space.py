@@ -79,8 +79,9 @@ class JointSpace:
                                      f"and range_upper_rad (the calibrated span of each of the {len(robot)} joints, rad) "
                                      "in the robot's params file")
                 lo, hi = c.range_lower_rad[self.order[i]], c.range_upper_rad[self.order[i]]
-                if not hi > lo:
-                    raise ValueError(f"{name}: range_upper_rad {hi} must exceed range_lower_rad {lo}")
+                if not (math.isfinite(lo) and math.isfinite(hi)) or hi == lo:
+                    # lo > hi is a joint whose LeRobot drive_mode flips its sign (asyncvla-ros so100-ranges)
+                    raise ValueError(f"{name}: range_lower_rad {lo} and range_upper_rad {hi} must be finite and differ")
                 low_value, span = (-100.0, 200.0) if unit == "range_m100_100" else (0.0, 100.0)
                 scale[i] = span / (hi - lo)
                 offset[i] = low_value - lo * scale[i]

@@ -41,7 +41,7 @@ def test_lerobots_normalised_range_maps_onto_the_calibrated_span():
 @pytest.mark.parametrize("policy, calibration, match", [
     (JointSpaceConfig(ROBOT[:5] + ("claw",)), None, "missing \\['claw'\\]"),
     (JointSpaceConfig(ROBOT, ("range_m100_100",) * 6), None, "set range_lower_rad"),
-    (JointSpaceConfig(ROBOT, ("range_m100_100",) * 6), JointCalibrationConfig((0.0,) * 6, (0.0,) * 6), "must exceed"),
+    (JointSpaceConfig(ROBOT, ("range_m100_100",) * 6), JointCalibrationConfig((0.0,) * 6, (0.0,) * 6), "must be finite and differ"),
 ])
 def test_what_cannot_be_resolved_is_an_error_naming_what_to_set(policy, calibration, match):
     with pytest.raises(ValueError, match=match):
