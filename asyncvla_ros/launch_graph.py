@@ -53,6 +53,8 @@ class LaunchArgs:
     rviz: bool = param(False, "start RViz with config/asyncvla.rviz and the robot models it draws, where RViz is installed; "
                               "elsewhere a log line says it is not")
     visualizer: bool = param(True, "the chunk visualizer node (RViz markers, end-effector paths and ghost pose of each chunk)")
+    teleop: str = param("", "a demonstrator in place of the policy (no semantic or action node): expert = the sim's scripted "
+                            "expert, robot:=sim only; record the graph to record demonstrations", choices=("", "expert"))
     namespace: str = param("", "put the whole graph under this ROS namespace, for several robots on one domain: its nodes, "
                                "topics and services, its params file's sections, TF frames (prefix NAMESPACE/) and the RViz view")
 
@@ -62,6 +64,8 @@ class LaunchArgs:
         if self.namespace and not all(NAME_TOKEN.fullmatch(t) for t in self.namespace.split("/")):
             raise ValueError(f"namespace {self.namespace!r}: use ROS name tokens (letters, digits, _; not starting with "
                              "a digit), separated by /")
+        if self.teleop == "expert" and self.robot != "sim":
+            raise ValueError(f"teleop:=expert is the sim's scripted expert; robot:={self.robot} has no expert")
         if self.model and not Path(self.model).expanduser().is_dir():
             raise ValueError(f"model {self.model!r} is not a directory")
 
@@ -207,7 +211,9 @@ def graph(args: LaunchArgs) -> list[NodeSpec]:
     framed = {"frame_prefix": frame_prefix(args)} if args.namespace else {}
     nodes += [NodeSpec(f"{cam}_camera", "camera_node", "asyncvla_ros.nodes.camera_node", dict(framed)) for cam in CAMERAS]
     nodes.append(NodeSpec("safety_filter", "safety_filter_node", "asyncvla_ros.nodes.safety_filter_node"))
-    if args.colocated:
+    if args.teleop:
+        nodes.append(NodeSpec("teleop", "teleop_node", "asyncvla_ros.nodes.teleop_node", {"source": args.teleop}))
+    elif args.colocated:
         # One process, two nodes ("semantic", "action"): each reads its own params file section.
         nodes.append(NodeSpec("policy", "policy_node", "asyncvla_ros.nodes.policy_node", {**semantic, **action}, rename=False))
     else:

@@ -134,11 +134,16 @@ def live_line(status: dict[str, tuple[str, dict, float]], now_s: float) -> str:
             body += f" [{name} silent {now_s - received:.0f} s]"
         return body
 
+    safety = part("safety_filter", lambda v, m: "safety: " + (m or "-"))
+    if "teleop" in status:  # a demonstrator instead of the policy (teleop:=...)
+        teleop = part("teleop", lambda v, m: f"teleop {v.get('source', '-')}: {m or '-'} | episodes {v.get('episodes', '-')}, "
+                                             f"solved {v.get('solved', '-')} | commands {v.get('commands', '-')}")
+        return f"{teleop} | {safety}"
     action = part("action", lambda v, m: f"control {v.get('rate_hz', '-')} Hz (p99 period {v.get('period_p99_ms', '-')} ms) | "
                                          f"plan {v.get('plan_ms_p50', '-')} ms | semantic age {v.get('semantic_age_s', '-')} s")
     semantic = part("semantic", lambda v, m: f"refresh {v.get('refresh_hz', '-')} Hz, encode {v.get('encode_ms_p50', '-')} ms")
     acting = part("action", lambda v, m: f"chunks {v.get('chunks', '-')} | action: {m or '-'}")
-    return f"{action}, {semantic} | {acting} | {part('safety_filter', lambda v, m: 'safety: ' + (m or '-'))}"
+    return f"{action}, {semantic} | {acting} | {safety}"
 
 
 class Monitor:

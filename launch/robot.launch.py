@@ -1,5 +1,6 @@
 """ros2 launch asyncvla_ros robot.launch.py [robot:=sim|so100|kinova_gen2] [model:=DIR] [instruction:=...]
 [control_rate_hz:=20.0] [colocated:=true] [params_file:=FILE] [rviz:=true] [visualizer:=false] [namespace:=r1]
+[teleop:=expert]
 
 namespace:=r1 puts the whole graph under /r1 (several robots on one ROS domain): the params file is
 copied with its sections keyed /r1/<node>, TF frames get the prefix r1/, and the RViz config its topics.

@@ -205,6 +205,30 @@ class SimArm:
             observation = self._observe()
         return self._with_images(observation)
 
+    def set_pose(self, snapshot: PoseSnapshot, instruction: str) -> None:
+        """Mirror a world simulated elsewhere (the driver's `sim/world_state`): put every body in
+        `snapshot`'s pose, at rest, with `instruction` as the task. What reads poses (joint positions,
+        the cube, the target area, is_success) then reads that world.
+
+        Raises:
+            ValueError: a snapshot of another scene, or an unsupported instruction.
+        """
+        m = self.model
+        if snapshot.qpos.shape != (m.nq,) or snapshot.mocap_pos.shape != (m.nmocap, 3) or snapshot.mocap_quat.shape != (m.nmocap, 4):
+            raise ValueError(f"snapshot does not fit this scene: qpos {snapshot.qpos.shape} (want {(m.nq,)}), "
+                             f"mocap {snapshot.mocap_pos.shape} (want {(m.nmocap, 3)})")
+        task.colour_of(instruction)
+        with self._physics_lock:
+            self._require_open()
+            d = self._data
+            d.qpos[:], d.qvel[:] = snapshot.qpos, 0.0
+            d.mocap_pos[:], d.mocap_quat[:] = snapshot.mocap_pos, snapshot.mocap_quat
+            d.time = snapshot.time_s
+            d.ctrl[self._actuator_ids] = snapshot.qpos[self._qpos_adr]
+            mujoco.mj_forward(m, d)
+            self._instruction = instruction
+            self._publish_snapshot()
+
     @contextlib.contextmanager
     def branch(self):
         """A what-if (an expert's look-ahead): steps inside the block run the physics without images; on

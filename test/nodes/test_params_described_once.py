@@ -20,7 +20,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "config"
 ROS_BUILTIN = {"use_sim_time", "start_type_description_service"}
 # The co-located process runs the semantic and the action node, each with its own section.
 PROCESS_SECTIONS = {"policy": ("semantic", "action")}
-SECTION_MODULES = {"semantic": "asyncvla_ros.nodes.semantic_node", "action": "asyncvla_ros.nodes.action_node"}
+SECTION_MODULES = {"semantic": "asyncvla_ros.nodes.semantic_node", "action": "asyncvla_ros.nodes.action_node",
+                   "teleop": "asyncvla_ros.nodes.teleop_node"}  # teleop:=expert instead of both
 
 
 def node_modules() -> dict[str, str]:

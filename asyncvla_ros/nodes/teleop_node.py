@@ -1,0 +1,98 @@
+"""Teleoperation node: a demonstrator in place of the policy, publishing on `joint_command` what the
+safety filter then passes to the driver, so that recording the graph records demonstrations.
+
+Sources:
+- `expert`: the sim's scripted expert (`asyncvla_ros.sim.teleop.ExpertTeleop`), following the sim
+  driver's `sim/world_state`; one command per world update, while the driver reports itself active.
+  The task it demonstrates (the world's instruction) goes out on the latched `instruction` topic, so a
+  recording holds it for `bag-to-dataset`.
+
+`ros2 launch asyncvla_ros robot.launch.py teleop:=expert` starts it instead of the semantic and action
+nodes; `asyncvla-ros record` beside it records the episode.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+
+from asyncvla_ros.msg import SimWorldState
+from asyncvla_ros.nodes.conversions import joint_state
+from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, steady_timer
+from asyncvla_ros.nodes.qos import LATCHED
+from asyncvla_ros.nodes.runner import run_and_exit
+from asyncvla_ros.parameters import param
+
+SOURCES = ("expert",)
+
+
+@dataclass
+class TeleopNodeConfig:
+    source: str = param("expert", "what demonstrates: expert = the sim's scripted expert (robot:=sim)", choices=SOURCES)
+
+
+CONFIGS = (("", TeleopNodeConfig),)
+
+
+class TeleopNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("teleop", **kwargs)
+        self.config = declare_config(self, TeleopNodeConfig)
+        from asyncvla_ros.sim.teleop import ExpertTeleop
+
+        self.source = ExpertTeleop()
+        self.driver_active = False
+        self.commands = 0
+        self.rejections = Rejections(self)
+        self.cmd_pub = self.create_publisher(JointState, "joint_command", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        self.instruction_pub = self.create_publisher(String, "instruction", LATCHED)
+        self.instruction = None
+        self.create_subscription(DiagnosticArray, "diagnostics", self.on_diagnostics, 10)
+        self.create_subscription(SimWorldState, "sim/world_state", self.on_world, 2)
+        steady_timer(self, 1.0, self.publish_diagnostics)
+        self.get_logger().info(f"teleop source {self.config.source}: commands on joint_command")
+
+    def on_diagnostics(self, msg: DiagnosticArray) -> None:
+        # The driver reports OK while active (motion enabled), WARN while inactive: the expert waits for it.
+        for status in msg.status:
+            if status.name == "driver":
+                self.driver_active = status.level == DiagnosticStatus.OK
+
+    def on_world(self, msg: SimWorldState) -> None:
+        from asyncvla_ros.sim.render import PoseSnapshot
+
+        try:
+            snapshot = PoseSnapshot(float(msg.sim_time_s), np.asarray(msg.qpos, dtype=np.float64),
+                                    np.asarray(msg.mocap_pos, dtype=np.float64).reshape(-1, 3),
+                                    np.asarray(msg.mocap_quat, dtype=np.float64).reshape(-1, 4))
+            target = self.source.command(snapshot, msg.episode_seed, msg.instruction, self.driver_active)
+        except ValueError as err:
+            self.rejections.reject(f"world state rejected: {err}")
+            return
+        if msg.instruction != self.instruction:
+            self.instruction = msg.instruction
+            self.instruction_pub.publish(String(data=msg.instruction))
+        if target is not None:
+            self.cmd_pub.publish(joint_state(self.source.joint_names, target, self.get_clock().now().nanoseconds))
+            self.commands += 1
+
+    def publish_diagnostics(self) -> None:
+        s = self.source
+        level, message = (OK, f"{s.phase.lower()}") if self.driver_active else (WARN, "waiting for the driver to be active")
+        self.diag_pub.publish(diagnostics(self, time.time_ns(), "teleop", level, message,
+                                          {"source": self.config.source, "episodes": s.episodes, "solved": s.solved,
+                                           "commands": self.commands, "rejected": self.rejections.count}))
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def main(args=None) -> None:
+    run_and_exit(TeleopNode, args)

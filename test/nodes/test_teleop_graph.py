@@ -1,0 +1,104 @@
+"""Demonstrations through the ROS graph: `teleop:=expert` runs the sim's scripted expert as a node in place
+of the policy, over real rclpy, every node its own process. Its commands go through the safety filter to
+the driver, and it solves the sim task there. `asyncvla-ros record` beside it records the episode, and
+`asyncvla-ros bag-to-dataset` turns the bag into a LeRobotDataset whose actions are the commands the
+filter let through and whose task is the instruction the expert demonstrated."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from ..ros_support import REPO, NodeProcess, Probe, require_ros_messages
+from ..sim._support import skip_without_sim
+
+PARAMS = REPO / "config" / "sim.yaml"
+TOPICS = ("/front/image_raw", "/wrist/image_raw", "/joint_states", "/safe_joint_command", "/instruction")
+
+
+def cli(*args):
+    return [sys.executable, "-m", "asyncvla_ros.cli", *args]
+
+
+@pytest.fixture(scope="module")
+def demonstrated(tmp_path_factory):
+    require_ros_messages()
+    skip_without_sim()
+    pytest.importorskip("rosbags")
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import JointState
+
+    from asyncvla_ros.launch_graph import LaunchArgs, graph
+
+    from .test_driver_node import transition
+
+    root = tmp_path_factory.mktemp("teleop")
+    probe = Probe("teleop_probe")
+    probe.record(JointState, "safe_joint_command")
+    probe.record(DiagnosticArray, "diagnostics")
+    specs = graph(LaunchArgs(teleop="expert", visualizer=False))
+    assert [s.name for s in specs] == ["driver", "front_camera", "wrist_camera", "safety_filter", "teleop"]
+    procs = [NodeProcess(spec, PARAMS, root) for spec in specs]
+    recorder = subprocess.Popen(cli("record", str(root / "bag"), "--topics", *TOPICS), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert transition(probe, "configure") and transition(probe, "activate")
+
+        def teleop():
+            return [s for m in probe.messages("diagnostics") for s in m.status if s.name == "teleop"]
+
+        def solved():
+            return any(int({kv.key: kv.value for kv in s.values}.get("solved", 0)) >= 1 for s in teleop())
+
+        probe.wait_for(solved, 90, "the expert solving the sim task through the graph")
+        statuses = teleop()
+        commands = probe.messages("safe_joint_command")
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        try:
+            recorder_out, _ = recorder.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            recorder_out, _ = recorder.communicate()
+        logs = "\n".join(f"--- {p.name}\n{p.output()[-2000:]}" for p in procs)
+        for proc in reversed(procs):
+            proc.stop()
+        probe.close()
+    return root, statuses, commands, recorder_out, logs
+
+
+def test_the_expert_node_solves_the_task_through_the_safety_filter(demonstrated):
+    _, statuses, commands, _, logs = demonstrated
+    values = {kv.key: kv.value for kv in statuses[-1].values}
+    assert values["source"] == "expert" and int(values["episodes"]) == 1 and int(values["rejected"]) == 0, logs
+    assert len(commands) > 60, logs  # a solved episode takes several seconds of 20 Hz commands
+    limits = yaml.safe_load(PARAMS.read_text())["safety_filter"]["ros__parameters"]
+    q = np.array([c.position for c in commands])
+    assert (q >= np.array(limits["position_lower_rad"]) - 1e-9).all() and (q <= np.array(limits["position_upper_rad"]) + 1e-9).all()
+    assert np.ptp(q[:, -1]) > 0.5, "the gripper opened and closed"
+
+
+def test_the_recorded_episode_becomes_a_dataset_with_the_demonstrated_task(demonstrated):
+    pytest.importorskip("lerobot")
+    root, _, commands, recorder_out, _ = demonstrated
+    out = subprocess.run(cli("bag-to-dataset", str(root / "bag"), "--out", str(root / "ds"), "--fps", "10", "--images"),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr + recorder_out
+    from asyncvla_ros.data.load import load_dataset
+
+    info = json.loads((root / "ds" / "meta" / "info.json").read_text())
+    assert info["total_episodes"] == 1 and info["asyncvla_joint_units"] == "rad"
+    ds = load_dataset(root / "ds", required=["observation.images.front", "observation.images.wrist", "observation.state",
+                                             "action", "task"])
+    assert len(ds) >= 40  # 10 frames/s over the recorded seconds
+    sim = yaml.safe_load(PARAMS.read_text())["driver"]["ros__parameters"]
+    assert ds[0]["task"] == sim["sim.instruction"]
+    actions = np.stack([np.asarray(ds[i]["action"]) for i in range(len(ds))])
+    sent = np.array([c.position for c in commands])
+    # Every action is one of the commands the filter let through (the one that followed the frame).
+    nearest = np.min(np.abs(actions[:, None, :] - sent[None, :, :]).max(axis=2), axis=1)
+    assert (nearest < 1e-5).mean() > 0.9
