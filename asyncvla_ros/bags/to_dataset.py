@@ -6,9 +6,12 @@ arrived: each camera's newest image, the newest joint state (`observation.state`
 command the driver was sent next: the first `safe_joint_command` (what the safety filter let through;
 `joint_command` in a bag without it) received at or after the frame's time. Episodes: one per
 bag, split further at every message on `--split-topic`. The task is the newest `instruction` at the
-episode's start (`--task` where the bag has none). States and actions stay in the graph's radians,
-and the dataset says so (`info.json`: `asyncvla_joint_units`), so `asyncvla-ros train` needs no
-`--joint-units` for it; joint names are the joint states' (`--joint-names` picks and orders them).
+episode's start (`--task` where the bag has none). States and actions are in the graph's radians, or
+in degrees with `--units deg` (every joint), and the dataset says which (`info.json`:
+`asyncvla_joint_units`), so `asyncvla-ros train` needs no `--joint-units` for it; joint names are the
+joint states' (`--joint-names` picks and orders them). Camera features are named after the graph's
+cameras, or `--camera-map DATASET:=GRAPH` names them otherwise (e.g. `top:=front`, as another
+dataset of the same robot names them).
 """
 
 from __future__ import annotations
@@ -72,15 +75,35 @@ def episodes(rec: Recording, cameras, joint_names, fps: float, splits: list[int]
     return [ep for ep in out if ep["frames"]]
 
 
-def features(cameras, shape, joint_names, video: bool) -> dict:
+UNIT_SCALE = {"rad": 1.0, "deg": 180.0 / np.pi}  # --units: dataset value per graph radian
+
+
+def features(keys, shape, joint_names, video: bool) -> dict:
     kind = "video" if video else "image"
     image = {"dtype": kind, "shape": tuple(shape), "names": ["height", "width", "channels"]}
     joints = {"dtype": "float32", "shape": (len(joint_names),), "names": list(joint_names)}
-    return {**{f"observation.images.{c}": dict(image) for c in cameras}, "observation.state": dict(joints), "action": dict(joints)}
+    return {**{f"observation.images.{k}": dict(image) for k in keys}, "observation.state": dict(joints), "action": dict(joints)}
+
+
+def dataset_camera_names(cameras, camera_map=()) -> dict[str, str]:
+    """graph camera -> its name in the dataset, from `DATASET:=GRAPH` pairs (unmapped cameras keep theirs)."""
+    names = {}
+    for pair in camera_map:
+        dataset_name, sep, graph_name = str(pair).partition(":=")
+        if not sep or not dataset_name or not graph_name:
+            raise ValueError(f"--camera-map entry {pair!r}: write DATASET_CAMERA:=GRAPH_CAMERA, e.g. top:=front")
+        if graph_name not in cameras:
+            raise ValueError(f"--camera-map entry {pair!r}: {graph_name!r} is not one of the cameras {list(cameras)}")
+        names[graph_name] = dataset_name
+    out = {c: names.get(c, c) for c in cameras}
+    if len(set(out.values())) != len(out):
+        raise ValueError(f"--camera-map gives two cameras one name: {out}")
+    return out
 
 
 def convert(bags, out: Path, cameras=("front", "wrist"), fps: float = 10.0, split_topic: str = "", task: str = "",
-            joint_names=(), video: bool = True, robot_type: str = "ros2_graph", repo_id: str = "local/ros2_demos") -> dict:
+            joint_names=(), video: bool = True, robot_type: str = "ros2_graph", repo_id: str = "local/ros2_demos",
+            units: str = "rad", camera_map=()) -> dict:
     """Write the episodes of `bags` to a new LeRobotDataset in `out`. Returns a summary.
 
     Raises:
@@ -96,6 +119,10 @@ def convert(bags, out: Path, cameras=("front", "wrist"), fps: float = 10.0, spli
         raise ValueError(f"--out {out} exists; give a new directory")
     if not fps > 0:
         raise ValueError(f"--fps must be > 0, got {fps}")
+    if units not in UNIT_SCALE:
+        raise ValueError(f"--units {units!r}: choose one of {list(UNIT_SCALE)}")
+    keys = dataset_camera_names(cameras, camera_map)
+    scale = np.float32(UNIT_SCALE[units])
     loaded = []
     for path in bags:  # every bag read and checked before anything is written
         rec = load(path, cameras)
@@ -108,25 +135,26 @@ def convert(bags, out: Path, cameras=("front", "wrist"), fps: float = 10.0, spli
     if len(shapes) != 1:
         raise BagError(f"the bags' images are not all one size: {sorted(shapes)}")
     dataset = LeRobotDataset.create(repo_id=repo_id, root=out, fps=int(round(fps)), robot_type=robot_type,
-                                    features=features(cameras, shapes.pop(), names, video), use_videos=video,
+                                    features=features(keys.values(), shapes.pop(), names, video), use_videos=video,
                                     video_backend=VIDEO_BACKEND)
     count = frames = 0
     try:
         for _, eps, _ in loaded:
             for ep in eps:
                 for images, state, action in ep["frames"]:
-                    dataset.add_frame({"task": ep["task"], "observation.state": state.astype(np.float32),
-                                       "action": action.astype(np.float32),
-                                       **{f"observation.images.{c}": images[c] for c in cameras}})
+                    dataset.add_frame({"task": ep["task"], "observation.state": state.astype(np.float32) * scale,
+                                       "action": action.astype(np.float32) * scale,
+                                       **{f"observation.images.{keys[c]}": images[c] for c in cameras}})
                 dataset.save_episode()
                 count, frames = count + 1, frames + len(ep["frames"])
     finally:
         dataset.finalize()
     info_path = out / "meta" / "info.json"
     info = json.loads(info_path.read_text())
-    info[UNITS_KEY] = "rad"
+    info[UNITS_KEY] = units
     info_path.write_text(json.dumps(info, indent=4))
-    return {"out": str(out), "episodes": count, "frames": frames, "joint_names": list(names), "cameras": list(cameras),
+    return {"out": str(out), "episodes": count, "frames": frames, "joint_names": list(names), "units": units,
+            "cameras": list(keys.values()),
             "storage": "video" if video else "images", "bags": [str(b) for b in bags]}
 
 
@@ -141,9 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--joint-names", nargs="+", default=[], help="joints to keep, in this order (default: the joint states')")
     parser.add_argument("--images", action="store_true", help="store PNG frames instead of video")
     parser.add_argument("--robot-type", default="ros2_graph", help="LeRobot's robot_type label")
+    parser.add_argument("--units", choices=sorted(UNIT_SCALE), default="rad",
+                        help="units of the dataset's joint values (every joint): the graph's radians, or degrees")
+    parser.add_argument("--camera-map", nargs="+", default=[], metavar="DATASET:=GRAPH",
+                        help="name a graph camera otherwise in the dataset, e.g. top:=front")
     opts = parser.parse_args(argv)
     report = convert(opts.bags, Path(opts.out), tuple(opts.cameras), opts.fps, opts.split_topic, opts.task,
-                     tuple(opts.joint_names), not opts.images, opts.robot_type)
+                     tuple(opts.joint_names), not opts.images, opts.robot_type, units=opts.units, camera_map=opts.camera_map)
     print(json.dumps(report, indent=2), file=sys.stdout)
     return 0
 

@@ -119,3 +119,21 @@ def test_the_rerun_reads_a_policys_cameras_from_the_bag_through_a_camera_map(tmp
     assert rec.frames["top"][0].rgb[0, 0, 0] == 0 and rec.frames["wrist"][0].rgb[0, 0, 0] == 100  # front's frames, wrist's own
     with pytest.raises(BagError, match="has no /top/image_raw"):
         load(tmp_path / "bag", ("top", "wrist"))
+
+
+def test_degrees_and_renamed_cameras_are_what_the_dataset_holds_and_says(converted, tmp_path):
+    from asyncvla_ros.bags.to_dataset import convert
+    from asyncvla_ros.data.load import load_dataset
+
+    root, _ = converted
+    report = convert([root / "bag"], tmp_path / "ds", fps=10, split_topic="/episode", video=False, units="deg",
+                     camera_map=("top:=front",))
+    assert report["cameras"] == ["top", "wrist"] and report["units"] == "deg"
+    assert json.loads((tmp_path / "ds" / "meta" / "info.json").read_text())["asyncvla_joint_units"] == "deg"
+    rad = load_dataset(root / "ds", required=["observation.state"])[5]["observation.state"].numpy()
+    deg = load_dataset(tmp_path / "ds", required=["observation.images.top", "observation.state"])[5]
+    np.testing.assert_allclose(deg["observation.state"].numpy(), np.degrees(rad), rtol=1e-5)
+    for bad, match in ((("top=front",), "write DATASET_CAMERA:=GRAPH_CAMERA"), (("top:=side",), "'side' is not one of"),
+                       (("wrist:=front",), "two cameras one name")):
+        with pytest.raises(ValueError, match=match):
+            convert([root / "bag"], tmp_path / "bad", camera_map=bad)

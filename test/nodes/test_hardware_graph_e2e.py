@@ -35,7 +35,7 @@ KINOVA_START_DEG = "10,180,170,0,20,-30"
 
 
 class HardwareGraph:
-    def __init__(self, robot: str, driver_overrides: dict, log_dir) -> None:
+    def __init__(self, robot: str, driver_overrides: dict, log_dir, model: str = "", semantic_overrides: dict | None = None) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import JointState
 
@@ -46,10 +46,11 @@ class HardwareGraph:
         for topic, kind in (("joint_command", JointState), ("safe_joint_command", JointState), ("joint_states", JointState),
                             ("action_chunk", ActionChunk), ("safety_events", SafetyEvent), ("diagnostics", DiagnosticArray)):
             self.probe.record(kind, topic)
-        args = LaunchArgs(robot=robot, instruction=INSTRUCTION)
+        args = LaunchArgs(robot=robot, instruction=INSTRUCTION, model=model)
         keep = ("driver", "front_camera", "wrist_camera", "safety_filter", "semantic", "action")
         specs = [s for s in graph(args) if s.name in keep]
         specs[0].parameters.update(driver_overrides)
+        next(s for s in specs if s.name == "semantic").parameters.update(semantic_overrides or {})
         for spec in specs:
             if spec.name.endswith("_camera"):
                 spec.parameters["device"] = str(write_video(log_dir / f"{spec.name}.avi"))
@@ -123,9 +124,10 @@ def ros():
     pytest.importorskip("cv2")
 
 
-def test_so100_graph_drives_the_emulated_bus(ros, tmp_path_factory):
+def drive_emulated_so100(tmp, model: str = "", semantic_overrides: dict | None = None) -> None:
+    """The so100 graph (with `model`, default the embedded one) on the emulated bus for WINDOW_S: every
+    command reaches the bus inside the joint limits (run_window's checks, and every Goal_Position)."""
     require_lerobot()
-    tmp = tmp_path_factory.mktemp("so100_graph")
     bus = emulated_arm(follow_rate_ticks_s=2000.0)
     write_calibration(tmp / "calibration")
     g = None
@@ -135,7 +137,7 @@ def test_so100_graph_drives_the_emulated_bus(ros, tmp_path_factory):
         # graph driving the bus; losing the link is test_so100_backend's (with the default of 3).
         g = HardwareGraph("so100", {"so100.port": bus.port, "so100.robot_id": ROBOT_ID,
                                     "so100.calibration_dir": str(tmp / "calibration"),
-                                    "so100.max_consecutive_failures": 10}, tmp)
+                                    "so100.max_consecutive_failures": 10}, tmp, model, semantic_overrides)
         result = run_window(g)
         writes = bus.goal_writes(result["t0"])
         assert len(writes) >= 6 * 0.9 * len(result["commands"])  # six servos per command
@@ -148,6 +150,10 @@ def test_so100_graph_drives_the_emulated_bus(ros, tmp_path_factory):
         if g is not None:
             g.close()
         bus.close()
+
+
+def test_so100_graph_drives_the_emulated_bus(ros, tmp_path_factory):
+    drive_emulated_so100(tmp_path_factory.mktemp("so100_graph"))
 
 
 def test_kinova_gen2_graph_drives_the_fake_sdk(ros, tmp_path_factory, monkeypatch):

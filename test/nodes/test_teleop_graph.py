@@ -2,7 +2,12 @@
 of the policy, over real rclpy, every node its own process. Its commands go through the safety filter to
 the driver, and it solves the sim task there. `asyncvla-ros record` beside it records the episode, and
 `asyncvla-ros bag-to-dataset` turns the bag into a LeRobotDataset whose actions are the commands the
-filter let through and whose task is the instruction the expert demonstrated."""
+filter let through and whose task is the instruction the expert demonstrated.
+
+The whole loop: the same bag converted as another tool would name and scale it (video, degrees, the
+front camera called `top`), a tiny policy trained on it for a few steps, and that policy launched on
+the emulated SO100 bus through a `camera_map` and the degrees -> radians conversion, every command
+reaching the bus in radians inside the joint limits."""
 
 import json
 import signal
@@ -102,3 +107,25 @@ def test_the_recorded_episode_becomes_a_dataset_with_the_demonstrated_task(demon
     # Every action is one of the commands the filter let through (the one that followed the frame).
     nearest = np.min(np.abs(actions[:, None, :] - sent[None, :, :]).max(axis=2), axis=1)
     assert (nearest < 1e-5).mean() > 0.9
+
+
+def test_the_whole_loop_record_convert_train_and_drive_the_so100(demonstrated):
+    pytest.importorskip("lerobot")
+    pytest.importorskip("cv2")
+    pytest.importorskip("torch")
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+    from .test_hardware_graph_e2e import drive_emulated_so100
+
+    root = demonstrated[0]
+    out = subprocess.run(cli("bag-to-dataset", str(root / "bag"), "--out", str(root / "ds_deg"), "--fps", "10", "--units", "deg",
+                             "--camera-map", "top:=front"), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    run = root / "run"
+    out = subprocess.run(cli("train", "--dataset", str(root / "ds_deg"), "--out", str(run), "--image-size-px", "56", "--steps", "3",
+                             "--rater-steps", "1", "--batch-size", "2", "--warmup-steps", "0", "--checkpoint-every", "1000"),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    policy = AsyncVLAPolicy.from_pretrained(run / "final")
+    assert policy.config.joints.units == ("deg",) * 6 and tuple(policy.config.backbone.camera_names) == ("top", "wrist")
+    drive_emulated_so100(root / "so100", model=str(run / "final"), semantic_overrides={"camera_map": ["top:=front"]})
