@@ -34,6 +34,12 @@ class PoseSnapshot:
     def of(cls, data: mujoco.MjData) -> PoseSnapshot:
         return cls(float(data.time), data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy())
 
+    def check_fits(self, model: mujoco.MjModel) -> None:
+        """ValueError unless this is a pose of `model`'s scene (e.g. one sent by another process)."""
+        if self.qpos.shape != (model.nq,) or self.mocap_pos.shape != (model.nmocap, 3) or self.mocap_quat.shape != (model.nmocap, 4):
+            raise ValueError(f"snapshot does not fit this scene: qpos {self.qpos.shape} (want {(model.nq,)}), "
+                             f"mocap {self.mocap_pos.shape} (want {(model.nmocap, 3)})")
+
 
 class _WorkerState:
     """Lives on the worker thread only: the renderer (GL context) and the posed ``MjData``."""

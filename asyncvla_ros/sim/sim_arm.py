@@ -214,9 +214,7 @@ class SimArm:
             ValueError: a snapshot of another scene, or an unsupported instruction.
         """
         m = self.model
-        if snapshot.qpos.shape != (m.nq,) or snapshot.mocap_pos.shape != (m.nmocap, 3) or snapshot.mocap_quat.shape != (m.nmocap, 4):
-            raise ValueError(f"snapshot does not fit this scene: qpos {snapshot.qpos.shape} (want {(m.nq,)}), "
-                             f"mocap {snapshot.mocap_pos.shape} (want {(m.nmocap, 3)})")
+        snapshot.check_fits(m)
         task.colour_of(instruction)
         with self._physics_lock:
             self._require_open()

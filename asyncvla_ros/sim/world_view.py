@@ -30,12 +30,7 @@ class WorldView:
         """(H, W, 3) uint8 RGB of `camera` at `snapshot`."""
         if camera not in CAMERA_NAMES:
             raise ValueError(f"unknown camera {camera!r}, choose from {CAMERA_NAMES}")
-        m = self.model
-        if snapshot.qpos.shape != (m.nq,) or snapshot.mocap_pos.shape != (m.nmocap, 3) or snapshot.mocap_quat.shape != (m.nmocap, 4):
-            raise ValueError(
-                f"snapshot does not fit this scene: qpos {snapshot.qpos.shape} (want {(m.nq,)}), "
-                f"mocap {snapshot.mocap_pos.shape} (want {(m.nmocap, 3)})"
-            )
+        snapshot.check_fits(self.model)
         return self._worker.render((camera,), snapshot)[camera]
 
     def close(self) -> None:
