@@ -17,6 +17,8 @@ from pathlib import Path
 from asyncvla_ros.parameters import check_fields, field_types, param
 
 ROBOTS = ("sim", "so100", "kinova_gen2")
+RESPAWN_DELAY_S = 1.0  # respawn:=true: a dead node is started again this long after it died
+RESPAWN_MAX_RETRIES = 5  # ... this many times at most; its next death stops the graph
 PACKAGE = "asyncvla_ros"
 CAMERAS = ("front", "wrist")
 # The robot description (asyncvla_ros.visualization.descriptions) the visualizer and RViz use per robot.
@@ -37,6 +39,7 @@ class NodeSpec:
     namespace: str = ""
     arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
     params_file: bool = True  # read the graph's params file (this package's nodes)
+    respawn: bool = False  # restarted when it dies (LaunchArgs.respawn), instead of stopping the graph
 
 
 @dataclass
@@ -55,6 +58,9 @@ class LaunchArgs:
     visualizer: bool = param(True, "the chunk visualizer node (RViz markers, end-effector paths and ghost pose of each chunk)")
     teleop: str = param("", "a demonstrator in place of the policy (no semantic or action node): expert = the sim's scripted "
                             "expert, robot:=sim only; record the graph to record demonstrations", choices=("", "expert"))
+    respawn: bool = param(False, f"restart a node process that dies, {RESPAWN_DELAY_S:g} s after it died and at most "
+                                 f"{RESPAWN_MAX_RETRIES} times each, instead of stopping the graph; never the driver (a dead "
+                                 "driver stops the graph: motion is not re-enabled without an operator)")
     namespace: str = param("", "put the whole graph under this ROS namespace, for several robots on one domain: its nodes, "
                                "topics and services, its params file's sections, TF frames (prefix NAMESPACE/) and the RViz view")
 
@@ -222,6 +228,8 @@ def graph(args: LaunchArgs) -> list[NodeSpec]:
     if args.visualizer and args.robot in VISUALIZER_DESCRIPTION:
         nodes.append(NodeSpec("visualizer", "visualizer_node", "asyncvla_ros.nodes.visualizer_node",
                               {"description": VISUALIZER_DESCRIPTION[args.robot], **framed}))
+    for spec in nodes:
+        spec.respawn = args.respawn and not spec.lifecycle
     return _namespaced(args, nodes)
 
 

@@ -2,8 +2,10 @@
 
 Starts the processes of `launch_graph.graph()` (the same description `robot.launch.py` uses),
 configures and activates the lifecycle driver, prints live figures from /diagnostics once a second,
-and stops everything cleanly on Ctrl-C, after --duration seconds, or when a process dies. Whatever
-stops the graph, the driver is deactivated (motion disabled) before any process is signalled. A dead
+and stops everything cleanly on Ctrl-C, after --duration seconds, or when a process dies (with
+`--respawn`, a dead node other than the driver is started again instead, RESPAWN_DELAY_S after its
+death, at most RESPAWN_MAX_RETRIES times). Whatever stops the graph, the driver is deactivated
+(motion disabled) before any process is signalled. A dead
 process's log tail is printed, the last line names it and the exit status is 1. Each process gets
 SIGINT_GRACE_S to exit before SIGTERM, then SIGKILL. Child output goes to one log file per process
 under --log-dir.
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from asyncvla_ros.launch_graph import PACKAGE, LaunchArgs, NodeSpec, graph, graph_params_file, rviz_nodes
+from asyncvla_ros.launch_graph import (PACKAGE, RESPAWN_DELAY_S, RESPAWN_MAX_RETRIES, LaunchArgs, NodeSpec, graph,
+                                       graph_params_file, rviz_nodes)
 
 SIGINT_GRACE_S = 5.0  # a process gets this long after SIGINT (then SIGTERM, then SIGKILL), as under ros2 launch
 POLL_S = 0.1  # how often the launcher looks for a process that died
@@ -77,13 +80,24 @@ class Graph:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for label, spec in zip(self.labels(), self.specs):
-            log = open(self.log_dir / f"{label}.log", "w")
-            overrides = None if spec.package == PACKAGE else self.log_dir / f"{label}.params.yaml"
-            # Own process group: Ctrl-C in the terminal reaches the launcher only, which then stops
-            # the nodes in order (driver last, after it has been deactivated).
-            self.procs[label] = subprocess.Popen(node_command(spec, self.params_file, overrides), stdout=log,
-                                                 stderr=subprocess.STDOUT, start_new_session=True)
+        for label in self.labels():
+            self._start(label, "w")
+
+    def restart(self, label: str) -> None:
+        """Start `label`'s process again (respawn), its output appended to its log."""
+        self._start(label, "a")
+
+    def _start(self, label: str, mode: str) -> None:
+        spec = self.specs[self.labels().index(label)]
+        log = open(self.log_dir / f"{label}.log", mode)
+        if mode == "a":
+            log.write(f"\n--- asyncvla-ros: {label} restarted ---\n")
+            log.flush()
+        overrides = None if spec.package == PACKAGE else self.log_dir / f"{label}.params.yaml"
+        # Own process group: Ctrl-C in the terminal reaches the launcher only, which then stops
+        # the nodes in order (driver last, after it has been deactivated).
+        self.procs[label] = subprocess.Popen(node_command(spec, self.params_file, overrides), stdout=log,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
 
     def dead(self) -> list[str]:
         return [name for name, p in self.procs.items() if p.poll() is not None]
@@ -254,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     # Other packages' nodes (RViz, the robot models it draws) may end cleanly without stopping the graph,
     # as under ros2 launch, where only a non-zero exit stops it.
     foreign = {label: spec.package != PACKAGE for label, spec in zip(procs.labels(), specs)}
+    respawn = {label: spec.respawn for label, spec in zip(procs.labels(), specs)}
+    restarts = dict.fromkeys(procs.labels(), 0)
+    restart_at: dict[str, float] = {}  # dead nodes waiting for their respawn: label -> monotonic time
     finished: set[str] = set()
     try:
         procs.start()
@@ -268,16 +285,27 @@ def main(argv: list[str] | None = None) -> int:
             now = time.monotonic()
             if opts.duration and now - start >= opts.duration:
                 break
-            dead = [n for n in procs.dead() if n not in finished]
+            for name in [n for n, t in restart_at.items() if now >= t]:
+                del restart_at[name]
+                procs.restart(name)
+            dead = [n for n in procs.dead() if n not in finished and n not in restart_at]
             for name in [n for n in dead if foreign[n] and procs.procs[n].returncode == 0]:
                 print(f"asyncvla-ros: {name} ended (exit code 0); the graph goes on", flush=True)  # RViz closed
                 finished.add(name)
                 dead.remove(name)
+            for name in [n for n in dead if respawn[n] and restarts[n] < RESPAWN_MAX_RETRIES]:
+                restarts[name] += 1
+                restart_at[name] = now + RESPAWN_DELAY_S
+                dead.remove(name)
+                print(f"\nasyncvla-ros: process {name} exited ({procs.procs[name].returncode}); restarting it in "
+                      f"{RESPAWN_DELAY_S:g} s (restart {restarts[name]} of {RESPAWN_MAX_RETRIES}); its log ends:\n"
+                      f"{procs.log_tail(name)}", file=sys.stderr, flush=True)
             if dead:
                 for name in dead:
                     print(f"\nasyncvla-ros: process {name} exited ({procs.procs[name].returncode}); its log ends:\n"
                           f"{procs.log_tail(name)}", file=sys.stderr, flush=True)
-                reason = "process " + ", ".join(f"{n} died (exit code {procs.procs[n].returncode})" for n in dead)
+                reason = "process " + ", ".join(f"{n} died (exit code {procs.procs[n].returncode})"
+                                                + (f" after {restarts[n]} restarts" if restarts[n] else "") for n in dead)
                 rc = 1
                 break
             if now >= next_line:

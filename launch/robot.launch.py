@@ -1,6 +1,6 @@
 """ros2 launch asyncvla_ros robot.launch.py [robot:=sim|so100|kinova_gen2] [model:=DIR] [instruction:=...]
 [control_rate_hz:=20.0] [colocated:=true] [params_file:=FILE] [rviz:=true] [visualizer:=false] [namespace:=r1]
-[teleop:=expert]
+[teleop:=expert] [respawn:=true]
 
 namespace:=r1 puts the whole graph under /r1 (several robots on one ROS domain): the params file is
 copied with its sections keyed /r1/<node>, TF frames get the prefix r1/, and the RViz config its topics.
@@ -17,11 +17,12 @@ frame_prefix ghost/ (the visualizer's planned pose), an identity transform from 
 ghost/<base frame>, and RViz with config/asyncvla.rviz and the description's base frame as fixed frame.
 """
 
+import inspect
 import tempfile
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler, TimerAction
+from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteLocal, LogInfo, OpaqueFunction, RegisterEventHandler, TimerAction
 from launch.event_handler import EventHandler
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
@@ -30,7 +31,8 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState, StateTransition
 from lifecycle_msgs.msg import Transition
 
-from asyncvla_ros.launch_graph import ARGUMENTS, LaunchArgs, NodeSpec, graph, graph_params_file, rviz_nodes
+from asyncvla_ros.launch_graph import (ARGUMENTS, RESPAWN_DELAY_S, RESPAWN_MAX_RETRIES, LaunchArgs, NodeSpec, graph,
+                                       graph_params_file, rviz_nodes)
 
 
 class GraphFailed(RuntimeError):
@@ -74,18 +76,28 @@ def _lifecycle_actions(node: LifecycleNode, name: str) -> list:
 DEACTIVATE_TIMEOUT_S = 3.0  # a driver that does not reach "inactive" this soon after a death: stop anyway
 
 
-def _stop_graph_on_exit(driver: LifecycleNode | None):
+def _stop_graph_on_exit(driver: LifecycleNode | None, respawn: bool = False):
     """on_exit of every node: a node that fails (exits non-zero) while the graph runs takes the graph down,
     as under `asyncvla-ros launch`: first the driver is deactivated (motion disabled), then launch stops
-    (exit code 1, naming the node), once the driver is inactive or after DEACTIVATE_TIMEOUT_S.
+    (exit code 1, naming the node), once the driver is inactive or after DEACTIVATE_TIMEOUT_S. A node
+    that respawns (respawn:=true) is restarted by launch instead, up to RESPAWN_MAX_RETRIES times; the
+    death after that takes the graph down.
 
     Exit code 0 is left alone: on a terminal's Ctrl-C the nodes get SIGINT too and may exit before launch
     has handled its own, and stopping from here would make launch send them a second SIGINT.
     """
+    deaths = [0]
+
     def handler(event, context):
         if context.is_shutdown or event.returncode == 0:
             return None
         reason = f"process {event.process_name} died (exit code {event.returncode})"
+        if respawn and deaths[0] < RESPAWN_MAX_RETRIES:
+            deaths[0] += 1
+            return [LogInfo(msg=f"asyncvla_ros: {reason}; restarting it in {RESPAWN_DELAY_S:g} s "
+                                f"(restart {deaths[0]} of {RESPAWN_MAX_RETRIES})")]
+        if respawn:
+            reason += f" after {deaths[0]} restarts"
         if driver is None or event.action is driver:
             return [LogInfo(msg=f"asyncvla_ros: {reason}; stopping"), _fail(reason)]
         stop = [LogInfo(msg=f"asyncvla_ros: driver deactivated (motion disabled); stopping because {reason}"),
@@ -104,11 +116,22 @@ def _stop_graph_on_exit(driver: LifecycleNode | None):
     return handler
 
 
+def _respawn(spec: NodeSpec) -> dict:
+    """Launch's respawn options for a node that respawns; its retry limit where launch has one (Iron and
+    later; on Humble `_stop_graph_on_exit` stops the graph at the same count)."""
+    if not spec.respawn:
+        return {}
+    options = dict(respawn=True, respawn_delay=RESPAWN_DELAY_S)
+    if "respawn_max_retries" in inspect.signature(ExecuteLocal.__init__).parameters:
+        options["respawn_max_retries"] = RESPAWN_MAX_RETRIES
+    return options
+
+
 def _node(spec: NodeSpec, params_file: str, on_exit) -> Node:
     """The launch action of one NodeSpec (a lifecycle node for the driver)."""
     params = ([params_file] if spec.params_file else []) + ([spec.parameters] if spec.parameters else [])
     common = dict(package=spec.package, executable=spec.executable, output="screen", on_exit=on_exit,
-                  namespace=spec.namespace, parameters=params, arguments=list(spec.arguments))
+                  namespace=spec.namespace, parameters=params, arguments=list(spec.arguments), **_respawn(spec))
     if spec.lifecycle:
         return LifecycleNode(name=spec.name, **common)
     return Node(name=spec.name, **common) if spec.rename else Node(**common)
@@ -122,7 +145,7 @@ def _nodes(context, *_, **__):
     actions = [LogInfo(msg=f"asyncvla_ros: {args.robot} graph{where} with {params_file}")]
     driver = None  # the graph starts the driver first, so every later node's on_exit can deactivate it
     for spec in graph(args):
-        node = _node(spec, params_file, _stop_graph_on_exit(driver))
+        node = _node(spec, params_file, _stop_graph_on_exit(driver, spec.respawn))
         if spec.lifecycle:
             driver = node
             actions += _lifecycle_actions(node, spec.name)

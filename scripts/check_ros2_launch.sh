@@ -27,7 +27,8 @@
 # checks that it stays inactive (the launch file must activate it only once, after configuring). Each
 # run also prints how long after Ctrl-C each process finished and checks that none needed launch's
 # escalation to SIGTERM. Last, kill -9 of the semantic node: the launch file must deactivate the driver
-# (motion disabled) and then stop the graph with exit code 1, naming the process that died.
+# (motion disabled) and then stop the graph with exit code 1, naming the process that died. And with
+# respawn:=true, the same kill must restart the node while the graph (and the driver) go on.
 #
 # Environment: ASYNCVLA_VENV, ASYNCVLA_WS (as for setup_env.sh), ASYNCVLA_CHECK_DIR (scratch venv,
 # workspace and logs; default /tmp/asyncvla-launch-check), ROS_DOMAIN_ID (default 91).
@@ -330,11 +331,39 @@ EOF
   check "$label: no process left behind" "alive: $leftover" test -z "$leftover"
 }
 
+respawn_check() {  # respawn_check NODE: with respawn:=true, kill -9 of NODE restarts it; the graph goes on, Ctrl-C still stops it
+  local victim="$1" label="respawn-$1" log="$CHECK/logs/respawn-$1.log" pid waiter rc=0 first second
+  echo "==> $label: ros2 launch asyncvla_ros robot.launch.py respawn:=true, kill -9 $victim after $((SECS - 6)) s (log $log)"
+  setsid env --default-signal=INT bash -c "exec ros2 launch asyncvla_ros robot.launch.py respawn:=true" </dev/null >"$log" 2>&1 &
+  waiter=$!
+  pid=$waiter
+  sleep $((SECS - 6))
+  first="$(pgrep -f "__node:=$victim( |\$)" | head -n1)" || true
+  pkill -KILL -f "__node:=$victim( |\$)" || true
+  sleep 20
+  second="$(pgrep -f "__node:=$victim( |\$)" | head -n1)" || true
+  local running=false; alive "$waiter" && running=true
+  kill -INT -- "-$pid" 2>/dev/null || true
+  local stopped=true
+  wait_gone "$waiter" 30 || { stopped=false; kill -KILL -- "-$pid" 2>/dev/null || true; }
+  wait "$waiter" || rc=$?
+  sed -i 's/\r$//' "$log"
+  check "$label: the graph still runs 20 s after the kill" "ros2 launch exited" $running
+  check "$label: launch restarted $victim (pid $first -> ${second:-none})" "no new process" \
+    test -n "$second" -a "$second" != "$first"
+  check "$label: the launch file said so" "$(grep 'asyncvla_ros:' "$log" | tail -n2 | tr '\n' ';')" \
+    grep -q "died (exit code -9); restarting it in 1 s (restart 1 of 5)" "$log"
+  check "$label: the driver was not deactivated" "$(grep -m1 'motion disabled' "$log")" \
+    bash -c "! grep -q 'driver deactivated' '$log'"
+  check "$label: Ctrl-C stops ros2 launch within 30 s (exit $rc)" "still running; killed" $stopped
+}
+
 run_check default terminal
 run_check colocated terminal colocated:=true
 run_check instruction terminal "instruction:=put the red cube in the green area"
 run_check default-launch-only launch-only
 kill_check semantic
+respawn_check semantic
 
 if ((FAILED)); then echo "==> some checks FAILED; logs in $CHECK/logs"; exit 1; fi
 echo "==> all checks passed; logs in $CHECK/logs"

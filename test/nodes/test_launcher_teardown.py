@@ -5,6 +5,8 @@
   no node log holds a traceback or an rclpy error, and the driver disables motion before it exits.
 - A node killed (kill -9 of the semantic node): the launcher deactivates the driver ("motion disabled"
   in the driver's log) before it stops the graph, exits 1, and its last line names the node that died.
+- With --respawn, the same kill restarts the semantic node instead: the graph goes on (the driver stays
+  active), the new process publishes semantic features again, and Ctrl-C still stops it all cleanly.
 
 The seconds from SIGINT to each process's exit, and from the kill to "motion disabled", are printed
 (figures, not pass/fail: the machine's load decides them).
@@ -26,9 +28,9 @@ CYCLES = 5
 DIRTY = ("Traceback", "RuntimeError", "Unable to convert", "terminate called")
 
 
-def start(log_dir: Path) -> tuple[subprocess.Popen, Path]:
+def start(log_dir: Path, *options: str) -> tuple[subprocess.Popen, Path]:
     out = log_dir.with_suffix(".out")
-    proc = subprocess.Popen([sys.executable, "-m", "asyncvla_ros.cli", "launch", "--log-dir", str(log_dir)],
+    proc = subprocess.Popen([sys.executable, "-m", "asyncvla_ros.cli", "launch", "--log-dir", str(log_dir), *options],
                             stdout=open(out, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     return proc, out
 
@@ -113,3 +115,55 @@ def test_a_dead_node_has_the_driver_deactivated_before_the_graph_stops(tmp_path)
     assert disabled and "(driver shutting down)" not in disabled[0]  # the lifecycle deactivate, not the exit
     assert text.index("driver deactivated (motion disabled)") < text.index("exited after SIGINT")
     print(f"driver motion disabled {ros_time(disabled[0]) - killed_at:.2f} s after kill -9 of the semantic node")
+
+
+def test_with_respawn_a_killed_node_is_restarted_and_the_graph_goes_on(tmp_path):
+    import psutil
+
+    log_dir = tmp_path / "respawn"
+    proc, out = start(log_dir, "--respawn")
+
+    def semantic_nodes():
+        found = []
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "__node:=semantic" in p.cmdline() and p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+            except psutil.Error:  # exited (or a zombie the launcher has not reaped yet)
+                pass
+        return found
+
+    try:
+        wait_acting(proc, out)
+        first = semantic_nodes()
+        assert len(first) == 1, first
+        first[0].kill()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (len(semantic_nodes()) == 1 and semantic_nodes()[0].pid != first[0].pid):
+            assert proc.poll() is None, out.read_text()[-3000:]
+            time.sleep(0.2)
+        text = out.read_text()
+        assert "restarting it in 1 s (restart 1 of 5)" in text
+        since = text.index("restarting it in 1 s")
+
+        def semantic_back():
+            """After the restart, the live line first marks the dead node's figures stale (a new process takes
+            longer than STALE_AFTER_S to start), then shows fresh figures again: the new process publishes."""
+            lines = out.read_text()[since:].splitlines()
+            silent = [i for i, line in enumerate(lines) if "[semantic silent" in line]
+            return bool(silent) and any(re.search(r"refresh \d+\.\d+ Hz", line) and "semantic silent" not in line
+                                        for line in lines[silent[0] + 1:])
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not semantic_back():
+            assert proc.poll() is None, out.read_text()[-3000:]
+            time.sleep(0.5)
+        assert semantic_back(), out.read_text()[-3000:]
+        assert proc.poll() is None, out.read_text()[-3000:]
+        driver = (log_dir / "driver.log").read_text()
+        assert "motion disabled" not in driver, driver[-2000:]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, out.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
