@@ -55,6 +55,23 @@ def unclean_stop_report(out: Path, log_dir: Path) -> str:
     return "\n".join([text[-3000:], *logs])
 
 
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every node it started (each in its own session, so a kill of the launcher
+    alone would leave them running into the next tests)."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    for p in [psutil.Process(proc.pid), *children]:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    proc.wait()
+
+
 def ros_time(line: str) -> float:
     return float(re.search(r"\[(\d+\.\d+)\]", line).group(1))
 
@@ -77,7 +94,7 @@ def test_the_graph_starts_and_stops_cleanly_again_and_again(tmp_path):
             assert proc.wait(60) == 0, unclean_stop_report(out, log_dir)
         finally:
             if proc.poll() is None:
-                proc.kill()
+                kill_tree(proc)
         text = out.read_text()
         lines = text.strip().splitlines()
         assert lines[-1].startswith("asyncvla-ros: stopped; logs in"), lines[-1]
@@ -107,7 +124,7 @@ def test_a_dead_node_has_the_driver_deactivated_before_the_graph_stops(tmp_path)
         assert proc.wait(60) == 1, out.read_text()[-3000:]
     finally:
         if proc.poll() is None:
-            proc.kill()
+            kill_tree(proc)
     text = out.read_text()
     assert text.strip().splitlines()[-1].startswith("asyncvla-ros: stopped because process semantic died (exit code -9)")
     driver = (log_dir / "driver.log").read_text()
@@ -166,4 +183,4 @@ def test_with_respawn_a_killed_node_is_restarted_and_the_graph_goes_on(tmp_path)
         assert proc.wait(60) == 0, out.read_text()[-3000:]
     finally:
         if proc.poll() is None:
-            proc.kill()
+            kill_tree(proc)
