@@ -57,7 +57,9 @@ class LaunchArgs:
                               "elsewhere a log line says it is not")
     visualizer: bool = param(True, "the chunk visualizer node (RViz markers, end-effector paths and ghost pose of each chunk)")
     teleop: str = param("", "a demonstrator in place of the policy (no semantic or action node): expert = the sim's scripted "
-                            "expert, robot:=sim only; record the graph to record demonstrations", choices=("", "expert"))
+                            "expert (robot:=sim); so100_leader = LeRobot's SO100 leader arm moved by hand (robot:=so100 or sim; "
+                            "the params file's teleop section); record the graph to record demonstrations",
+                        choices=("", "expert", "so100_leader"))
     respawn: bool = param(False, f"restart a node process that dies, {RESPAWN_DELAY_S:g} s after it died and at most "
                                  f"{RESPAWN_MAX_RETRIES} times each, instead of stopping the graph; never the driver (a dead "
                                  "driver stops the graph: motion is not re-enabled without an operator)")
@@ -72,6 +74,8 @@ class LaunchArgs:
                              "a digit), separated by /")
         if self.teleop == "expert" and self.robot != "sim":
             raise ValueError(f"teleop:=expert is the sim's scripted expert; robot:={self.robot} has no expert")
+        if self.teleop == "so100_leader" and self.robot not in ("sim", "so100"):
+            raise ValueError(f"teleop:=so100_leader drives an SO100's (or the sim SO-101's) joints, not robot:={self.robot}'s")
         if self.model and not Path(self.model).expanduser().is_dir():
             raise ValueError(f"model {self.model!r} is not a directory")
 

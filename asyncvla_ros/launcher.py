@@ -150,8 +150,9 @@ def live_line(status: dict[str, tuple[str, dict, float]], now_s: float) -> str:
 
     safety = part("safety_filter", lambda v, m: "safety: " + (m or "-"))
     if "teleop" in status:  # a demonstrator instead of the policy (teleop:=...)
-        teleop = part("teleop", lambda v, m: f"teleop {v.get('source', '-')}: {m or '-'} | episodes {v.get('episodes', '-')}, "
-                                             f"solved {v.get('solved', '-')} | commands {v.get('commands', '-')}")
+        teleop = part("teleop", lambda v, m: f"teleop {v.get('source', '-')}: {m or '-'} | "
+                                             + (f"episodes {v['episodes']}, solved {v.get('solved', '-')} | " if "episodes" in v else "")
+                                             + f"commands {v.get('commands', '-')}")
         return f"{teleop} | {safety}"
     action = part("action", lambda v, m: f"control {v.get('rate_hz', '-')} Hz (p99 period {v.get('period_p99_ms', '-')} ms) | "
                                          f"plan {v.get('plan_ms_p50', '-')} ms | semantic age {v.get('semantic_age_s', '-')} s")

@@ -6,6 +6,10 @@ Sources:
   driver's `sim/world_state`; one command per world update, while the driver reports itself active.
   The task it demonstrates (the world's instruction) goes out on the latched `instruction` topic, so a
   recording holds it for `bag-to-dataset`.
+- `so100_leader`: LeRobot's SO100 leader arm, moved by hand (`asyncvla_ros.drivers.so100.leader`,
+  parameters `so100_leader.*`): its joint positions in the follower's units, `so100_leader.rate_hz`
+  times a second. A failed read sends nothing (the safety filter's command timeout then holds the
+  follower) and is reported on `diagnostics`.
 
 `ros2 launch asyncvla_ros robot.launch.py teleop:=expert` starts it instead of the semantic and action
 nodes; `asyncvla-ros record` beside it records the episode.
@@ -22,40 +26,50 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
+from asyncvla_ros.drivers.base import DriverError
+from asyncvla_ros.drivers.so100.leader import SO100LeaderConfig, SO100LeaderSource
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import joint_state
-from asyncvla_ros.nodes.params import OK, WARN, Rejections, declare_config, diagnostics, steady_timer
+from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare_config, diagnostics, steady_timer
 from asyncvla_ros.nodes.qos import LATCHED
 from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.parameters import param
 
-SOURCES = ("expert",)
+SOURCES = ("expert", "so100_leader")
 
 
 @dataclass
 class TeleopNodeConfig:
-    source: str = param("expert", "what demonstrates: expert = the sim's scripted expert (robot:=sim)", choices=SOURCES)
+    source: str = param("expert", "what demonstrates: expert = the sim's scripted expert (robot:=sim); so100_leader = "
+                                  "LeRobot's SO100 leader arm (parameters so100_leader.*)", choices=SOURCES)
 
 
-CONFIGS = (("", TeleopNodeConfig),)
+CONFIGS = (("", TeleopNodeConfig), ("so100_leader.", SO100LeaderConfig))
 
 
 class TeleopNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("teleop", **kwargs)
         self.config = declare_config(self, TeleopNodeConfig)
-        from asyncvla_ros.sim.teleop import ExpertTeleop
-
-        self.source = ExpertTeleop()
         self.driver_active = False
         self.commands = 0
+        self.last_error = ""
         self.rejections = Rejections(self)
         self.cmd_pub = self.create_publisher(JointState, "joint_command", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
-        self.instruction_pub = self.create_publisher(String, "instruction", LATCHED)
-        self.instruction = None
-        self.create_subscription(DiagnosticArray, "diagnostics", self.on_diagnostics, 10)
-        self.create_subscription(SimWorldState, "sim/world_state", self.on_world, 2)
+        if self.config.source == "expert":
+            from asyncvla_ros.sim.teleop import ExpertTeleop
+
+            self.source = ExpertTeleop()
+            self.instruction_pub = self.create_publisher(String, "instruction", LATCHED)
+            self.instruction = None
+            self.create_subscription(DiagnosticArray, "diagnostics", self.on_diagnostics, 10)
+            self.create_subscription(SimWorldState, "sim/world_state", self.on_world, 2)
+        else:
+            leader = declare_config(self, SO100LeaderConfig, "so100_leader.")
+            self.source = SO100LeaderSource(leader)
+            self.source.connect()  # DriverError: the node exits saying what to do
+            self.create_timer(1.0 / leader.rate_hz, self.on_leader)
         steady_timer(self, 1.0, self.publish_diagnostics)
         self.get_logger().info(f"teleop source {self.config.source}: commands on joint_command")
 
@@ -83,12 +97,25 @@ class TeleopNode(Node):
             self.cmd_pub.publish(joint_state(self.source.joint_names, target, self.get_clock().now().nanoseconds))
             self.commands += 1
 
+    def on_leader(self) -> None:
+        try:
+            positions = self.source.read()
+        except DriverError as err:
+            self.last_error = str(err)
+            self.rejections.reject(f"{err}; nothing sent")
+            return
+        self.last_error = ""
+        self.cmd_pub.publish(joint_state(self.source.joint_names, positions, self.get_clock().now().nanoseconds))
+        self.commands += 1
+
     def publish_diagnostics(self) -> None:
-        s = self.source
-        level, message = (OK, f"{s.phase.lower()}") if self.driver_active else (WARN, "waiting for the driver to be active")
-        self.diag_pub.publish(diagnostics(self, time.time_ns(), "teleop", level, message,
-                                          {"source": self.config.source, "episodes": s.episodes, "solved": s.solved,
-                                           "commands": self.commands, "rejected": self.rejections.count}))
+        s, values = self.source, {"source": self.config.source, "commands": self.commands, "rejected": self.rejections.count}
+        if self.config.source == "expert":
+            level, message = (OK, s.phase.lower()) if self.driver_active else (WARN, "waiting for the driver to be active")
+            values.update(episodes=s.episodes, solved=s.solved)
+        else:
+            level, message = (ERROR, self.last_error) if self.last_error else (OK, "following the leader arm")
+        self.diag_pub.publish(diagnostics(self, time.time_ns(), "teleop", level, message, values))
 
     def close(self) -> None:
         self.source.close()
