@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(LeRobot's SO100 without use_degrees: range_m100_100 for the joints, range_0_100 for the gripper); "
                         "default rad for this package's sim data, required for other datasets")
     p.add_argument("--delta-actions", action="store_true",
-                   help="new policy: chunk targets relative to the current state (a[t+i] - s[t]) instead of absolute")
+                   help="new or fine-tuned (--init) policy: chunk targets relative to the current state (a[t+i] - s[t]) "
+                        "instead of absolute")
     p.add_argument("--no-time-misalignment", action="store_true", help="train with synchronised semantics only")
     p.add_argument("--sfm-only", action="store_true", help="plain SFM training (the 'w/o unified training' ablation)")
     defaults = TrainConfig()
@@ -293,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         have, n = policy.config.joints, action_dim
         if (have.units or ("rad",) * n) != (joints.units or ("rad",) * n) or (have.names and joints.names and have.names != joints.names):
             raise SystemExit(f"the policy's joints {have} are not the data's {joints}")
+    if opts.delta_actions and not opts.resume and not policy.config.expert.delta_actions:
+        # Fine-tuned (--init) into a delta policy: the chunk statistics are the data's deltas (Trainer.fit).
+        policy.config.expert = dataclasses.replace(policy.config.expert, delta_actions=True)
     if config.prefix_fraction and not policy.config.expert.continuation_prefix:
         # A new policy, or one fine-tuned for continuation: prefixes as long as the longest plan delay (L / 2).
         e = policy.config.expert

@@ -50,6 +50,14 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
     emb = "vlm.language_model.embed_tokens.weight"
     assert tuned.backbone.state_dict()[emb].shape == policy.backbone.state_dict()[emb].shape
 
+    # A trained absolute-action policy fine-tuned into a delta one: its chunk statistics are the data's deltas.
+    args = ["--dataset", str(tmp_path / "demos"), "--out", str(tmp_path / "run3"), "--init", str(tmp_path / "run" / "final"),
+            "--delta-actions", "--steps", "1", "--rater-steps", "0", "--batch-size", "2", "--warmup-steps", "0"]
+    assert train(args) == 0
+    delta = AsyncVLAPolicy.from_pretrained(tmp_path / "run3" / "final")
+    assert delta.config.expert.delta_actions and delta.normalizer.delta is not None
+    assert delta.config.expert.chunk_len == 8 and policy.normalizer.delta is None
+
 
 def test_training_on_two_datasets_uses_every_episode_and_refuses_mismatched_cameras(tmp_path, capsys):
     from asyncvla_ros.data.record import record_demos
