@@ -18,7 +18,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from asyncvla_ros.msg import SimWorldState
-from asyncvla_ros.nodes.conversions import from_time, to_time
+from asyncvla_ros.nodes.conversions import MessageError, from_time, to_time, world_snapshot
 from asyncvla_ros.nodes.images import rgb_to_image
 from asyncvla_ros.nodes.params import declare_config
 from asyncvla_ros.nodes.runner import run_and_exit
@@ -71,11 +71,11 @@ class CameraNode(Node):
         self.get_logger().info(f"camera {self.camera_name}: backend {self.backend} at {self.rate_hz} Hz")
 
     def on_world(self, msg: SimWorldState) -> None:
-        from asyncvla_ros.sim.render import PoseSnapshot
-
-        snap = PoseSnapshot(float(msg.sim_time_s), np.asarray(msg.qpos, dtype=np.float64),
-                            np.asarray(msg.mocap_pos, dtype=np.float64).reshape(-1, 3),
-                            np.asarray(msg.mocap_quat, dtype=np.float64).reshape(-1, 4))
+        try:
+            snap = world_snapshot(msg)
+        except MessageError as err:
+            self.get_logger().error(f"world state rejected: {err}", throttle_duration_sec=2.0)
+            return
         with self.lock:
             self.snapshot, self.snapshot_stamp_ns = snap, from_time(msg.header.stamp)
 

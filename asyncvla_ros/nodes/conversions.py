@@ -65,3 +65,18 @@ def single_point_trajectory(names, positions, stamp_ns: int, time_from_start_s: 
         time_from_start=Duration(sec=sec, nanosec=int(round((time_from_start_s - sec) * 1e9))),
     )]
     return msg
+
+
+def world_snapshot(msg):
+    """The sim's pose in a SimWorldState message, as the renderer and the expert's mirror take it.
+
+    Raises:
+        MessageError: mocap arrays that are not whole poses (3 and 4 values per body).
+    """
+    from asyncvla_ros.sim.render import PoseSnapshot
+
+    pos, quat = np.asarray(msg.mocap_pos, dtype=np.float64), np.asarray(msg.mocap_quat, dtype=np.float64)
+    if pos.size % 3 or quat.size % 4:
+        raise MessageError(f"world state with {pos.size} mocap positions and {quat.size} quaternion values "
+                           "(3 and 4 per body)")
+    return PoseSnapshot(float(msg.sim_time_s), np.asarray(msg.qpos, dtype=np.float64), pos.reshape(-1, 3), quat.reshape(-1, 4))

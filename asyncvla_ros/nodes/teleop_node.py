@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -29,7 +28,7 @@ from std_msgs.msg import String
 from asyncvla_ros.drivers.base import DriverError
 from asyncvla_ros.drivers.so100.leader import SO100LeaderConfig, SO100LeaderSource
 from asyncvla_ros.msg import SimWorldState
-from asyncvla_ros.nodes.conversions import joint_state
+from asyncvla_ros.nodes.conversions import joint_state, world_snapshot
 from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare_config, diagnostics, steady_timer
 from asyncvla_ros.nodes.qos import LATCHED
 from asyncvla_ros.nodes.runner import run_and_exit
@@ -80,13 +79,8 @@ class TeleopNode(Node):
                 self.driver_active = status.level == DiagnosticStatus.OK
 
     def on_world(self, msg: SimWorldState) -> None:
-        from asyncvla_ros.sim.render import PoseSnapshot
-
         try:
-            snapshot = PoseSnapshot(float(msg.sim_time_s), np.asarray(msg.qpos, dtype=np.float64),
-                                    np.asarray(msg.mocap_pos, dtype=np.float64).reshape(-1, 3),
-                                    np.asarray(msg.mocap_quat, dtype=np.float64).reshape(-1, 4))
-            target = self.source.command(snapshot, msg.episode_seed, msg.instruction, self.driver_active)
+            target = self.source.command(world_snapshot(msg), msg.episode_seed, msg.instruction, self.driver_active)
         except ValueError as err:
             self.rejections.reject(f"world state rejected: {err}")
             return

@@ -50,12 +50,13 @@ class ExpertTeleop:
 
         self.arm.set_pose(snapshot, instruction)
         episode = (int(episode_seed), instruction)
-        if self.expert is None or episode != self._episode or snapshot.time_s < self._time_s or not driver_active:
-            if self.expert is None or episode != self._episode or snapshot.time_s < self._time_s:
-                self.episodes += 1
-                logger.info("expert: episode %d (seed %d, %r)", self.episodes, episode_seed, instruction)
-            self.expert = ScriptedExpert(self.arm)
+        new_episode = self.expert is None or episode != self._episode or snapshot.time_s < self._time_s
+        if new_episode:
+            self.episodes += 1
             self._episode, self._solved = episode, False
+            logger.info("expert: episode %d (seed %d, %r)", self.episodes, episode_seed, instruction)
+        if new_episode or not driver_active:
+            self.expert = ScriptedExpert(self.arm)  # from where the arm is now
         self._time_s = snapshot.time_s
         if not driver_active:
             return None
