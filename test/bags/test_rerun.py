@@ -100,7 +100,9 @@ def test_rerun_reproduces_the_recorded_chunks_and_writes_bag_and_report(sim_bag,
     out, summary, wall = cli_run
     f = summary["figures"]
     recorded = bag_messages(sim_bag, "/action_chunk")
-    assert f["recorded_chunks"] == len(recorded) >= MIN_RATE_SHARE * RECORD_S * 20  # a graph that ran, if slowly
+    # A graph that planned for many seconds (enough chunks to compare after the first ~1.5 s), however
+    # fast: a throttled CI machine has recorded 132 chunks in these 20 s (6.6 Hz), which is slow, not broken.
+    assert f["recorded_chunks"] == len(recorded) >= 5 * RECORD_S
     # The graph ran before the recorder started: the first chunks rest on a refresh of frames captured
     # before the bag's first frame, or come before its first joint state. They are reported, not re-run.
     skipped = f["chunks_before_recording"] + f["chunks_with_refresh_not_in_bag"] + f["chunks_without_joint_state"]
