@@ -27,6 +27,7 @@ import numpy as np
 from asyncvla_ros.bags.reader import open_bag
 from asyncvla_ros.bags.recording import Recording, load
 from asyncvla_ros.bags.types import BagError
+from asyncvla_ros.control.joint_space import camera_pair
 from asyncvla_ros.data.features import UNITS_KEY
 
 
@@ -89,9 +90,7 @@ def dataset_camera_names(cameras, camera_map=()) -> dict[str, str]:
     """graph camera -> its name in the dataset, from `DATASET:=GRAPH` pairs (unmapped cameras keep theirs)."""
     names = {}
     for pair in camera_map:
-        dataset_name, sep, graph_name = str(pair).partition(":=")
-        if not sep or not dataset_name or not graph_name:
-            raise ValueError(f"--camera-map entry {pair!r}: write DATASET_CAMERA:=GRAPH_CAMERA, e.g. top:=front")
+        dataset_name, graph_name = camera_pair(pair, "--camera-map", "DATASET_CAMERA")
         if graph_name not in cameras:
             raise ValueError(f"--camera-map entry {pair!r}: {graph_name!r} is not one of the cameras {list(cameras)}")
         names[graph_name] = dataset_name

@@ -103,6 +103,14 @@ class JointSpace:
         return out
 
 
+def camera_pair(pair, option: str = "camera_map", left: str = "POLICY_CAMERA") -> tuple[str, str]:
+    """`LEFT:=GRAPH` -> (LEFT, GRAPH); ValueError naming `option` and the form to write."""
+    name, sep, graph_name = str(pair).partition(":=")
+    if not sep or not name or not graph_name:
+        raise ValueError(f"{option} entry {pair!r}: write {left}:=GRAPH_CAMERA, e.g. top:=front")
+    return name, graph_name
+
+
 def parse_camera_map(pairs, policy_cameras, graph_cameras=None) -> dict[str, str]:
     """policy camera -> the graph camera it reads, from `POLICY:=GRAPH` pairs (unmapped cameras read their
     own name). The mapped names must be exactly `graph_cameras`, when given.
@@ -113,9 +121,7 @@ def parse_camera_map(pairs, policy_cameras, graph_cameras=None) -> dict[str, str
     """
     mapping = {}
     for pair in pairs:
-        policy_name, sep, graph_name = str(pair).partition(":=")
-        if not sep or not policy_name or not graph_name:
-            raise ValueError(f"camera_map entry {pair!r}: write POLICY_CAMERA:=GRAPH_CAMERA, e.g. top:=front")
+        policy_name, graph_name = camera_pair(pair)
         if policy_name not in policy_cameras:
             raise ValueError(f"camera_map entry {pair!r}: the policy has no camera {policy_name!r}; it has {list(policy_cameras)}")
         mapping[policy_name] = graph_name

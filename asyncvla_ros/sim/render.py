@@ -34,6 +34,13 @@ class PoseSnapshot:
     def of(cls, data: mujoco.MjData) -> PoseSnapshot:
         return cls(float(data.time), data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy())
 
+    def apply_to(self, data: mujoco.MjData) -> None:
+        """Put `data` in this pose (positions, mocap bodies, time); the caller recomputes what it needs."""
+        data.qpos[:] = self.qpos
+        data.mocap_pos[:] = self.mocap_pos
+        data.mocap_quat[:] = self.mocap_quat
+        data.time = self.time_s
+
     def check_fits(self, model: mujoco.MjModel) -> None:
         """ValueError unless this is a pose of `model`'s scene (e.g. one sent by another process)."""
         if self.qpos.shape != (model.nq,) or self.mocap_pos.shape != (model.nmocap, 3) or self.mocap_quat.shape != (model.nmocap, 4):
@@ -57,10 +64,7 @@ class _WorkerState:
             for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
                          mujoco.mjtRndFlag.mjRND_SKYBOX):
                 flags[flag] = False
-        self.data.qpos[:] = snapshot.qpos
-        self.data.mocap_pos[:] = snapshot.mocap_pos
-        self.data.mocap_quat[:] = snapshot.mocap_quat
-        self.data.time = snapshot.time_s
+        snapshot.apply_to(self.data)
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_camlight(self.model, self.data)
         images = {}

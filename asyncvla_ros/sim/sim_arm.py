@@ -213,17 +213,14 @@ class SimArm:
         Raises:
             ValueError: a snapshot of another scene, or an unsupported instruction.
         """
-        m = self.model
-        snapshot.check_fits(m)
+        snapshot.check_fits(self.model)
         task.colour_of(instruction)
         with self._physics_lock:
             self._require_open()
-            d = self._data
-            d.qpos[:], d.qvel[:] = snapshot.qpos, 0.0
-            d.mocap_pos[:], d.mocap_quat[:] = snapshot.mocap_pos, snapshot.mocap_quat
-            d.time = snapshot.time_s
-            d.ctrl[self._actuator_ids] = snapshot.qpos[self._qpos_adr]
-            mujoco.mj_forward(m, d)
+            snapshot.apply_to(self._data)
+            self._data.qvel[:] = 0.0
+            self._data.ctrl[self._actuator_ids] = snapshot.qpos[self._qpos_adr]
+            mujoco.mj_forward(self.model, self._data)
             self._instruction = instruction
             self._publish_snapshot()
 

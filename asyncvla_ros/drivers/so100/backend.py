@@ -33,6 +33,7 @@ import numpy as np
 
 from asyncvla_ros.drivers.base import DriverBackend, DriverError, JointReading, LinkHealth
 from asyncvla_ros.drivers.hardware import LoopStats, checked_targets
+from asyncvla_ros.drivers.so100.calibration import require_calibration_file, sync_motor_calibration
 from asyncvla_ros.drivers.so100.config import JOINT_NAMES, SO100Config
 
 logger = logging.getLogger(__name__)
@@ -96,12 +97,7 @@ class SO100Backend(DriverBackend):
         robot = SO100Follower(SO100FollowerConfig(
             port=self.config.port, id=self.config.robot_id, calibration_dir=cal_dir, use_degrees=True,
             max_relative_target=self.config.relative_target_lerobot(), disable_torque_on_disconnect=True))
-        if not robot.calibration_fpath.is_file():
-            raise DriverError(f"so100: no LeRobot calibration file {robot.calibration_fpath}; calibrate the arm once "
-                              f"with `{calibrate_command(self.config)}`")
-        if set(robot.calibration) != set(JOINT_NAMES):
-            raise DriverError(f"so100: calibration file {robot.calibration_fpath} has motors {sorted(robot.calibration)}, "
-                              f"expected {list(JOINT_NAMES)}; recalibrate with `{calibrate_command(self.config)}`")
+        require_calibration_file(robot, "so100", calibrate_command(self.config))
         for attempt in (1, 2):  # a USB serial adapter may drop the first packets after opening
             try:
                 self._open_and_configure(robot)
@@ -133,10 +129,7 @@ class SO100Backend(DriverBackend):
         try:
             with self._bus_lock:
                 robot.bus.disable_torque()
-                if not robot.bus.is_calibrated:
-                    logger.warning("so100: the motors hold another calibration than %s; writing the file's to them",
-                                   robot.calibration_fpath)
-                    robot.bus.write_calibration(robot.calibration)
+                sync_motor_calibration(robot, "so100")
                 # LeRobot's configure() re-enables torque when it ends: make that a hold, not a jump.
                 self._hold_present(robot)
                 robot.configure()

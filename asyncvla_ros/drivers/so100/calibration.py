@@ -14,12 +14,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from pathlib import Path
 
+from asyncvla_ros.drivers.base import DriverError
 from asyncvla_ros.drivers.so100.config import JOINT_NAMES, SO100Config
 
+logger = logging.getLogger(__name__)
+
 MOTOR_MODEL = "sts3215"  # every SO100 follower motor (LeRobot's SO100Follower)
+
+
+def require_calibration_file(device, label: str, command: str) -> None:
+    """DriverError unless `device` (LeRobot's SO100 follower or leader, before connect) has its calibration
+    file, for every SO100 motor; the message gives `command`, the lerobot-calibrate call that writes it."""
+    if not device.calibration_fpath.is_file():
+        raise DriverError(f"{label}: no LeRobot calibration file {device.calibration_fpath}; calibrate it once with `{command}`")
+    if set(device.calibration) != set(JOINT_NAMES):
+        raise DriverError(f"{label}: calibration file {device.calibration_fpath} has motors {sorted(device.calibration)}, "
+                          f"expected {list(JOINT_NAMES)}; recalibrate with `{command}`")
+
+
+def sync_motor_calibration(device, label: str) -> None:
+    """Write the file's calibration to `device`'s connected motors where they hold another (what LeRobot's
+    own prompt does on ENTER; the nodes never prompt)."""
+    if not device.bus.is_calibrated:
+        logger.warning("%s: the motors hold another calibration than %s; writing the file's to them", label, device.calibration_fpath)
+        device.bus.write_calibration(device.calibration)
 
 
 def read_calibration(path: str | Path) -> dict:

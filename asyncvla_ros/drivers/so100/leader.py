@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from asyncvla_ros.drivers.base import DriverError
+from asyncvla_ros.drivers.so100.calibration import require_calibration_file, sync_motor_calibration
 from asyncvla_ros.drivers.so100.config import GRIPPER_UNITS, JOINT_NAMES, SO100Config
 from asyncvla_ros.parameters import check_fields, param
 
@@ -69,18 +70,10 @@ class SO100LeaderSource:
         c = self.config
         cal_dir = Path(c.calibration_dir).expanduser() if c.calibration_dir else None
         leader = SO100Leader(LeRobotLeaderConfig(port=c.port, id=c.leader_id, calibration_dir=cal_dir, use_degrees=True))
-        if not leader.calibration_fpath.is_file():
-            raise DriverError(f"so100_leader: no LeRobot calibration file {leader.calibration_fpath}; calibrate the leader "
-                              f"arm once with `{calibrate_command(c)}`")
-        if set(leader.calibration) != set(JOINT_NAMES):
-            raise DriverError(f"so100_leader: calibration file {leader.calibration_fpath} has motors {sorted(leader.calibration)}, "
-                              f"expected {list(JOINT_NAMES)}; recalibrate with `{calibrate_command(c)}`")
+        require_calibration_file(leader, "so100_leader", calibrate_command(c))
         try:
             leader.bus.connect()
-            if not leader.bus.is_calibrated:
-                logger.warning("so100_leader: the motors hold another calibration than %s; writing the file's to them",
-                               leader.calibration_fpath)
-                leader.bus.write_calibration(leader.calibration)
+            sync_motor_calibration(leader, "so100_leader")
             leader.configure()  # torque off, position mode: the arm is moved by hand
         except Exception as err:  # LeRobot raises ConnectionError/RuntimeError/OSError here
             if leader.bus.is_connected:
