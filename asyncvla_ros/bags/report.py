@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from asyncvla_ros.bags.recording import stamp_ns
-from asyncvla_ros.bags.rerun import STATE_NOT_IN_BAG, RerunResult
+from asyncvla_ros.bags.rerun import MISSING_NAMES, STATE_NOT_IN_BAG, RerunResult
 from asyncvla_ros.bags.semantic_replay import BEFORE_RECORDING, NOT_IN_BAG
 
 MATCH_TOL_RAD = 1e-5  # recomputed chunks within this of the recorded ones count as reproduced
@@ -54,6 +54,9 @@ def compare(result: RerunResult) -> dict:
         "reproduced_chunks": int((diffs <= MATCH_TOL_RAD).sum()),
         "chunks_with_inputs_missing_from_bag": sum(not t.inputs_complete for t in pairs),
         "reproduced_of_chunks_with_complete_inputs": int(sum(d <= MATCH_TOL_RAD for t, d in zip(pairs, diffs) if t.inputs_complete)),
+        # By the first input each lacks, and (should there be any) the ticks of complete chunks that differ.
+        **{f"inputs_missing_{name}": sum(t.missing == why for t in pairs) for why, name in MISSING_NAMES.items()},
+        "unreproduced_ticks_with_complete_inputs": [t.tick for t, d in zip(pairs, diffs) if t.inputs_complete and d > MATCH_TOL_RAD][:20],
         "first_reproduced_tick": next((t.tick for t, d in zip(pairs, diffs) if d <= MATCH_TOL_RAD), None),
         "max_abs_diff_rad": float(diffs.max()) if diffs.size else float("nan"),
         "median_abs_diff_rad": float(np.median(diffs)) if diffs.size else float("nan"),
@@ -250,9 +253,9 @@ def write_report(result: RerunResult, out_dir: Path) -> dict:
     skipped = summary["chunks_before_recording"] + summary["chunks_with_refresh_not_in_bag"] + summary["chunks_without_joint_state"]
     reproduced = (f"{summary['reproduced_chunks']} of {summary['compared_chunks']} re-run chunks reproduced within "
                   f"{MATCH_TOL_RAD:g} rad (first at tick {summary['first_reproduced_tick']}); largest difference "
-                  f"{summary['max_abs_diff_rad']:.3g} rad. {summary['chunks_with_inputs_missing_from_bag']} chunks rest on something the bag lacks (a frame, a "
-                  "joint state, or earlier chunks that ensembling and history carry: those before the bag's first chunk, "
-                  f"or one the recorder missed); of the others, {summary['reproduced_of_chunks_with_complete_inputs']} were reproduced. "
+                  f"{summary['max_abs_diff_rad']:.3g} rad. {summary['chunks_with_inputs_missing_from_bag']} chunks rest on something the bag lacks (by the first "
+                  "input each lacks: " + ", ".join(f"{summary['inputs_missing_' + n]} {n.replace('_', ' ')}" for n in MISSING_NAMES.values())
+                  + f"); of the others, {summary['reproduced_of_chunks_with_complete_inputs']} were reproduced. "
                   f"{skipped} of the {summary['recorded_chunks']} recorded chunks were not re-run: "
                   f"{summary['chunks_before_recording']} rest on a semantic refresh of frames captured before the recording began, "
                   f"{summary['chunks_with_refresh_not_in_bag']} on one whose frames are not in the bag, "

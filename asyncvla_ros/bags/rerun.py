@@ -49,6 +49,15 @@ logger = logging.getLogger(__name__)
 
 STATE_NOT_IN_BAG = "no joint state in the bag yet"  # TickRecord.skipped: nothing recorded to plan from
 
+# TickRecord.missing: what a chunk rested on that the bag does not hold (so the re-run need not match it).
+MISSING_HISTORY = "chunks or history from before the bag, or over a chunk the recorder missed"
+MISSING_SEMANTICS = "the refresh's frames (re-encoded from the nearest set the bag holds)"
+MISSING_STATE = "the joint state it was planned from (planned from the one recorded before)"
+MISSING_ANSWERS = "a safety-filter answer its history held (or the re-run's command there differed)"
+MISSING_HOLDS = "the node's holds (its hold count differs from the re-run's: a tick it neither planned nor held)"
+MISSING_NAMES = {MISSING_HISTORY: "history", MISSING_SEMANTICS: "refresh_frames", MISSING_STATE: "joint_state",
+                 MISSING_ANSWERS: "filter_answer", MISSING_HOLDS: "holds"}  # short names, for the report's figures
+
 
 @dataclass
 class RerunConfig:
@@ -93,13 +102,17 @@ class TickRecord:
     semantic_stamp_ns: int
     recorded: object | None = None  # decoded ActionChunk of the action node at this tick
     recorded_log_ns: int = 0
-    inputs_complete: bool = True  # False: something the node's chunk rested on is missing from the bag
+    missing: str = ""  # what the node's chunk rested on that the bag lacks (MISSING_*), "" when nothing
     skipped: str = ""  # why the recorded chunk was not re-planned (semantic_replay.SKIPPED), "" when it was
     # What the safety filter let through for this command (recorded) went into the history in its place;
     # "clamped" when that differed from the command.
     filtered: str = ""  # "" | "passed" | "clamped"
     history_answered: tuple[bool, ...] = ()  # the re-run's history entries that held the filter's answer
     hold_ticks: int = 0  # ticks the re-run had held by this one (ActionChunk.hold_ticks)
+
+    @property
+    def inputs_complete(self) -> bool:
+        return not self.missing
 
     @property
     def semantic_age_s(self) -> float:
@@ -237,7 +250,7 @@ class Rerun:
                 self.loop.follow(None)
                 unknown_until = max(unknown_until, k + self.reach)
                 out.append(TickRecord(k, 0, 0, False, "the node planned a chunk the bag lacks", None, None, self.loop.chunk_id,
-                                      0, 0, inputs_complete=False))
+                                      0, 0, missing=MISSING_HISTORY))
                 continue
             log_ns, chunk = recorded
             state_stamp, now = stamp_ns(chunk.header.stamp), tick_stamp(chunk)
@@ -258,11 +271,17 @@ class Rerun:
             if sample is None:  # no joint state yet (a recorder that matched /joint_states late)
                 out.append(self._skip(k, chunk, log_ns, executed, STATE_NOT_IN_BAG))
                 continue
-            complete = exact and answers_in_bag and sample.stamp_ns == state_stamp and k > unknown_until
+            # The first input the bag lacks; the node's hold count says whether the schedule restarted
+            # chunks and history where the node did.
+            holds_match = int(getattr(chunk, "hold_ticks", self.loop.hold_ticks)) == self.loop.hold_ticks
+            missing = next((why for why, lacking in ((MISSING_HISTORY, k <= unknown_until), (MISSING_SEMANTICS, not exact),
+                                                      (MISSING_STATE, sample.stamp_ns != state_stamp),
+                                                      (MISSING_ANSWERS, not answers_in_bag), (MISSING_HOLDS, not holds_match))
+                            if lacking), "")
             state = self.rec.state_positions(sample, self.joint_names)
-            result = self.loop.tick(now, semantics, state, sample.stamp_ns, executed=None if complete else executed)
+            result = self.loop.tick(now, semantics, state, sample.stamp_ns, executed=executed if missing else None)
             record = self._record(k, result, now, sample.stamp_ns, chunk, log_ns)
-            record.inputs_complete = complete
+            record.missing = missing
             self._sent[now] = record
             out.append(record)
         return out
@@ -273,7 +292,7 @@ class Rerun:
         now = tick_stamp(chunk)
         command = self.loop.follow(executed, now)
         record = TickRecord(k, now, stamp_ns(chunk.header.stamp), False, "", command, None, self.loop.chunk_id,
-                            int(chunk.semantic_seq), stamp_ns(chunk.semantic_stamp), chunk, log_ns, inputs_complete=False,
+                            int(chunk.semantic_seq), stamp_ns(chunk.semantic_stamp), chunk, log_ns, missing=why,
                             skipped=why)
         self._sent[now] = record
         return record

@@ -7,8 +7,11 @@
   recording* (a bag started on a running graph): it cannot be re-encoded, and the re-run skips the
   chunks resting on it. A frame missing from inside the bag (a recorder that fell behind) is replaced
   by the newest set the node's synchroniser could have taken by then, and the refresh is marked
-  approximate; with none, the refresh is *not in the bag*. Bags from before frame_stamps: the set
-  whose oldest frame has the refresh's stamp, matched as the synchroniser matches.
+  approximate; with none, the refresh is *not in the bag*. A refresh known only by its stamp (its own
+  message is not in the bag, or the bag is from before frame_stamps): the set whose oldest frame has
+  that stamp, matched as the synchroniser matches, and approximate too, since the node's synchroniser
+  chose among the frames it had received by then (on recorded sim bags 1-3 % of such matches picked
+  another frame than the node had).
 - Simulated refreshes (`simulated(now)`): the loop with its rate cap, fed the bag's messages in the
   order they were received, stepped at the re-run's ticks (stale semantics at low rates).
 """
@@ -93,7 +96,7 @@ class SemanticReplay:
         else:  # a bag from before frame_stamps, or the refresh's own message is not in the bag
             frames = self._matched(stamp)
             if frames is not None:
-                return self._encode(seq, frames, record, EXACT)
+                return self._encode(seq, frames, record, APPROXIMATE)
             if any(self._predates(c, stamp) for c in self.cameras):
                 return Refresh(seq, stamp, BEFORE_RECORDING)
         frames = self._newest_by(record.log_ns if record is not None else stamp + int(self.config.max_skew_s * 1e9))
