@@ -10,7 +10,7 @@
   approximate; with none, the refresh is *not in the bag*. A refresh known only by its stamp (its own
   message is not in the bag, or the bag is from before frame_stamps): the set whose oldest frame has
   that stamp, matched as the synchroniser matches, and approximate too, since the node's synchroniser
-  chose among the frames it had received by then (on recorded sim bags 1-3 % of such matches picked
+  chose among the frames it had received by then (on recorded sim bags up to 3 % of such matches picked
   another frame than the node had).
 - Simulated refreshes (`simulated(now)`): the loop with its rate cap, fed the bag's messages in the
   order they were received, stepped at the re-run's ticks (stale semantics at low rates).
