@@ -29,9 +29,6 @@ logger = logging.getLogger(__name__)
 
 # Folded "ready" pose: gripper pointing down about 7 cm above the table in front of the base, open.
 HOME_POSITIONS_RAD = np.array([0.0, -0.1, 0.16, 1.5, 0.0, 0.6])
-# Success: the cube rests (on the table, nearly still) with its centre inside the area, untouched.
-_REST_HEIGHT_TOLERANCE_M = 0.004
-_REST_SPEED_M_S = 0.02
 # step() accepts targets this far outside a joint's range as rounding (the actuator clamps them).
 _RANGE_TOLERANCE_RAD = 1e-6
 
@@ -74,10 +71,8 @@ class SimArm:
         self._data = mujoco.MjData(self.model)
         substeps = self.config.control_period_s / self.model.opt.timestep
         if abs(substeps - round(substeps)) > 1e-6:
-            raise ValueError(
-                f"SimArmConfig.control_period_s={self.config.control_period_s} is not a multiple of the "
-                f"physics timestep {self.model.opt.timestep} s"
-            )
+            raise ValueError(f"SimArmConfig.control_period_s={self.config.control_period_s} is not a multiple of the "
+                             f"physics timestep {self.model.opt.timestep} s")
         self._substeps = round(substeps)
 
         m = self.model
@@ -101,10 +96,8 @@ class SimArm:
         self._instruction = self.config.instruction or task.INSTRUCTIONS[0]
         self._snapshot: PoseSnapshot | None = None
         self._branched = False  # inside branch(): steps render nothing and publish no pose
-        logger.info(
-            "sim arm ready: %d physics steps of %.4f s per control step, cameras %s",
-            self._substeps, m.opt.timestep, self.config.cameras,
-        )
+        logger.info("sim arm ready: %d physics steps of %.4f s per control step, cameras %s",
+                    self._substeps, m.opt.timestep, self.config.cameras)
 
     # -- description -------------------------------------------------------------------------------
 
@@ -316,10 +309,7 @@ class SimArm:
 
     def environment_state(self) -> np.ndarray:
         """Privileged scene state, float32 in :data:`task.ENVIRONMENT_STATE_NAMES` order."""
-        position, (w, x, y, z) = self.cube_pose()
-        yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-        target = self.target_position()
-        return np.array([*position, np.sin(4.0 * yaw), np.cos(4.0 * yaw), *target[:2]], dtype=np.float32)
+        return task.environment_state(*self.cube_pose(), self.target_position())
 
     def cube_touches_robot(self) -> bool:
         """Whether any robot geom is in contact with the cube."""
@@ -327,23 +317,17 @@ class SimArm:
             return self._cube_touches_robot()
 
     def _cube_touches_robot(self) -> bool:
-        contacts = self._data.contact
-        for g1, g2 in zip(contacts.geom1, contacts.geom2):
-            if (g1 == self._cube_geom and g2 in self._robot_geoms) or (
-                g2 == self._cube_geom and g1 in self._robot_geoms
-            ):
-                return True
-        return False
+        cube, robot = self._cube_geom, self._robot_geoms
+        pairs = zip(self._data.contact.geom1, self._data.contact.geom2)
+        return any((a == cube and b in robot) or (b == cube and a in robot) for a, b in pairs)
 
     def is_success(self) -> bool:
         """The cube rests on the table with its centre inside the instructed area, and is let go."""
         target = self.target_position()
         with self._physics_lock:
-            pos = self._data.qpos[self._cube_qpos:self._cube_qpos + 3]
-            speed = np.linalg.norm(self._data.qvel[self._cube_dof:self._cube_dof + 3])
-            inside = bool(np.all(np.abs(pos[:2] - target[:2]) <= task.TARGET_HALF_SIZE_M))
-            resting = abs(pos[2] - task.CUBE_HALF_SIZE_M - task.TABLE_TOP_Z_M) < _REST_HEIGHT_TOLERANCE_M
-            return inside and resting and speed < _REST_SPEED_M_S and not self._cube_touches_robot()
+            position = self._data.qpos[self._cube_qpos:self._cube_qpos + 3]
+            speed = float(np.linalg.norm(self._data.qvel[self._cube_dof:self._cube_dof + 3]))
+            return task.cube_rests_in_area(position, speed, target) and not self._cube_touches_robot()
 
     # -- rendering ---------------------------------------------------------------------------------
 

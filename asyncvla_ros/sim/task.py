@@ -37,6 +37,10 @@ INSTRUCTIONS = tuple(INSTRUCTION_TEMPLATE.format(colour=colour) for colour in TA
 # cube looks the same every quarter turn); the target is the area the instruction names, so reading it
 # off an image takes the instruction too. World frame, m.
 ENVIRONMENT_STATE_NAMES = ("cube_x", "cube_y", "cube_z", "cube_sin_4yaw", "cube_cos_4yaw", "target_x", "target_y")
+# Success: the cube rests (on the table, nearly still) with its centre inside the area (and untouched:
+# SimArm.is_success checks the contacts).
+REST_HEIGHT_TOLERANCE_M = 0.004
+REST_SPEED_M_S = 0.02
 
 
 def instruction_for(colour: str) -> str:
@@ -74,3 +78,17 @@ def target_slot_xy(slot: int) -> np.ndarray:
     """World (x, y) in m of a target slot's centre."""
     radius, bearing = TARGET_SLOTS_POLAR[slot]
     return np.array([radius * np.cos(bearing), radius * np.sin(bearing)])
+
+
+def environment_state(cube_position, cube_quat_wxyz, target_position) -> np.ndarray:
+    """The privileged scene state, float32 in ENVIRONMENT_STATE_NAMES order (world frame, m)."""
+    w, x, y, z = cube_quat_wxyz
+    yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    return np.array([*cube_position, np.sin(4.0 * yaw), np.cos(4.0 * yaw), *target_position[:2]], dtype=np.float32)
+
+
+def cube_rests_in_area(cube_position, cube_speed_m_s: float, target_position) -> bool:
+    """The cube's centre is inside the area and the cube rests on the table, nearly still."""
+    inside = bool(np.all(np.abs(np.asarray(cube_position[:2]) - target_position[:2]) <= TARGET_HALF_SIZE_M))
+    resting = abs(cube_position[2] - CUBE_HALF_SIZE_M - TABLE_TOP_Z_M) < REST_HEIGHT_TOLERANCE_M
+    return inside and resting and cube_speed_m_s < REST_SPEED_M_S

@@ -45,3 +45,24 @@ def test_instructions_name_distinct_areas():
 def test_unknown_instruction_lists_the_supported_ones():
     with pytest.raises(ValueError, match="supported"):
         colour_of("put the red cube in the orange area")
+
+
+def test_the_success_rule_and_the_environment_state_without_mujoco():
+    import numpy as np
+
+    from asyncvla_ros.sim import task
+
+    target = np.array([0.2, 0.1, 0.0])
+    on_table = task.TABLE_TOP_Z_M + task.CUBE_HALF_SIZE_M
+    assert task.cube_rests_in_area([0.2, 0.1, on_table], 0.0, target)
+    assert task.cube_rests_in_area([0.2 + 0.039, 0.1 - 0.039, on_table + 0.003], 0.019, target)
+    assert not task.cube_rests_in_area([0.2 + 0.041, 0.1, on_table], 0.0, target)  # centre outside the area
+    assert not task.cube_rests_in_area([0.2, 0.1, on_table + 0.01], 0.0, target)  # held above the table
+    assert not task.cube_rests_in_area([0.2, 0.1, on_table], 0.05, target)  # still sliding
+    # A quarter turn looks the same: yaw enters as 4 x yaw.
+    yaw = 0.3
+    quat = lambda a: [np.cos(a / 2), 0.0, 0.0, np.sin(a / 2)]
+    state = task.environment_state([0.1, -0.05, on_table], quat(yaw), target)
+    assert state.dtype == np.float32 and len(state) == len(task.ENVIRONMENT_STATE_NAMES)
+    np.testing.assert_allclose(state, [0.1, -0.05, on_table, np.sin(4 * yaw), np.cos(4 * yaw), 0.2, 0.1], atol=1e-6)
+    np.testing.assert_allclose(task.environment_state([0.1, -0.05, on_table], quat(yaw + np.pi / 2), target), state, atol=1e-6)
