@@ -33,6 +33,7 @@ from asyncvla_ros.control.action_loop import CHUNK_MODES
 from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate_runs
 from asyncvla_ros.evaluation.seams import summarize as seam_summary
 from asyncvla_ros.evaluation.stats import mcnemar_exact, wilson_interval
+from asyncvla_ros.sim.task import instruction_for
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                         "episodes": len(results), "successes": wins, "success_rate": wins / len(results),
                         "ci95": wilson_interval(wins, len(results)),
                         "lift_rate": sum(r.cube_lifted for r in results) / len(results),
+                        "wrong_area_rate": sum(_in_wrong_area(r) for r in results) / len(results),
                         "mean_final_target_distance_m": sum(r.final_target_distance_m for r in results) / len(results),
                         "mean_steps": sum(r.steps for r in results) / len(results),
                         "mean_regenerated_per_chunk": sum(r.mean_regenerated for r in results) / len(results),
@@ -263,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _in_wrong_area(result) -> bool:
+    return result.final_area is not None and instruction_for(result.final_area) != result.instruction
+
+
 def _median(values) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -270,13 +276,13 @@ def _median(values) -> float | None:
 
 def table(summary: list[dict], paired: list[dict]) -> str:
     """The results as Markdown tables (the README's)."""
-    lines = ["| condition | successes | success rate (95 % CI) | cube lifted | final cube-to-area distance | "
-             "AFM-regenerated steps per chunk |", "|---|---|---|---|---|---|"]
+    lines = ["| condition | successes | success rate (95 % CI) | cube lifted | cube in another area | "
+             "final cube-to-area distance | AFM-regenerated steps per chunk |", "|---|---|---|---|---|---|---|"]
     for s in summary:
         lo, hi = s["ci95"]
         lines.append(f"| {s['condition']} | {s['successes']}/{s['episodes']} | {100 * s['success_rate']:.0f} % "
                      f"({100 * lo:.1f}-{100 * hi:.1f} %) | {100 * s['lift_rate']:.0f} % | "
-                     f"{s['mean_final_target_distance_m']:.3f} m | {s['mean_regenerated_per_chunk']:.1f} |")
+                     f"{100 * s['wrong_area_rate']:.0f} % | {s['mean_final_target_distance_m']:.3f} m | {s['mean_regenerated_per_chunk']:.1f} |")
     if paired:
         lines += ["", "| paired (same seeds) | both solved | only the first | only the baseline | neither | McNemar exact p |",
                   "|---|---|---|---|---|---|"]

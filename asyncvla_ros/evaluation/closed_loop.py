@@ -85,6 +85,9 @@ class EpisodeResult:
     triggered_refreshes: int = 0  # of them, asked for by the confidence trigger
     # Disturbed episodes: from the cube's move to the first refresh of a frame showing it becoming usable, s.
     disturbance_seen_after_s: float | None = None
+    # The colour of the area the cube's centre lies in at the end (None: in none), to tell a cube put in
+    # the wrong area (the instruction misread) from one dropped on the way.
+    final_area: str | None = None
 
 
 LIFT_HEIGHT_M = 0.02
@@ -180,12 +183,24 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
             success = True
             break
     distance = float(np.linalg.norm(arm.cube_pose()[0][:2] - arm.target_position()[:2]))
+    final_area = area_holding(arm)
     arm_joints = np.array([i for i, name in enumerate(arm.joint_names) if "gripper" not in name])
     return EpisodeResult(seed, obs.instruction, success, step + 1,
                          float(np.mean(regenerated)) if regenerated else 0.0,
                          float(np.mean(ages)) if ages else 0.0, time.perf_counter() - t_wall,
                          lifted, distance, disturbed, episode_seams(commands, switched, STEP_NS * 1e-9, arm_joints),
-                         semantic.stats().seq, semantic.stats().triggered, seen_after_s)
+                         semantic.stats().seq, semantic.stats().triggered, seen_after_s, final_area)
+
+
+def area_holding(arm) -> str | None:
+    """The colour of the area whose square holds the cube's centre (xy), or None."""
+    from asyncvla_ros.sim import task
+
+    cube_xy = arm.cube_pose()[0][:2]
+    for colour in task.TARGET_COLOURS:
+        if np.all(np.abs(cube_xy - arm.target_position(colour)[:2]) <= task.TARGET_HALF_SIZE_M):
+            return colour
+    return None
 
 
 def make_arm(policy, camera_map=()):

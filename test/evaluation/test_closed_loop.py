@@ -53,7 +53,26 @@ def test_a_disturbance_moves_the_cube_away_unless_the_arm_holds_it():
     finally:
         arm.close()
     result = evaluate(policy, [5], EvalConfig(max_steps=4, disturb_at_step=2))[0]
-    assert result.disturbed and result.steps == 4
+    assert result.disturbed and result.steps == 4 and result.final_area is None
+
+
+def test_the_area_the_cube_ends_in_is_named_by_colour():
+    from asyncvla_ros.evaluation.closed_loop import area_holding, make_arm
+    from asyncvla_ros.sim import task
+
+    policy, _ = load_policy()
+    arm = make_arm(policy)
+    try:
+        arm.reset(seed=3)
+        assert area_holding(arm) is None  # a spawn is never on an area
+        for colour in task.TARGET_COLOURS:
+            centre = arm.target_position(colour)[:2]
+            arm.move_cube(centre + [task.TARGET_HALF_SIZE_M - 0.002, 0.0])
+            assert area_holding(arm) == colour
+            arm.move_cube(centre + [task.TARGET_HALF_SIZE_M + 0.002, 0.0])
+            assert area_holding(arm) is None
+    finally:
+        arm.close()
 
 
 def test_episodes_run_through_the_deployed_control_path_with_stale_semantics():
@@ -113,7 +132,7 @@ def test_eval_command_writes_results_and_a_plot(tmp_path):
     report = json.loads((tmp_path / "eval" / "results.json").read_text())
     names = [s["condition"] for s in report["summary"]]
     assert names == ["main: sfm_only", "main: asyncvla", "main: asyncvla, stale semantics"]  # catalogue order
-    assert len(report["episodes"]) == 6 and all(s["episodes"] == 2 for s in report["summary"])
+    assert len(report["episodes"]) == 6 and all(s["episodes"] == 2 and s["wrong_area_rate"] == 0 for s in report["summary"])
     assert [(p["condition"], p["baseline"], p["pairs"]) for p in report["paired_tests"]] == [("main: asyncvla", "main: sfm_only", 2)]
     assert (tmp_path / "eval" / "success_rates.png").stat().st_size > 1000
     assert main(args + ["--conditions", "continue_d2,ensemble_d2", "--max-steps", "12", "--out", str(tmp_path / "seams")]) == 0
