@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from asyncvla_ros.drivers.hardware import check_limits_config, per_joint
 
 J2N6S300_JOINTS = tuple(f"j2n6s300_joint_{i}" for i in range(1, 7))
+J2N6S300_CONTINUOUS = tuple(J2N6S300_JOINTS[i] for i in (0, 3, 4, 5))  # J1, J4-J6 have no end stops
 VELOCITY_TYPES = ("std_msgs/msg/Float64MultiArray", "kinova_msgs/msg/JointVelocity")
 
 
@@ -29,6 +30,7 @@ class KinovaTrackingConfig:
     state_rate_hz: float = field(default=50.0, metadata={"help": "joint_states published per second, Hz", "range": (1.0, 500.0)})
     max_consecutive_failures: int = field(default=5, metadata={"help": "failed arm calls in a row after which the link counts as lost (streaming stops)", "range": (1, 1000)})
     stale_after_s: float = field(default=0.2, metadata={"help": "read() fails when the last good joint reading is older than this, s", "range": (0.01, 10.0)})
+    continuous_joints: tuple[str, ...] = field(default=J2N6S300_CONTINUOUS, metadata={"help": "joints without end stops, whose reported angle may wrap (some drivers report [0, 2pi) or [-pi, pi)): a reading more than pi from the last is unwrapped by whole turns, so crossing the wrap point never looks like a full turn to the tracking loop"})
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -48,6 +50,11 @@ class KinovaTrackingConfig:
             raise ValueError(f"{owner}.position_tolerance_rad must be in [0, 0.1] rad, got {self.position_tolerance_rad!r}")
         if not 10.0 <= self.loop_rate_hz <= 500.0:
             raise ValueError(f"{owner}.loop_rate_hz must be in [10, 500] Hz, got {self.loop_rate_hz!r}")
+        self.continuous_joints = tuple(str(j) for j in self.continuous_joints)
+        unknown = [j for j in self.continuous_joints if j not in self.joint_names]
+        if unknown or len(set(self.continuous_joints)) != len(self.continuous_joints):
+            raise ValueError(f"{owner}.continuous_joints must be distinct names from joint_names {list(self.joint_names)}, "
+                             f"got {list(self.continuous_joints)}")
         if not 1 <= self.max_consecutive_failures <= 1000:
             raise ValueError(f"{owner}.max_consecutive_failures must be in [1, 1000], got {self.max_consecutive_failures!r}")
 

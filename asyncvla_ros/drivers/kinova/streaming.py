@@ -41,6 +41,7 @@ class VelocityStreamingBackend(DriverBackend):
         self._n = len(config.joint_names)
         self._lower = np.asarray(config.position_lower)
         self._upper = np.asarray(config.position_upper)
+        self._continuous = np.array([j in config.continuous_joints for j in config.joint_names])
         self.tracker = VelocityTracker(config.speed_limit_rad_s, config.accel_limit_rad_s2, config.position_gain_per_s,
                                        config.position_tolerance_rad, self._lower, self._upper, 1.0 / config.loop_rate_hz)
         self._io_lock = threading.Lock()  # one call into the arm link at a time
@@ -245,10 +246,15 @@ class VelocityStreamingBackend(DriverBackend):
         return True
 
     def _store(self, positions, velocities, stamp_ns: int) -> None:
-        positions = np.asarray(positions, dtype=np.float64)
+        positions = np.array(positions, dtype=np.float64)
         with self._lock:
+            prev = self._reading
+            if prev is not None and self._continuous.any():
+                # A continuous joint that moved more than half a turn since the last reading (a few ms ago)
+                # crossed the driver's wrap point: keep its angle continuous, by whole turns.
+                jump = positions[self._continuous] - prev.positions_rad[self._continuous]
+                positions[self._continuous] -= 2.0 * np.pi * np.round(jump / (2.0 * np.pi))
             if velocities is None:
-                prev = self._reading
                 dt = (stamp_ns - prev.stamp_ns) * 1e-9 if prev is not None else 0.0
                 velocities = (positions - prev.positions_rad) / dt if dt > 0 else np.zeros(self._n)
             self._reading = JointReading(positions, np.asarray(velocities, dtype=np.float64), int(stamp_ns))
