@@ -4,9 +4,13 @@ LeRobotDataset written with LeRobot's own API (video by default, `--images` for 
 Per bag, frames at `--fps` in bag time from the first moment every camera and a joint state have
 arrived: each camera's newest image, the newest joint state (`observation.state`), and as `action` the
 command the driver was sent next: the first `safe_joint_command` (what the safety filter let through;
-`joint_command` in a bag without it) received at or after the frame's time. Episodes: one per
-bag, split further at every message on `--split-topic`. The task is the newest `instruction` at the
-episode's start (`--task` where the bag has none). States and actions are in the graph's radians, or
+`joint_command` in a bag without it) received at or after the frame's time. Episodes: one per bag,
+split further at every message on `--split-topic`. A new episode starts with the first frame set whose
+images and joint state were all captured (header stamps) after that message, so that no frame mixes
+the last scene with the next; the frames between belong to neither. The task is the newest
+`instruction` at the episode's start; for an episode whose first frames came before any (a latched
+instruction reaches the recorder after the cameras do), the first one said during it; `--task` where
+the bag has none. States and actions are in the graph's radians, or
 in degrees with `--units deg` (every joint), and the dataset says which (`info.json`:
 `asyncvla_joint_units`), so `asyncvla-ros train` needs no `--joint-units` for it; joint names are the
 joint states' (`--joint-names` picks and orders them). Camera features are named after the graph's
@@ -45,6 +49,9 @@ def split_times(path, topic: str) -> list[int]:
         reader.close()
 
 
+SPLIT_WAIT_NS = 2_000_000_000  # longest wait after a --split-topic mark for a frame set captured after it
+
+
 def episodes(rec: Recording, cameras, joint_names, fps: float, splits: list[int], task: str) -> list[dict]:
     """The bag's episodes: {"task", "frames": [(images by camera, state, action)]}."""
     period = int(round(1e9 / fps))
@@ -59,18 +66,28 @@ def episodes(rec: Recording, cameras, joint_names, fps: float, splits: list[int]
     instructions = sorted(rec.instructions)
     out, current = [], None
     bounds = [s for s in splits if start < s <= end]
+    split_at = None  # the mark of an episode whose first frame set is not yet captured after it
     for t in range(start, end + 1, period):
-        if current is None or (bounds and t >= bounds[0]):
-            while bounds and t >= bounds[0]:
-                bounds.pop(0)
+        while bounds and t >= bounds[0]:
+            split_at = bounds.pop(0)  # a later mark before any frame of the last one supersedes it
+        shown = {cam: frames[cam][bisect.bisect_right(frame_times[cam], t) - 1] for cam in cameras}
+        state = rec.latest_state(t)
+        if split_at is not None and min([f.stamp_ns for f in shown.values()] + [state.stamp_ns]) < split_at:
+            if t - split_at > SPLIT_WAIT_NS:
+                raise BagError(f"bag {rec.path}: for {SPLIT_WAIT_NS / 1e9:g} s after the --split-topic message at bag time "
+                               f"{split_at} no camera image and joint state were all captured after it (header stamps); "
+                               "a camera stopped, or the stamps use another clock than the bag")
+            continue  # a frame set that still shows the last episode's scene or state belongs to neither
+        if current is None or split_at is not None:
             said = [text for log_ns, text in instructions if log_ns <= t]
+            if not said:  # recorded before the instruction arrived: the first one said during this episode
+                said = [text for log_ns, text in instructions if log_ns <= (bounds[0] if bounds else end)][:1]
             current = {"task": said[-1] if said else task, "frames": []}
             out.append(current)
-        images = {cam: frames[cam][bisect.bisect_right(frame_times[cam], t) - 1].rgb for cam in cameras}
-        state = rec.state_positions(rec.latest_state(t), joint_names)
+            split_at = None
         i = min(bisect.bisect_left(safe_times, t), len(safe) - 1)  # the first command after the frame
         action = rec.state_positions(safe[i], joint_names)
-        current["frames"].append((images, state, action))
+        current["frames"].append(({cam: f.rgb for cam, f in shown.items()}, rec.state_positions(state, joint_names), action))
     if any(not ep["task"] for ep in out):
         raise BagError(f"bag {rec.path}: an episode starts before any instruction was recorded; give --task")
     return [ep for ep in out if ep["frames"]]

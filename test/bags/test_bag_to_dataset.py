@@ -21,7 +21,8 @@ MS = 1_000_000
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 
 
-def write_demo_bag(path, seconds: float = 4.0):
+def write_demo_bag(path, seconds: float = 4.0, instruction_at_ns: int | None = T0, mark_delay_ms: int = 0,
+                   image_stamp_offset_ns: int = 0):
     store = typestore()
     T = store.types
     cdr = lambda msg, kind: bytes(store.serialize_cdr(msg, kind))  # noqa: E731
@@ -41,7 +42,9 @@ def write_demo_bag(path, seconds: float = 4.0):
                                  ("/joint_states", JOINT_STATE, "default"), ("/safe_joint_command", JOINT_STATE, "default"),
                                  ("/instruction", "std_msgs/msg/String", "latched"), ("/episode", "std_msgs/msg/String", "default")):
             w.add_topic(topic, kind, qos)
-        w.write("/instruction", cdr(T["std_msgs/msg/String"](data="put the red cube in the blue area"), "std_msgs/msg/String"), T0)
+        if instruction_at_ns is not None:
+            w.write("/instruction", cdr(T["std_msgs/msg/String"](data="put the red cube in the blue area"), "std_msgs/msg/String"),
+                    instruction_at_ns)
         for k in range(int(seconds * 20)):  # 20 Hz states and commands, 10 Hz cameras
             t = T0 + k * 50 * MS
             q = np.full(6, 0.01 * k)
@@ -50,11 +53,11 @@ def write_demo_bag(path, seconds: float = 4.0):
             if k % 2 == 0:
                 for cam, shade in (("front", 0), ("wrist", 100)):
                     img = np.full((24, 32, 3), (shade + k) % 256, np.uint8)
-                    msg = T["sensor_msgs/msg/Image"](header=header(t), height=24, width=32, encoding="rgb8", is_bigendian=0,
+                    msg = T["sensor_msgs/msg/Image"](header=header(t + image_stamp_offset_ns), height=24, width=32, encoding="rgb8", is_bigendian=0,
                                                      step=96, data=img.ravel())
                     w.write(f"/{cam}/image_raw", cdr(msg, IMAGE), t + 4 * MS)
             if k == 40:  # a new episode 2 s in
-                w.write("/episode", cdr(T["std_msgs/msg/String"](data="start"), "std_msgs/msg/String"), t)
+                w.write("/episode", cdr(T["std_msgs/msg/String"](data="start"), "std_msgs/msg/String"), t + mark_delay_ms * MS)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,43 @@ def test_a_graph_bag_becomes_a_lerobot_dataset_split_at_the_episode_topic(conver
     assert item["task"] == "put the red cube in the blue area"
     episodes = np.asarray(ds.hf_dataset.select_columns(["episode_index"]).with_format("numpy")[:]["episode_index"])
     assert sorted(set(episodes.tolist())) == [0, 1] and (episodes == 0).sum() in range(18, 22)
+
+
+def test_an_instruction_that_reaches_the_recorder_after_the_cameras_is_the_first_episodes_task(tmp_path):
+    from asyncvla_ros.bags.types import BagError
+    from asyncvla_ros.bags.to_dataset import convert
+
+    write_demo_bag(tmp_path / "late", instruction_at_ns=T0 + 1000 * MS)  # 1 s in: 10 frames before it
+    report = convert([tmp_path / "late"], tmp_path / "ds", fps=10, split_topic="/episode", video=False)
+    assert report["episodes"] == 2
+    from asyncvla_ros.data.load import load_dataset
+
+    ds = load_dataset(tmp_path / "ds", required=["task"])
+    assert {ds[i]["task"] for i in range(len(ds))} == {"put the red cube in the blue area"}
+    write_demo_bag(tmp_path / "none", instruction_at_ns=None)
+    with pytest.raises(BagError, match="before any instruction was recorded; give --task"):
+        convert([tmp_path / "none"], tmp_path / "ds_none", fps=10, split_topic="/episode", video=False)
+
+
+def test_no_frame_of_a_new_episode_was_captured_before_its_mark(tmp_path):
+    from asyncvla_ros.bags.to_dataset import convert
+    from asyncvla_ros.data.load import load_dataset
+
+    # The mark 2 ms after the tick-40 capture, before its images are logged (4 ms): at the first frame time
+    # after the mark the newest images still show tick 38, so the episode starts one frame set later.
+    write_demo_bag(tmp_path / "bag", mark_delay_ms=2)
+    assert convert([tmp_path / "bag"], tmp_path / "ds", fps=10, split_topic="/episode", video=False)["episodes"] == 2
+    ds = load_dataset(tmp_path / "ds", required=["observation.images.front", "observation.state"])
+    second = [ds[i] for i in range(len(ds)) if int(ds[i]["episode_index"]) == 1]
+    ticks = [round(float(item["observation.images.front"].flatten()[0]) * 255) for item in second]  # front shade = tick
+    assert min(ticks) >= 42 and min(float(item["observation.state"][0]) for item in second) >= 0.42 - 1e-6, ticks
+    # Cameras stamping in another clock (here 10 s behind the bag's): nothing is captured after the mark, and
+    # the conversion says so instead of dropping the rest of the bag.
+    from asyncvla_ros.bags.types import BagError
+
+    write_demo_bag(tmp_path / "clock", seconds=6.0, image_stamp_offset_ns=-10 * 10**9)  # 4 s after the mark
+    with pytest.raises(BagError, match="another clock than the bag"):
+        convert([tmp_path / "clock"], tmp_path / "ds_clock", fps=10, split_topic="/episode", video=False)
 
 
 def test_train_reads_its_units_from_the_converted_dataset(converted, tmp_path):
