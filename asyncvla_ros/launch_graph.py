@@ -60,6 +60,9 @@ class LaunchArgs:
                             "expert (robot:=sim); so100_leader = LeRobot's SO100 leader arm moved by hand (robot:=so100 or sim; "
                             "the params file's teleop section); record the graph to record demonstrations",
                         choices=("", "expert", "so100_leader"))
+    episodes: int = param(0, "teleop:=expert: episodes to demonstrate in one run, each on the next scene seed (the sim driver "
+                             "resets the world in place and marks each start on /episode); 0 = the params file's (1)",
+                          low=0, high=1_000_000)
     respawn: bool = param(False, f"restart a node process that dies, {RESPAWN_DELAY_S:g} s after it died and at most "
                                  f"{RESPAWN_MAX_RETRIES} times each, instead of stopping the graph; never the driver (a dead "
                                  "driver stops the graph: motion is not re-enabled without an operator)")
@@ -74,6 +77,8 @@ class LaunchArgs:
                              "a digit), separated by /")
         if self.teleop == "expert" and self.robot != "sim":
             raise ValueError(f"teleop:=expert is the sim's scripted expert; robot:={self.robot} has no expert")
+        if self.episodes and self.teleop != "expert":
+            raise ValueError("episodes:= counts the sim expert's demonstrations; it needs teleop:=expert")
         if self.teleop == "so100_leader" and self.robot not in ("sim", "so100"):
             raise ValueError(f"teleop:=so100_leader drives an SO100's (or the sim SO-101's) joints, not robot:={self.robot}'s")
         if self.model and not Path(self.model).expanduser().is_dir():
@@ -222,7 +227,10 @@ def graph(args: LaunchArgs) -> list[NodeSpec]:
     nodes += [NodeSpec(f"{cam}_camera", "camera_node", "asyncvla_ros.nodes.camera_node", dict(framed)) for cam in CAMERAS]
     nodes.append(NodeSpec("safety_filter", "safety_filter_node", "asyncvla_ros.nodes.safety_filter_node"))
     if args.teleop:
-        nodes.append(NodeSpec("teleop", "teleop_node", "asyncvla_ros.nodes.teleop_node", {"source": args.teleop}))
+        teleop = {"source": args.teleop}
+        if args.episodes:
+            teleop["expert.episodes"] = int(args.episodes)
+        nodes.append(NodeSpec("teleop", "teleop_node", "asyncvla_ros.nodes.teleop_node", teleop))
     elif args.colocated:
         # One process, two nodes ("semantic", "action"): each reads its own params file section.
         nodes.append(NodeSpec("policy", "policy_node", "asyncvla_ros.nodes.policy_node", {**semantic, **action}, rename=False))

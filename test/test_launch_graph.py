@@ -25,6 +25,8 @@ def test_arguments_reach_the_nodes(tmp_path):
     assert specs["driver"].parameters["sim.instruction"] == "put the red cube in the green area"
     assert specs["action"].parameters == {"model_dir": str(tmp_path.resolve()), "control_rate_hz": 10.0}
     assert params_file_for(LaunchArgs()).name == "sim.yaml"
+    teleop = {s.name: s for s in graph(LaunchArgs(teleop="expert", episodes=5))}["teleop"]
+    assert teleop.parameters == {"source": "expert", "expert.episodes": 5}
 
 
 def test_visualizer_gets_each_robots_description():
@@ -41,6 +43,7 @@ def test_visualizer_gets_each_robots_description():
     (dict(robot="ur5"), r"LaunchArgs.robot must be one of \['sim', 'so100', 'kinova_gen2'\], got 'ur5'"),
     (dict(model="/no/such/dir"), "is not a directory"),
     (dict(control_rate_hz=-1.0), "control_rate_hz"),
+    (dict(episodes=3), "it needs teleop:=expert"),
 ])
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -30,8 +30,10 @@ GRAPH_TOPICS: dict[str, tuple[str, str]] = {
     "/estop": ("std_msgs/msg/Bool", "default"),
     "/diagnostics": ("diagnostic_msgs/msg/DiagnosticArray", "default"),
     "/sim/world_state": ("asyncvla_ros/msg/SimWorldState", "default"),
-    # Demonstrations: a message marks the start of a new episode (`bag-to-dataset --split-topic /episode`).
+    # Demonstrations: a message marks the start of a new episode (`bag-to-dataset --split-topic /episode`);
+    # the sim driver publishes one at each reset that `/sim/reset_episode` (the new seed) asks for.
     "/episode": ("std_msgs/msg/String", "default"),
+    "/sim/reset_episode": ("std_msgs/msg/UInt32", "default"),
 }
 
 QOS_KINDS = ("default", "latched", "semantic")

@@ -57,6 +57,23 @@ class SimBackend(DriverBackend):
         obs = self._arm.reset(seed=self.config.episode_seed)
         self._store(obs)
 
+    def reset_episode(self, seed: int) -> str:
+        """Start the episode of scene `seed` in place (the arm back at its home pose, a new cube pose and
+        area layout), as a person resetting the scene between demonstrations; while active the arm then
+        holds its new pose until a command arrives. Returns the episode's instruction.
+
+        Raises:
+            DriverError: not connected, or a seed outside [0, 2^31).
+        """
+        self._require_connected()
+        if not 0 <= int(seed) < 2**31:
+            raise DriverError(f"sim episode seed must be in [0, 2^31), got {seed}")
+        obs = self._arm.reset(seed=int(seed))
+        self._store(obs)
+        with self._lock:
+            self._target = self._reading.positions_rad.copy()
+        return self._arm.instruction
+
     def _store(self, obs) -> None:
         with self._lock:
             self._reading = JointReading(obs.joint_positions_rad.copy(), obs.joint_velocities_rad_s.copy(), time.time_ns())

@@ -6,6 +6,11 @@ watched; commands are applied only while active. A failing backend is reported o
 the node deactivates itself rather than keep writing. `estop` (std_msgs/Bool, true) stops the arm
 where it is until the driver is deactivated and activated again.
 
+The sim backend also takes `sim/reset_episode` (std_msgs/UInt32, the new scene's seed): the world
+restarts in place with that scene, as a person resetting it between demonstrations, and a message on
+`episode` (std_msgs/String: seed and instruction) marks the start in a recording, for
+`bag-to-dataset --split-topic /episode`.
+
 Backend parameters are `<backend>.<field>` for each field of the backend's config dataclass
 (asyncvla_ros.drivers.config_class, `sim.` for the simulated arm), declared with the field's
 description and range.
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String, UInt32
 
 from asyncvla_ros.drivers import BACKENDS, DriverError, config_class, make_backend
 from asyncvla_ros.msg import SimWorldState
@@ -63,6 +68,9 @@ class DriverNode(LifecycleNode):
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_subscription(JointState, "safe_joint_command", self.on_command, 10)
         self.create_subscription(Bool, "estop", self.on_estop, 10)
+        if self.backend_name == "sim":
+            self.episode_pub = self.create_publisher(String, "episode", 10)
+            self.create_subscription(UInt32, "sim/reset_episode", self.on_reset_episode, 10)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -175,6 +183,19 @@ class DriverNode(LifecycleNode):
         except DriverError as err:
             self.get_logger().error(f"e-stop: stopping the backend failed: {err}")
         self.get_logger().error("e-stop: motion stopped; deactivate and activate the driver to move again")
+
+    def on_reset_episode(self, msg: UInt32) -> None:
+        if self.backend is None:
+            self.rejections.reject("episode reset ignored: driver not configured")
+            return
+        try:
+            instruction = self.backend.reset_episode(msg.data)
+        except DriverError as err:
+            self.rejections.reject(f"episode reset refused: {err}")
+            return
+        self.sim_episode_seed = int(msg.data)
+        self.episode_pub.publish(String(data=f"seed {msg.data}: {instruction}"))
+        self.get_logger().info(f"sim episode reset: seed {msg.data}, {instruction!r}")
 
     def on_command(self, msg: JointState) -> None:
         self.counts["commands"] += 1

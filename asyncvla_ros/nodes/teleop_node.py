@@ -5,7 +5,9 @@ Sources:
 - `expert`: the sim's scripted expert (`asyncvla_ros.sim.teleop.ExpertTeleop`), following the sim
   driver's `sim/world_state`; one command per world update, while the driver reports itself active.
   The task it demonstrates (the world's instruction) goes out on the latched `instruction` topic, so a
-  recording holds it for `bag-to-dataset`.
+  recording holds it for `bag-to-dataset`. With `expert.episodes` > 1 it asks the driver for the next
+  scene (`sim/reset_episode`) after each episode (`sim/teleop.py`), and the driver marks each start on
+  `episode`.
 - `so100_leader`: LeRobot's SO100 leader arm, moved by hand (`asyncvla_ros.drivers.so100.leader`,
   parameters `so100_leader.*`): its joint positions in the follower's units, `so100_leader.rate_hz`
   times a second. A failed read sends nothing (the safety filter's command timeout then holds the
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import String
+from std_msgs.msg import String, UInt32
 
 from asyncvla_ros.drivers.base import DriverError
 from asyncvla_ros.drivers.so100.leader import SO100LeaderConfig, SO100LeaderSource
@@ -33,6 +35,7 @@ from asyncvla_ros.nodes.params import ERROR, OK, WARN, Rejections, declare_confi
 from asyncvla_ros.nodes.qos import LATCHED
 from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.parameters import param
+from asyncvla_ros.sim.teleop import ExpertEpisodesConfig
 
 SOURCES = ("expert", "so100_leader")
 
@@ -43,7 +46,7 @@ class TeleopNodeConfig:
                                   "LeRobot's SO100 leader arm (parameters so100_leader.*)", choices=SOURCES)
 
 
-CONFIGS = (("", TeleopNodeConfig), ("so100_leader.", SO100LeaderConfig))
+CONFIGS = (("", TeleopNodeConfig), ("expert.", ExpertEpisodesConfig), ("so100_leader.", SO100LeaderConfig))
 
 
 class TeleopNode(Node):
@@ -59,7 +62,8 @@ class TeleopNode(Node):
         if self.config.source == "expert":
             from asyncvla_ros.sim.teleop import ExpertTeleop
 
-            self.source = ExpertTeleop()
+            self.source = ExpertTeleop(declare_config(self, ExpertEpisodesConfig, "expert."))
+            self.reset_pub = self.create_publisher(UInt32, "sim/reset_episode", 10)
             self.instruction_pub = self.create_publisher(String, "instruction", LATCHED)
             self.instruction = None
             self.create_subscription(DiagnosticArray, "diagnostics", self.on_diagnostics, 10)
@@ -90,6 +94,10 @@ class TeleopNode(Node):
         if target is not None:
             self.cmd_pub.publish(joint_state(self.source.joint_names, target, self.get_clock().now().nanoseconds))
             self.commands += 1
+        seed = self.source.next_episode()
+        if seed is not None:
+            self.get_logger().info(f"episode {self.source.episodes} ended; asking the driver for scene seed {seed}")
+            self.reset_pub.publish(UInt32(data=seed))
 
     def on_leader(self) -> None:
         try:

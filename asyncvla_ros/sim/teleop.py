@@ -8,30 +8,54 @@ and the driver moves the arm. Recording the graph (`asyncvla-ros record`) then r
 and `asyncvla-ros bag-to-dataset` turns them into a LeRobotDataset.
 
 A new episode starts when the world's episode seed or instruction changes, or its sim time goes back
-(the driver restarted). While the driver is not active the expert holds still and starts over, so that
-time spent waiting for activation does not run out its phase timers.
+(the driver restarted or reset the scene). While the driver is not active the expert holds still and
+starts over, so that time spent waiting for activation does not run out its phase timers.
+
+Several episodes in one graph run (`ExpertEpisodesConfig.episodes` > 1): once an episode has ended
+(solved, or given up after `timeout_s` of sim time) and `pause_s` more have passed, `next_episode()`
+names the seed of the next scene (this one's + 1), which the node asks the sim driver to reset to.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from asyncvla_ros.sim.render import PoseSnapshot
+from asyncvla_ros.parameters import check_fields, param
+
+if TYPE_CHECKING:
+    from asyncvla_ros.sim.render import PoseSnapshot  # imports MuJoCo
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class ExpertEpisodesConfig:
+    episodes: int = param(1, "expert: episodes to demonstrate in one run, each on the next scene seed (the sim "
+                             "driver resets the world in place between them)", low=1, high=1_000_000)
+    timeout_s: float = param(30.0, "expert: sim time after which an unsolved episode is given up, s", low=1.0, high=3600.0)
+    pause_s: float = param(1.0, "expert: sim time from an episode's end to the next reset, s (the recording shows "
+                                "the result)", low=0.0, high=60.0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
 class ExpertTeleop:
-    def __init__(self) -> None:
+    def __init__(self, config: ExpertEpisodesConfig | None = None) -> None:
         from asyncvla_ros.sim import SimArm, SimArmConfig
 
+        self.config = config or ExpertEpisodesConfig()
         self.arm = SimArm(SimArmConfig(cameras=()))
         self.expert = None
         self._episode: tuple[int, str] | None = None
         self._time_s = -1.0
         self._solved = False  # this episode's success is counted
+        self._ended_at_s: float | None = None  # sim time this episode was solved or given up
+        self._reset_asked = False
         self.episodes = 0  # episodes started
         self.solved = 0  # episodes the expert finished with the task solved
 
@@ -54,6 +78,7 @@ class ExpertTeleop:
         if new_episode:
             self.episodes += 1
             self._episode, self._solved = episode, False
+            self._ended_at_s, self._reset_asked = None, False
             logger.info("expert: episode %d (seed %d, %r)", self.episodes, episode_seed, instruction)
         if new_episode or not driver_active:
             self.expert = ScriptedExpert(self.arm)  # from where the arm is now
@@ -64,8 +89,21 @@ class ExpertTeleop:
         if self.expert.done and not self._solved and self.arm.is_success():
             self._solved = True
             self.solved += 1
+            self._ended_at_s = snapshot.time_s
             logger.info("expert: episode %d solved at sim time %.2f s", self.episodes, snapshot.time_s)
+        elif self._ended_at_s is None and snapshot.time_s >= self.config.timeout_s:
+            self._ended_at_s = snapshot.time_s
+            logger.warning("expert: episode %d not solved in %.0f s of sim time; given up", self.episodes, self.config.timeout_s)
         return target
+
+    def next_episode(self) -> int | None:
+        """The seed of the scene to reset to now, once per episode; None until this episode has ended and
+        `pause_s` passed, and once the run's `episodes` have all started."""
+        if (self._reset_asked or self._ended_at_s is None or self.episodes >= self.config.episodes
+                or self._time_s - self._ended_at_s < self.config.pause_s):
+            return None
+        self._reset_asked = True
+        return self._episode[0] + 1
 
     @property
     def phase(self) -> str:

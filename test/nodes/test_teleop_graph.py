@@ -2,7 +2,9 @@
 of the policy, over real rclpy, every node its own process. Its commands go through the safety filter to
 the driver, and it solves the sim task there. `asyncvla-ros record` beside it records the episode, and
 `asyncvla-ros bag-to-dataset` turns the bag into a LeRobotDataset whose actions are the commands the
-filter let through and whose task is the instruction the expert demonstrated.
+filter let through and whose task is the instruction the expert demonstrated. It demonstrates two
+episodes in one run: after the first the expert asks the sim driver for the next scene, the driver
+resets the world in place and marks the start on `/episode`, where `bag-to-dataset` splits them.
 
 The whole loop: the same bag converted as another tool would name and scale it (video, degrees, the
 front camera called `top`), a tiny policy trained on it for a few steps, and that policy launched on
@@ -22,7 +24,8 @@ from ..ros_support import REPO, NodeProcess, Probe, require_ros_messages
 from ..sim._support import skip_without_sim
 
 PARAMS = REPO / "config" / "sim.yaml"
-TOPICS = ("/front/image_raw", "/wrist/image_raw", "/joint_states", "/safe_joint_command", "/instruction")
+TOPICS = ("/front/image_raw", "/wrist/image_raw", "/joint_states", "/safe_joint_command", "/instruction", "/episode")
+EPISODES = {"expert.episodes": 2, "expert.pause_s": 0.5}
 
 
 def cli(*args):
@@ -47,7 +50,7 @@ def demonstrated(tmp_path_factory):
     probe.record(DiagnosticArray, "diagnostics")
     specs = graph(LaunchArgs(teleop="expert", visualizer=False))
     assert [s.name for s in specs] == ["driver", "front_camera", "wrist_camera", "safety_filter", "teleop"]
-    procs = [NodeProcess(spec, PARAMS, root) for spec in specs]
+    procs = [NodeProcess(spec, PARAMS, root, EPISODES if spec.name == "teleop" else None) for spec in specs]
     recorder = subprocess.Popen(cli("record", str(root / "bag"), "--topics", *TOPICS), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -57,9 +60,9 @@ def demonstrated(tmp_path_factory):
             return [s for m in probe.messages("diagnostics") for s in m.status if s.name == "teleop"]
 
         def solved():
-            return any(int({kv.key: kv.value for kv in s.values}.get("solved", 0)) >= 1 for s in teleop())
+            return any(int({kv.key: kv.value for kv in s.values}.get("solved", 0)) >= 2 for s in teleop())
 
-        probe.wait_for(solved, 90, "the expert solving the sim task through the graph")
+        probe.wait_for(solved, 150, "the expert solving two sim episodes through the graph")
         statuses = teleop()
         commands = probe.messages("safe_joint_command")
     finally:
@@ -79,7 +82,7 @@ def demonstrated(tmp_path_factory):
 def test_the_expert_node_solves_the_task_through_the_safety_filter(demonstrated):
     _, statuses, commands, _, logs = demonstrated
     values = {kv.key: kv.value for kv in statuses[-1].values}
-    assert values["source"] == "expert" and int(values["episodes"]) == 1 and int(values["rejected"]) == 0, logs
+    assert values["source"] == "expert" and int(values["episodes"]) == 2 and int(values["rejected"]) == 0, logs
     assert len(commands) > 60, logs  # a solved episode takes several seconds of 20 Hz commands
     limits = yaml.safe_load(PARAMS.read_text())["safety_filter"]["ros__parameters"]
     q = np.array([c.position for c in commands])
@@ -87,16 +90,16 @@ def test_the_expert_node_solves_the_task_through_the_safety_filter(demonstrated)
     assert np.ptp(q[:, -1]) > 0.5, "the gripper opened and closed"
 
 
-def test_the_recorded_episode_becomes_a_dataset_with_the_demonstrated_task(demonstrated):
+def test_the_recorded_episodes_become_a_dataset_with_the_demonstrated_task(demonstrated):
     pytest.importorskip("lerobot")
     root, _, _, recorder_out, _ = demonstrated
-    out = subprocess.run(cli("bag-to-dataset", str(root / "bag"), "--out", str(root / "ds"), "--fps", "10", "--images"),
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cli("bag-to-dataset", str(root / "bag"), "--out", str(root / "ds"), "--fps", "10", "--images",
+                             "--split-topic", "/episode"), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr + recorder_out
     from asyncvla_ros.data.load import load_dataset
 
     info = json.loads((root / "ds" / "meta" / "info.json").read_text())
-    assert info["total_episodes"] == 1 and info["asyncvla_joint_units"] == "rad"
+    assert info["total_episodes"] == 2 and info["asyncvla_joint_units"] == "rad"
     ds = load_dataset(root / "ds", required=["observation.images.front", "observation.images.wrist", "observation.state",
                                              "action", "task"])
     assert len(ds) >= 40  # 10 frames/s over the recorded seconds
@@ -110,6 +113,20 @@ def test_the_recorded_episode_becomes_a_dataset_with_the_demonstrated_task(demon
     sent = np.array([np.asarray(c.position) for c in bag_messages(root / "bag", "/safe_joint_command")])
     nearest = np.min(np.abs(actions[:, None, :] - sent[None, :, :]).max(axis=2), axis=1)
     assert (nearest < 1e-5).all(), nearest.max()
+    # The second episode is the next scene's: it starts at the home pose the reset put the arm in (its first
+    # frame set captured at most a frame period after the reset, a few 0.05 rad steps), not where the first
+    # one left the arm.
+    from asyncvla_ros.sim import SimArm, SimArmConfig
+
+    seed = sim["sim.episode_seed"] + 1
+    marks = [m.data for m in bag_messages(root / "bag", "/episode")]
+    assert marks == [f"seed {seed}: {sim['sim.instruction']}"], marks
+    with SimArm(SimArmConfig(cameras=())) as arm:
+        home = arm.reset(seed=seed).joint_positions_rad[:5]
+    index = np.array([int(ds[i]["episode_index"]) for i in range(len(ds))])
+    states = np.stack([np.asarray(ds[i]["observation.state"]) for i in range(len(ds))])
+    last0, first1 = states[index == 0][-1, :5], states[index == 1][0, :5]
+    assert np.abs(first1 - home).max() < 0.25 < np.abs(last0 - home).max(), (home, last0, first1)
 
 
 def test_the_whole_loop_record_convert_train_and_drive_the_so100(demonstrated):
@@ -122,7 +139,7 @@ def test_the_whole_loop_record_convert_train_and_drive_the_so100(demonstrated):
 
     root = demonstrated[0]
     out = subprocess.run(cli("bag-to-dataset", str(root / "bag"), "--out", str(root / "ds_deg"), "--fps", "10", "--units", "deg",
-                             "--camera-map", "top:=front"), capture_output=True, text=True, timeout=300)
+                             "--camera-map", "top:=front", "--split-topic", "/episode"), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     run = root / "run"
     out = subprocess.run(cli("train", "--dataset", str(root / "ds_deg"), "--out", str(run), "--image-size-px", "56", "--steps", "3",

@@ -1,7 +1,8 @@
 """ExpertTeleop: the scripted expert following a world simulated elsewhere, through pose snapshots only,
 one control period behind (as through the graph), solves the task; nothing is commanded while the driver
 is inactive, and the expert starts from there once it is active; a new seed is a new episode; a
-snapshot of another scene is refused."""
+snapshot of another scene is refused; several episodes follow each other through the sim driver's
+in-place reset."""
 
 import numpy as np
 import pytest
@@ -60,3 +61,56 @@ def test_a_snapshot_of_another_scene_is_refused(worlds):
     with pytest.raises(ValueError, match="unsupported instruction"):
         teleop.command(snap, 0, "wave")
     assert np.isfinite(teleop.command(snap, 0, sim.instruction)).all()
+
+
+def test_several_episodes_in_one_run_through_the_sim_driver_reset():
+    """The expert's episode schedule against the sim driver backend: after a solved episode (or one given up
+    at the timeout) and the pause, the next scene's seed is asked for once, the driver resets in place, and
+    the expert starts and solves that episode; after the run's episodes nothing more is asked."""
+    skip_without_sim()
+    from asyncvla_ros.drivers.sim_backend import SimBackend, SimBackendConfig
+    from asyncvla_ros.sim.teleop import ExpertEpisodesConfig, ExpertTeleop
+
+    backend = SimBackend(SimBackendConfig(episode_seed=7))
+    teleop = ExpertTeleop(ExpertEpisodesConfig(episodes=3, timeout_s=20.0, pause_s=0.5))
+    backend.connect()
+    backend.enable()
+    seed, asked = 7, []
+    try:
+        for _ in range(1500):
+            snap, instruction = backend.world_snapshot()
+            target = teleop.command(snap, seed, instruction)
+            backend.command(target)
+            backend.update(0)
+            if (next_seed := teleop.next_episode()) is not None:
+                asked.append((next_seed, teleop.solved, snap.time_s))
+                instruction = backend.reset_episode(next_seed)
+                seed = next_seed
+                assert backend.arm.pose_snapshot().time_s == 0.0 and instruction == backend.arm.instruction
+            if teleop.episodes == 3 and teleop.solved == 3:
+                break
+        assert [(s, solved) for s, solved, _ in asked] == [(8, 1), (9, 2)], asked
+        assert (teleop.episodes, teleop.solved) == (3, 3)
+        for _ in range(30):  # the run's episodes are done: the last one is never followed by a reset
+            snap, instruction = backend.world_snapshot()
+            backend.command(teleop.command(snap, seed, instruction))
+            backend.update(0)
+            assert teleop.next_episode() is None
+        # An episode that is not solved in time is given up, and the next one follows after the pause.
+        quick = ExpertTeleop(ExpertEpisodesConfig(episodes=2, timeout_s=1.0, pause_s=0.5))
+        backend.reset_episode(11)
+        ticks = 0
+        while (given_up := quick.next_episode()) is None:
+            snap, instruction = backend.world_snapshot()
+            backend.command(quick.command(snap, 11, instruction))
+            backend.update(0)
+            ticks += 1
+        assert given_up == 12 and quick.solved == 0 and ticks == round(1.5 / backend.period_s) + 1
+        quick.close()
+        from asyncvla_ros.drivers import DriverError
+
+        with pytest.raises(DriverError, match="seed must be in"):
+            backend.reset_episode(-1)
+    finally:
+        backend.disconnect()
+        teleop.close()
