@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+REASK_S = 2.0  # sim time after which an unanswered request for the next scene is repeated
+
 
 @dataclass
 class ExpertEpisodesConfig:
@@ -55,7 +57,7 @@ class ExpertTeleop:
         self._time_s = -1.0
         self._solved = False  # this episode's success is counted
         self._ended_at_s: float | None = None  # sim time this episode was solved or given up
-        self._reset_asked = False
+        self._asked_at_s: float | None = None  # sim time the next scene was asked for
         self.episodes = 0  # episodes started
         self.solved = 0  # episodes the expert finished with the task solved
 
@@ -78,7 +80,7 @@ class ExpertTeleop:
         if new_episode:
             self.episodes += 1
             self._episode, self._solved = episode, False
-            self._ended_at_s, self._reset_asked = None, False
+            self._ended_at_s, self._asked_at_s = None, None
             logger.info("expert: episode %d (seed %d, %r)", self.episodes, episode_seed, instruction)
         if new_episode or not driver_active:
             self.expert = ScriptedExpert(self.arm)  # from where the arm is now
@@ -97,12 +99,14 @@ class ExpertTeleop:
         return target
 
     def next_episode(self) -> int | None:
-        """The seed of the scene to reset to now, once per episode; None until this episode has ended and
-        `pause_s` passed, and once the run's `episodes` have all started."""
-        if (self._reset_asked or self._ended_at_s is None or self.episodes >= self.config.episodes
-                or self._time_s - self._ended_at_s < self.config.pause_s):
+        """The seed of the scene to reset to now; None until this episode has ended and `pause_s` passed,
+        and once the run's `episodes` have all started. Asked once, and again every REASK_S of sim time
+        while the world stays in this episode (a lost request does not stall the run)."""
+        if self._ended_at_s is None or self.episodes >= self.config.episodes or self._time_s - self._ended_at_s < self.config.pause_s:
             return None
-        self._reset_asked = True
+        if self._asked_at_s is not None and self._time_s - self._asked_at_s < REASK_S:
+            return None
+        self._asked_at_s = self._time_s
         return self._episode[0] + 1
 
     @property

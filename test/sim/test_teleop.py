@@ -106,6 +106,16 @@ def test_several_episodes_in_one_run_through_the_sim_driver_reset():
             backend.update(0)
             ticks += 1
         assert given_up == 12 and quick.solved == 0 and ticks == round(1.5 / backend.period_s) + 1
+        # A request nobody answers (the world stays in this episode) is repeated after REASK_S, not lost.
+        from asyncvla_ros.sim.teleop import REASK_S
+
+        repeats = []
+        for _ in range(round(REASK_S / backend.period_s) + 1):
+            snap, instruction = backend.world_snapshot()
+            backend.command(quick.command(snap, 11, instruction))
+            backend.update(0)
+            repeats.append(quick.next_episode())
+        assert [r for r in repeats if r is not None] == [12] and repeats[-1] == 12
         quick.close()
         from asyncvla_ros.drivers import DriverError
 
