@@ -54,8 +54,7 @@ class SimBackend(DriverBackend):
 
         cfg = SimArmConfig(control_period_s=self.config.step_period_s, cameras=(), instruction=self.config.instruction)
         self._arm = SimArm(cfg)
-        obs = self._arm.reset(seed=self.config.episode_seed)
-        self._store(obs)
+        self.reset_episode(self.config.episode_seed)
 
     def reset_episode(self, seed: int) -> str:
         """Start the episode of scene `seed` in place (the arm back at its home pose, a new cube pose and

@@ -33,7 +33,7 @@ from asyncvla_ros.control.action_loop import CHUNK_MODES
 from asyncvla_ros.evaluation.closed_loop import EvalConfig, evaluate_runs
 from asyncvla_ros.evaluation.seams import summarize as seam_summary
 from asyncvla_ros.evaluation.stats import mcnemar_exact, wilson_interval
-from asyncvla_ros.sim.task import instruction_for
+from asyncvla_ros.sim.task import colour_of
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _in_wrong_area(result) -> bool:
-    return result.final_area is not None and instruction_for(result.final_area) != result.instruction
+    return result.final_area is not None and result.final_area != colour_of(result.instruction)
 
 
 def _median(values) -> float | None:

@@ -196,11 +196,8 @@ def area_holding(arm) -> str | None:
     """The colour of the area whose square holds the cube's centre (xy), or None."""
     from asyncvla_ros.sim import task
 
-    cube_xy = arm.cube_pose()[0][:2]
-    for colour in task.TARGET_COLOURS:
-        if np.all(np.abs(cube_xy - arm.target_position(colour)[:2]) <= task.TARGET_HALF_SIZE_M):
-            return colour
-    return None
+    cube = arm.cube_pose()[0]
+    return next((colour for colour in task.TARGET_COLOURS if task.in_area(cube, arm.target_position(colour))), None)
 
 
 def make_arm(policy, camera_map=()):

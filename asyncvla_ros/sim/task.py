@@ -87,8 +87,13 @@ def environment_state(cube_position, cube_quat_wxyz, target_position) -> np.ndar
     return np.array([*cube_position, np.sin(4.0 * yaw), np.cos(4.0 * yaw), *target_position[:2]], dtype=np.float32)
 
 
+def in_area(cube_position, target_position) -> bool:
+    """The cube's centre (xy) lies inside the square area centred at `target_position`."""
+    return bool(np.all(np.abs(np.asarray(cube_position[:2]) - np.asarray(target_position[:2])) <= TARGET_HALF_SIZE_M))
+
+
 def cube_rests_in_area(cube_position, cube_speed_m_s: float, target_position) -> bool:
     """The cube's centre is inside the area and the cube rests on the table, nearly still."""
-    inside = bool(np.all(np.abs(np.asarray(cube_position[:2]) - target_position[:2]) <= TARGET_HALF_SIZE_M))
+    inside = in_area(cube_position, target_position)
     resting = abs(cube_position[2] - CUBE_HALF_SIZE_M - TABLE_TOP_Z_M) < REST_HEIGHT_TOLERANCE_M
     return inside and resting and cube_speed_m_s < REST_SPEED_M_S
