@@ -2,20 +2,18 @@
 # Trains the embedded default policy from scratch, on 2 CPU cores: 400 scripted-expert episodes run
 # in the sim (seeds 0-399, in memory, the same demonstrations `asyncvla-ros demos --seed 0
 # --start-noise 0.15` records) -> stage 1 (unified SFM/AFM, history 20, time misalignment, the two
-# auxiliary scene-state losses) -> stage 2 (confidence rater); then the same two stages again from that
-# checkpoint on 400 new episodes (seeds 400-799).
+# auxiliary scene-state losses) -> stage 2 (confidence rater); then a second run of both stages from
+# that policy on 400 new episodes (seeds 400-799, 12000 steps).
 #
 #   bash scripts/train_default_policy.sh                      # writes runs/default/final
 #   ASYNCVLA_INSTALL=1 bash scripts/train_default_policy.sh   # ... and installs it as the bundled default
 #   ASYNCVLA_RUN=runs/naive bash scripts/train_default_policy.sh --history-len 0 --no-time-misalignment
 #       (the eval's "naive cache reuse" baseline)
 #
-# Two stages, one command: the base run (runs/default/base: 400 demonstrations, seeds 0-399, 16000 steps
-# from random weights at lr 1e-3), then a continuation from it on 400 new demonstrations (seeds 400-799,
-# 12000 steps at lr 5e-4, the auxiliary heads re-initialised) into runs/default. The bundled default
-# (asyncvla_ros/models/default/) is this recipe's output (runs/cont1, 2026-12-03: 12/24 on seeds
-# 2000-2023, against 8/24 for the base alone). Choices that
-# differ from the paper, for a backbone trained from random weights on 800 episodes
+# The second run starts from the first's checkpoint ($RUN/base/final) at half the learning rate, with the
+# auxiliary heads re-initialised. The bundled default (asyncvla_ros/models/default/) is this recipe's
+# output (runs/cont1, 2026-12-03: 12/24 on seeds 2000-2023, against 8/24 for the first run alone).
+# Choices that differ from the paper, for a backbone trained from random weights on 800 episodes
 # (the paper fine-tunes a pretrained 3B VLM): the conv image encoder (7 x 7 tokens per 112 px camera)
 # with 4 px random shifts; state and history noise of 0.02 rad and
 # whole-history dropout (0.5) so that the exact start pose and history cannot identify an episode;

@@ -96,7 +96,7 @@ def test_graph_runs_at_control_rate_with_complete_chunks(running):
         # Age = the action node's joint-state stamp minus the semantics' frame stamp. Cameras and joint
         # states arrive on separate topics, so under load a frame can be newer than the latest state
         # by a state period or, on a loaded machine where the action node's state callback waits behind a
-        # plan, a few (seen: 2 periods in a fresh-clone run): slightly negative, never a frame from the future.
+        # plan, a few (seen: 2 periods in a fresh-clone run): slightly negative, never more than that.
         assert -3 * PERIOD_S - 0.01 <= c.semantic_age_s < MAX_SEMANTIC_AGE_S
     moved = np.abs(positions(probe.messages("joint_states")[-1]) - states_before).max()
     assert moved > 0.01, f"the arm did not move ({moved} rad)"
