@@ -17,6 +17,8 @@ within each model (AsyncVLA vs SFM, vs the random mask, disturbed vs disturbed S
 first model's conditions against the same condition of every other model.
 Writes results.json (per-episode and per-condition rates with 95 % Wilson intervals, the paired
 tests), success_rates.png (and seams.png when seam conditions ran), and prints the tables.
+`--merge DIR...` runs nothing: it joins the results.json of earlier runs on the same seeds (one
+condition per run, or runs on different machines) into one report, paired tests and plots included.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import dataclasses
 import json
 import statistics
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -147,6 +150,50 @@ def paired_tests(runs: list[tuple[str, str, str, EvalConfig]], results: list[lis
     return out
 
 
+class _Outcome(NamedTuple):
+    """What the paired tests read from an episode of an earlier run's report."""
+
+    seed: int
+    success: bool
+
+
+def merge(dirs: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The results.json of earlier runs -> (summary, paired tests, episodes) as one run of all their
+    conditions would have written them: models in order of first appearance, conditions in catalogue
+    order within each."""
+    summary, episodes = [], []
+    for d in dirs:
+        path = Path(d) / "results.json"
+        try:
+            report = json.loads(path.read_text())
+            summary += [dict(s) for s in report["summary"]]
+            episodes += [dict(e) for e in report["episodes"]]
+        except FileNotFoundError:
+            raise ValueError(f"--merge: {path} does not exist (a directory `asyncvla-ros eval --out` wrote)") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"--merge: {path} is not an eval report ({type(err).__name__}: {err})") from None
+    labels = [s["condition"] for s in summary]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"--merge: {repeated} appear in more than one report; merge each condition once")
+    models = list(dict.fromkeys(label.partition(": ")[0] for label in labels))
+    order = list(CONDITIONS)
+    summary.sort(key=lambda s: (models.index(s["condition"].partition(": ")[0]),
+                                order.index(s["name"]) if s["name"] in order else len(order)))
+    outcomes = {label: [] for label in labels}
+    for e in episodes:
+        if e.get("condition") not in outcomes:
+            raise ValueError(f"--merge: an episode of condition {e.get('condition')!r} has no summary")
+        outcomes[e["condition"]].append(_Outcome(e["seed"], bool(e["success"])))
+    seed_lists = {tuple(o.seed for o in v) for v in outcomes.values()}
+    if len(seed_lists) > 1:
+        raise ValueError("--merge: the reports ran different seeds (or counts); paired tests need the same seeds in each")
+    runs = [(s["name"], s["condition"], s["condition"].partition(": ")[0], None) for s in summary]
+    position = {s["condition"]: i for i, s in enumerate(summary)}
+    episodes.sort(key=lambda e: position[e["condition"]])  # stable: each condition's episodes keep their seed order
+    return summary, paired_tests(runs, [outcomes[s["condition"]] for s in summary]), episodes
+
+
 def plot(summary: list[dict], path: Path) -> None:
     """Success rate with its 95 % interval, and the share of episodes that lifted the cube, per condition."""
     import matplotlib
@@ -206,7 +253,10 @@ def plot_seams(summary: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="asyncvla-ros eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", required=True, help="LABEL=DIR or DIR; repeat for more models")
+    parser.add_argument("--model", action="append", default=[], help="LABEL=DIR or DIR; repeat for more models")
+    parser.add_argument("--merge", nargs="+", metavar="DIR", default=[],
+                        help="run nothing: join the reports (results.json) that earlier runs on the same seeds wrote "
+                             "into these directories into one, with the paired tests and plots, in --out")
     parser.add_argument("--seeds", default="1000:1100", help="held-out episode seeds: start:stop or a,b,c")
     parser.add_argument("--max-steps", type=int, default=300, help="ticks per episode (20 Hz)")
     parser.add_argument("--conditions", default="ablation",
@@ -223,6 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera-map", nargs="+", default=[], metavar="POLICY:=SIM",
                         help="for a model trained on other camera names: the sim camera each reads, e.g. top:=front")
     opts = parser.parse_args(argv)
+    if opts.merge:
+        if opts.model:
+            parser.error("--merge joins earlier reports; it takes no --model")
+        try:
+            summary, paired, episodes = merge(opts.merge)
+        except ValueError as err:
+            parser.error(str(err))
+        return report(summary, paired, episodes, Path(opts.out))
+    if not opts.model:
+        parser.error("--model is required (or --merge DIR...)")
     try:
         seeds = parse_seeds(opts.seeds)
         models = parse_models(opts.model)
@@ -231,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--jobs must be >= 1, got {opts.jobs}")
     except ValueError as err:
         parser.error(str(err))
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    Path(opts.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after the episodes
     runs = conditions(models, names, opts.stale_period, opts.stale_latency, opts.max_steps, opts.trigger_drop)
     runs = [(name, label, model, dataclasses.replace(config, camera_map=tuple(opts.camera_map))) for name, label, model, config in runs]
     summary, episodes = [], []
@@ -255,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
                         "mean_triggered_refreshes": sum(r.triggered_refreshes for r in results) / len(results),
                         "disturbance_seen_after_s_median": _median([r.disturbance_seen_after_s for r in results])})
         episodes += [{"condition": label, **dataclasses.asdict(r)} for r in results]
-    paired = paired_tests(runs, all_results)
+    return report(summary, paired_tests(runs, all_results), episodes, Path(opts.out))
+
+
+def report(summary: list[dict], paired: list[dict], episodes: list[dict], out: Path) -> int:
+    """Writes results.json and the plots into `out`, and prints the results."""
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"summary": summary, "paired_tests": paired, "episodes": episodes}, indent=2))
     plot(summary, out / "success_rates.png")
     if any(s["name"] in SEAMS for s in summary):

@@ -117,7 +117,7 @@ def test_eval_config_names_the_bad_field():
         EvalConfig(semantic_period_steps=0)
 
 
-def test_eval_command_writes_results_and_a_plot(tmp_path):
+def test_eval_command_writes_results_and_a_plot(tmp_path, capsys):
     import json
 
     from asyncvla_ros.evaluation.cli import main, parse_seeds
@@ -149,6 +149,31 @@ def test_eval_command_writes_results_and_a_plot(tmp_path):
     report = json.loads((tmp_path / "two" / "results.json").read_text())
     assert [s["condition"] for s in report["summary"]] == ["a: asyncvla", "b: asyncvla"]
     assert [(p["condition"], p["baseline"], p["pairs"]) for p in report["paired_tests"]] == [("a: asyncvla", "b: asyncvla", 2)]
+    # --merge joins runs made separately into the report one run would have written, pairs included.
+    assert main(["--merge", str(tmp_path / "two"), str(tmp_path / "eval"), "--out", str(tmp_path / "merged")]) == 0
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert [s["condition"] for s in merged["summary"]] == ["a: asyncvla", "b: asyncvla", "main: sfm_only", "main: asyncvla",
+                                                          "main: asyncvla, stale semantics"]
+    assert [(p["condition"], p["baseline"]) for p in merged["paired_tests"]] == [
+        ("a: asyncvla", "b: asyncvla"), ("a: asyncvla", "main: asyncvla"), ("main: asyncvla", "main: sfm_only")]
+    assert merged["paired_tests"][2] == json.loads((tmp_path / "eval" / "results.json").read_text())["paired_tests"][0]
+    assert [e["condition"] for e in merged["episodes"]][:4] == ["a: asyncvla"] * 2 + ["b: asyncvla"] * 2
+    assert (tmp_path / "merged" / "success_rates.png").stat().st_size > 1000
+    for bad, message in ((["--merge", str(tmp_path / "eval"), str(tmp_path / "eval")], "more than one report"),
+                         (["--merge", str(tmp_path / "nowhere")], "does not exist"),
+                         (["--merge", str(tmp_path / "eval"), "--model", str(tmp_path / "model")], "takes no --model")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            main(bad + ["--out", str(tmp_path / "bad")])
+        assert message in capsys.readouterr().err
+    other = json.loads((tmp_path / "two" / "results.json").read_text())
+    other["episodes"][0]["seed"] = 7
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit):
+        main(["--merge", str(tmp_path / "other"), str(tmp_path / "eval"), "--out", str(tmp_path / "bad")])
+    assert "different seeds" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_offline_chunk_errors_compare_sfm_and_asyncvla_on_recorded_steps():
