@@ -66,7 +66,7 @@ def parse_models(items: list[str]) -> dict[str, str]:
     return models
 
 
-DISTURB_AT_STEP = 40  # the "disturbed" conditions move the cube at this tick (2 s), mid-approach
+DISTURB_AT_STEP = 40  # the default tick (2 s, mid-approach) at which conditions that move the cube move it (--disturb-at)
 
 PLAN_DELAYS = (0, 1, 2, 4)  # the seam conditions' plan delays, ticks (a 3B plan takes 100-200 ms at 20 Hz)
 
@@ -76,15 +76,15 @@ ABLATION = {
     "asyncvla": "SFM -> rater -> AFM, synchronous semantics",
     "random_mask": "AFM on a random 0.5 mask, synchronous semantics",
     "stale": "AsyncVLA with stale semantics",
-    "disturbed": f"AsyncVLA, the cube moved at tick {DISTURB_AT_STEP}",
-    "disturbed_sfm_only": f"SFM only, the cube moved at tick {DISTURB_AT_STEP}",
+    "disturbed": "AsyncVLA, the cube moved at tick --disturb-at",
+    "disturbed_sfm_only": "SFM only, the cube moved at tick --disturb-at",
 }
 SEAMS = {f"{mode}_d{d}": f"AsyncVLA, chunk mode {mode}, plan delay {d} ticks" for mode in CHUNK_MODES for d in PLAN_DELAYS}
 # Semantic refresh, the cube moved at DISTURB_AT_STEP plus 0-19 ticks by seed (any phase of a 1 Hz
 # refresh): (semantic period in ticks, confidence trigger on).
 REFRESH_SPREAD_STEPS = 19
 REFRESH_SETUPS = {"refresh_1hz": (20, False), "refresh_1hz_trigger": (20, True), "refresh_5hz": (4, False)}
-_MOVED = f"the cube moved at tick {DISTURB_AT_STEP}-{DISTURB_AT_STEP + REFRESH_SPREAD_STEPS}"
+_MOVED = f"the cube moved at tick --disturb-at plus 0-{REFRESH_SPREAD_STEPS}"
 REFRESH = {"refresh_1hz": f"AsyncVLA, semantics at 1 Hz, {_MOVED}",
            "refresh_1hz_trigger": "as refresh_1hz, plus a refresh whenever the chunk confidence drops (--trigger-drop)",
            "refresh_5hz": f"AsyncVLA, semantics at 5 Hz, {_MOVED}"}
@@ -105,7 +105,8 @@ def parse_conditions(text: str) -> list[str]:
 
 
 def conditions(models: dict[str, str], names: list[str], stale_period: int, stale_latency: int,
-               max_steps: int, trigger_drop: float = 0.05) -> list[tuple[str, str, str, EvalConfig]]:
+               max_steps: int, trigger_drop: float = 0.05,
+               disturb_at: int = DISTURB_AT_STEP) -> list[tuple[str, str, str, EvalConfig]]:
     """(condition name, label, model label, config) for every condition of the run, for every model, in
     model order (the first model's conditions first)."""
     out = []
@@ -121,7 +122,7 @@ def conditions(models: dict[str, str], names: list[str], stale_period: int, stal
                 period, triggered = REFRESH_SETUPS[name]
                 out.append((name, f"{label}: semantics every {period} ticks{', confidence trigger' if triggered else ''}, cube moved",
                             label, EvalConfig(mode="asyncvla", max_steps=max_steps, semantic_period_steps=period,
-                                              disturb_at_step=DISTURB_AT_STEP, disturb_spread_steps=REFRESH_SPREAD_STEPS,
+                                              disturb_at_step=disturb_at, disturb_spread_steps=REFRESH_SPREAD_STEPS,
                                               trigger_drop=trigger_drop if triggered else 0.0)))
             elif name == "stale":
                 out.append((name, f"{label}: asyncvla, stale semantics", label,
@@ -129,8 +130,8 @@ def conditions(models: dict[str, str], names: list[str], stale_period: int, stal
                                        max_steps=max_steps)))
             else:
                 mode = "sfm_only" if name == "disturbed_sfm_only" else "asyncvla"
-                out.append((name, f"{label}: {mode}, cube moved at tick {DISTURB_AT_STEP}", label,
-                            EvalConfig(mode=mode, max_steps=max_steps, disturb_at_step=DISTURB_AT_STEP)))
+                out.append((name, f"{label}: {mode}, cube moved at tick {disturb_at}", label,
+                            EvalConfig(mode=mode, max_steps=max_steps, disturb_at_step=disturb_at)))
     return out
 
 
@@ -265,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                              + "; ".join(f"{k}: {v}" for k, v in CONDITIONS.items()))
     parser.add_argument("--stale-period", type=int, default=4, help="stale conditions: refresh semantics every N ticks")
     parser.add_argument("--stale-latency", type=int, default=4, help="stale conditions: a refresh is usable N ticks later")
+    parser.add_argument("--disturb-at", type=int, default=DISTURB_AT_STEP,
+                        help="the tick at which the disturbed and refresh conditions move the cube (unless the arm "
+                             "already touches it)")
     parser.add_argument("--trigger-drop", type=float, default=0.05,
                         help="refresh_1hz_trigger: the confidence drop below its recent median that asks for a refresh")
     parser.add_argument("--out", default="eval", help="output directory")
@@ -289,10 +293,12 @@ def main(argv: list[str] | None = None) -> int:
         names = parse_conditions(opts.conditions)
         if opts.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {opts.jobs}")
+        if opts.disturb_at < 1:
+            raise ValueError(f"--disturb-at must be a tick >= 1, got {opts.disturb_at}")
     except ValueError as err:
         parser.error(str(err))
     Path(opts.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after the episodes
-    runs = conditions(models, names, opts.stale_period, opts.stale_latency, opts.max_steps, opts.trigger_drop)
+    runs = conditions(models, names, opts.stale_period, opts.stale_latency, opts.max_steps, opts.trigger_drop, opts.disturb_at)
     runs = [(name, label, model, dataclasses.replace(config, camera_map=tuple(opts.camera_map))) for name, label, model, config in runs]
     summary, episodes = [], []
     with tqdm(total=len(runs) * len(seeds), desc="episodes", unit="ep") as bar:
@@ -309,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                         "mean_steps": sum(r.steps for r in results) / len(results),
                         "mean_regenerated_per_chunk": sum(r.mean_regenerated for r in results) / len(results),
                         "disturbed_episodes": sum(r.disturbed for r in results),
+                        "disturbed_successes": sum(r.disturbed and r.success for r in results),
                         "seams": seam_summary([r.seams for r in results]),
                         "mean_refreshes": sum(r.refreshes for r in results) / len(results),
                         "mean_triggered_refreshes": sum(r.triggered_refreshes for r in results) / len(results),
@@ -352,6 +359,10 @@ def table(summary: list[dict], paired: list[dict]) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {p['condition']} vs {p['baseline']} | {p['both']} | {p['a_only']} | {p['b_only']} | {p['neither']} | "
                   f"{p['p_value']:.3g} |" for p in paired]
+    moved = [s for s in summary if s["config"]["disturb_at_step"]]
+    if moved:
+        lines += ["", "| condition | episodes with the cube moved (the arm did not touch it yet) | solved of those |", "|---|---|---|"]
+        lines += [f"| {s['condition']} | {s['disturbed_episodes']}/{s['episodes']} | {s.get('disturbed_successes', '-')} |" for s in moved]
     seams = [s for s in summary if s["name"] in SEAMS]
     if seams:
         def f(x) -> str:

@@ -135,6 +135,10 @@ def test_eval_command_writes_results_and_a_plot(tmp_path, capsys):
     assert len(report["episodes"]) == 6 and all(s["episodes"] == 2 and s["wrong_area_rate"] == 0 for s in report["summary"])
     assert [(p["condition"], p["baseline"], p["pairs"]) for p in report["paired_tests"]] == [("main: asyncvla", "main: sfm_only", 2)]
     assert (tmp_path / "eval" / "success_rates.png").stat().st_size > 1000
+    assert main(args + ["--conditions", "disturbed", "--disturb-at", "2", "--out", str(tmp_path / "moved")]) == 0
+    moved = json.loads((tmp_path / "moved" / "results.json").read_text())["summary"][0]
+    assert moved["condition"] == "main: asyncvla, cube moved at tick 2" and moved["config"]["disturb_at_step"] == 2
+    assert moved["disturbed_episodes"] == 2 and moved["disturbed_successes"] == 0
     assert main(args + ["--conditions", "continue_d2,ensemble_d2", "--max-steps", "12", "--out", str(tmp_path / "seams")]) == 0
     seams = json.loads((tmp_path / "seams" / "results.json").read_text())["summary"]
     assert [s["name"] for s in seams] == ["ensemble_d2", "continue_d2"]
