@@ -167,8 +167,14 @@ def merge(dirs: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
         path = Path(d) / "results.json"
         try:
             report = json.loads(path.read_text())
-            summary += [dict(s) for s in report["summary"]]
-            episodes += [dict(e) for e in report["episodes"]]
+            # What the merge, the tables and the plot read.
+            missing = [f"{part}.{key}" for part, keys in (("summary", ("condition", "name", "config", "ci95")),
+                                                          ("episodes", ("condition", "seed", "success")))
+                       for entry in report[part] for key in keys if key not in entry]
+            if missing:
+                raise KeyError(", ".join(sorted(set(missing))))
+            summary += report["summary"]
+            episodes += report["episodes"]
         except FileNotFoundError:
             raise ValueError(f"--merge: {path} does not exist (a directory `asyncvla-ros eval --out` wrote)") from None
         except (json.JSONDecodeError, KeyError, TypeError) as err:
@@ -183,8 +189,8 @@ def merge(dirs: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
                                 order.index(s["name"]) if s["name"] in order else len(order)))
     outcomes = {label: [] for label in labels}
     for e in episodes:
-        if e.get("condition") not in outcomes:
-            raise ValueError(f"--merge: an episode of condition {e.get('condition')!r} has no summary")
+        if e["condition"] not in outcomes:
+            raise ValueError(f"--merge: an episode of condition {e['condition']!r} has no summary")
         outcomes[e["condition"]].append(_Outcome(e["seed"], bool(e["success"])))
     seed_lists = {tuple(o.seed for o in v) for v in outcomes.values()}
     if len(seed_lists) > 1:
