@@ -101,7 +101,16 @@ def test_worker_processes_give_the_same_episodes_as_one_process(tmp_path):
     policy, _ = load_policy()
     policy.save_pretrained(tmp_path / "model")
     runs = [(str(tmp_path / "model"), EvalConfig(max_steps=6)), (str(tmp_path / "model"), EvalConfig(mode="sfm_only", max_steps=5))]
-    one = evaluate_runs(runs, [3, 4], jobs=1)
+    import torch
+
+    # Each worker runs one torch thread; the same count here, or float sums differ in the last bits
+    # (the test failed when run alone on 2 cores, where torch defaults to 2 threads).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = evaluate_runs(runs, [3, 4], jobs=1)
+    finally:
+        torch.set_num_threads(threads)
     two = evaluate_runs(runs, [3, 4], jobs=2)
     strip = lambda results: [{k: v for k, v in dataclasses.asdict(r).items() if k != "wall_s"} for r in results]  # noqa: E731
     assert [strip(r) for r in one] == [strip(r) for r in two]
