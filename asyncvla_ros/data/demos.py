@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(recorded actions stay the expert's); 0 = off")
     parser.add_argument("--start-noise", type=float, default=0.02, metavar="RAD",
                         help="spread of the arm's start pose (uniform, every joint); the evaluation's is 0.02")
+    parser.add_argument("--displace-fraction", type=float, default=0.0, metavar="F",
+                        help="fraction of episodes in which the cube is moved once, 0.5-3 s in, and the expert starts "
+                             "its grasp over for the new pose; 0 = none")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         report = record_demos(
             args.out, args.episodes, args.seed, image_size_px=args.image_size_px, fps=args.fps,
             max_duration_s=args.max_duration_s, action_noise_std_rad=args.action_noise_std, start_noise_rad=args.start_noise,
+            displace_fraction=args.displace_fraction,
             progress=not args.no_progress,
         )
     except (ValueError, FileExistsError) as exc:

@@ -55,6 +55,13 @@ class RecordConfig:
     # Wider than the evaluation's 0.02 rad, the demonstrations show the expert's approach from more of
     # the poses a policy's own first moves can lead to.
     start_noise_rad: float = 0.02
+    # Displaced demonstrations: in this fraction of episodes (drawn per episode seed) the cube is moved
+    # once, to a fresh spawn position (SimArm.displace_cube), at a tick drawn from the window below,
+    # unless the arm already touches it. The expert starts its grasp over for the new pose, so the
+    # policy sees an arm heading for where the cube was, the images showing it elsewhere, and the
+    # correction. 0 = none.
+    displace_fraction: float = 0.0
+    displace_window_s: tuple[float, float] = (0.5, 3.0)  # earliest and latest time of the displacement, s
 
     def __post_init__(self):
         for name in ("episodes", "seed", "image_size_px", "fps", "image_writer_threads"):
@@ -78,6 +85,13 @@ class RecordConfig:
         for name in ("action_noise_std_rad", "start_noise_rad"):
             if not math.isfinite(getattr(self, name)) or not 0 <= getattr(self, name) <= 0.5:
                 raise _invalid(name, "must be in [0, 0.5] rad", getattr(self, name))
+        if not math.isfinite(self.displace_fraction) or not 0 <= self.displace_fraction <= 1:
+            raise _invalid("displace_fraction", "must be in [0, 1]", self.displace_fraction)
+        window = self.displace_window_s
+        if (len(window) != 2 or not all(math.isfinite(w) for w in window)
+                or not 1.0 / self.fps <= window[0] <= window[1] <= self.max_duration_s):
+            raise _invalid("displace_window_s", "must be (first, last) s with 1/fps <= first <= last <= max_duration_s",
+                           window)
         if "/" not in self.repo_id:
             raise _invalid("repo_id", 'must look like "owner/name"', self.repo_id)
 
@@ -226,7 +240,8 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
     ``config.settle_steps`` more steps, and fails otherwise or after ``config.max_steps``. With
     ``config.action_noise_std_rad`` the arm executes the targets plus noise drawn from the episode's
     seed (an Ornstein-Uhlenbeck process, time constant ``NOISE_TIME_CONSTANT_S``); frames keep the
-    expert's targets.
+    expert's targets. With ``config.displace_fraction`` the episode's seed also decides whether, and at
+    which tick, the cube is moved (``RecordConfig.displace_window_s``).
     """
     observation = arm.reset(seed=episode_seed)
     expert.reset()
@@ -236,7 +251,12 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
     arm_joints = slice(0, len(arm.joint_names) - 1)  # every joint but the gripper, the last one
     lower, upper = arm.joint_limits_rad
     frames, steps_since_done = [], 0
-    for _ in range(config.max_steps):
+    displace_rng = np.random.default_rng([episode_seed, 0xD15B])
+    displace_at = -1  # the tick after which the cube is moved; -1 = never
+    if displace_rng.random() < config.displace_fraction:
+        first, last = (round(w * config.fps) for w in config.displace_window_s)
+        displace_at = int(displace_rng.integers(first, last + 1))
+    for step in range(config.max_steps):
         action = expert.act()
         frame = {key: observation.images[camera] for camera, key in CAMERA_KEYS.items()}
         frame[STATE] = observation.joint_positions_rad.astype(np.float32)
@@ -248,6 +268,8 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
             draw = config.action_noise_std_rad * rng.standard_normal(len(noise) - 1)
             noise[arm_joints] = keep * noise[arm_joints] + math.sqrt(1 - keep * keep) * draw
             action = np.clip(action + noise, lower, upper)
+        if step + 1 == displace_at:
+            arm.displace_cube(episode_seed)  # the next observation shows it moved
         observation = arm.step(action)
         if expert.done:
             if arm.is_success():

@@ -38,8 +38,8 @@ class EvalConfig:
     max_step_rad: float = 0.1  # safety filter step limit per tick, every joint
     policy_seed: int = 0
     # A disturbance to recover from: at this tick the cube is put down elsewhere (a fresh spawn at least
-    # DISTURB_MIN_MOVE_M from where it was, drawn from the episode seed), unless the arm already holds
-    # or touches it. 0 = none.
+    # task.DISPLACE_MIN_MOVE_M from where it was, drawn from the episode seed: SimArm.displace_cube), unless
+    # the arm already holds or touches it. 0 = none.
     disturb_at_step: int = 0
     # The disturbance comes this many ticks later at most, by episode seed (seed % (N + 1)): spread over
     # the phase of a slow semantic refresh, so how soon a refresh sees it is not one fixed offset.
@@ -91,24 +91,6 @@ class EpisodeResult:
 
 
 LIFT_HEIGHT_M = 0.02
-DISTURB_MIN_MOVE_M = 0.06
-
-
-def disturb(arm, seed: int) -> bool:
-    """Move the cube to a new spawn position drawn from `seed` (see EvalConfig.disturb_at_step); False
-    when the arm touches it or it is off the table (a grasp in progress is not undone)."""
-    from asyncvla_ros.sim import task
-
-    position, _ = arm.cube_pose()
-    if arm.cube_touches_robot() or position[2] > task.TABLE_TOP_Z_M + task.CUBE_HALF_SIZE_M + 0.005:
-        return False
-    rng = np.random.default_rng([int(seed), 0xD15])
-    for _ in range(100):
-        xy = task.sample_cube_xy(rng)
-        if np.linalg.norm(xy - position[:2]) >= DISTURB_MIN_MOVE_M:
-            arm.move_cube(xy, float(rng.uniform(-np.pi / 4, np.pi / 4)))
-            return True
-    return False
 
 
 def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> EpisodeResult:
@@ -175,7 +157,7 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
             if fired is not None:
                 semantic.request_refresh(fired.reason)
         if config.disturb_at_step and step + 1 == disturb_at:
-            disturbed = disturb(arm, seed)
+            disturbed = arm.displace_cube(seed)
             moved_at_ns = (step + 1) * STEP_NS if disturbed else None  # the next observation shows it
         obs = arm.step(target)
         lifted = lifted or bool(arm.cube_pose()[0][2] > rest_z + LIFT_HEIGHT_M)

@@ -7,9 +7,10 @@ close, lift, carry over the instructed area, lower, open, retreat. While carryin
 (measured), not the gripper, to the goal, so a cube that slipped in the jaws is still placed well.
 
 It also recovers from states its own path never visits, so that it can label a policy's (DAgger):
-a cube lost from the jaws, a descent that the cube is no longer under, or a cube left outside the
-area after release, send it back to the hover phase. :meth:`ScriptedExpert.plan` looks ahead: the
-chunk of targets it would command from the arm's current state, simulated in a branch of the physics.
+a cube lost from the jaws, a cube moved while the expert hovers toward it, a descent that the cube
+is no longer under, or a cube left outside the area after release, send it back to the hover phase.
+:meth:`ScriptedExpert.plan` looks ahead: the chunk of targets it would command from the arm's
+current state, simulated in a branch of the physics.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class ExpertConfig:
     open_s: float = 0.4  # time spent opening them over the target, s
     phase_timeout_s: float = 5.0  # a moving phase that has not arrived by then moves on, s
     # Recovery (start over from the hover phase): the cube this far from the grasp point while it should
-    # be held, or a descent this far (horizontally) from its goal above the cube, m.
+    # be held, or this far from where it was when the hover toward it began; or a descent this far
+    # (horizontally) from its goal above the cube, m.
     lost_cube_m: float = 0.03
     off_descent_m: float = 0.02
 
@@ -133,10 +135,11 @@ class ScriptedExpert:
         self._phase = Phase.HOVER
         self._steps = 0
         cube, _ = self.arm.cube_pose()
+        self._grasp_cube_xy = cube[:2].copy()
         self._grasp_bearing = self._bearing(cube)
         self._jaw_yaw = self._choose_jaw_yaw()
 
-    _STATE = ("_phase", "_steps", "_q_cmd", "_point_cmd", "_grasp_bearing", "_jaw_yaw")
+    _STATE = ("_phase", "_steps", "_q_cmd", "_point_cmd", "_grasp_cube_xy", "_grasp_bearing", "_jaw_yaw")
 
     def plan(self, length: int) -> np.ndarray:
         """The (length, 6) targets the expert would command over the next `length` steps from the arm's
@@ -162,6 +165,8 @@ class ScriptedExpert:
         cube, _ = self.arm.cube_pose()
         if self._phase in (Phase.LIFT, Phase.CARRY, Phase.LOWER):
             return bool(np.linalg.norm(point_meas - cube) > cfg.lost_cube_m)
+        if self._phase is Phase.HOVER:  # the cube was moved: choose the grasp (jaw yaw) for its new pose
+            return bool(np.linalg.norm(cube[:2] - self._grasp_cube_xy) > cfg.lost_cube_m)
         if self._phase is Phase.DESCEND:
             return bool(np.linalg.norm(self._goal(point_meas)[:2] - point_meas[:2]) > cfg.off_descent_m)
         if self._phase in (Phase.RETREAT, Phase.DONE):

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DART noise on the arm while the --sim-episodes run (as `demos --action-noise-std`); 0 = off")
     p.add_argument("--sim-start-noise", type=float, default=0.02, metavar="RAD",
                    help="spread of the arm's start pose in the --sim-episodes (as `demos --start-noise`)")
+    p.add_argument("--sim-displace-fraction", type=float, default=0.0, metavar="F",
+                   help="fraction of the --sim-episodes in which the cube is moved once mid-approach and the expert "
+                        "starts its grasp over (as `demos --displace-fraction`); 0 = none")
     p.add_argument("--dagger-policy", default="", metavar="DIR",
                    help="also train on DAgger episodes: this policy drives the sim, the expert labels every state it reaches "
                         "with the chunk it would command (training/dagger.py)")
@@ -275,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         tasks = list(dict.fromkeys(tasks + list(task.INSTRUCTIONS)))
         state_dim = action_dim = len(task.JOINT_NAMES)
         sim, failed = sim_episodes(opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=True,
-                                   action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise)
+                                   action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise,
+                                   displace_fraction=opts.sim_displace_fraction)
         logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
         episodes += sim
     if opts.dagger_policy or opts.dagger_data:

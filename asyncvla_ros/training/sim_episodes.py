@@ -67,12 +67,12 @@ def _worker_episode(seed: int, config) -> tuple | None:
 
 def sim_episodes(count: int, seed: int = 0, image_size_px: int = 112, fps: int = 20, max_duration_s: float = 20.0,
                  workers: int = 0, progress: bool = False, action_noise_std_rad: float = 0.0,
-                 start_noise_rad: float = 0.02) -> tuple[list[Episode], list[int]]:
+                 start_noise_rad: float = 0.02, displace_fraction: float = 0.0) -> tuple[list[Episode], list[int]]:
     """Run the expert on seeds seed..seed+count-1; returns (successful episodes in seed order, failed seeds).
 
     Cameras are the sim's in dataset order (front, wrist); states, actions and the scene state as
-    `asyncvla-ros demos` records them (`action_noise_std_rad`, `start_noise_rad`: RecordConfig's DART noise
-    and start-pose spread). `workers` > 0
+    `asyncvla-ros demos` records them (`action_noise_std_rad`, `start_noise_rad`, `displace_fraction`:
+    RecordConfig's DART noise, start-pose spread and displaced-cube episodes). `workers` > 0
     runs the episodes in that many processes.
     """
     if count < 1:
@@ -82,7 +82,8 @@ def sim_episodes(count: int, seed: int = 0, image_size_px: int = 112, fps: int =
     from asyncvla_ros.data.record import RecordConfig
 
     config = RecordConfig(image_size_px=image_size_px, fps=fps, max_duration_s=max_duration_s,
-                          action_noise_std_rad=action_noise_std_rad, start_noise_rad=start_noise_rad)
+                          action_noise_std_rad=action_noise_std_rad, start_noise_rad=start_noise_rad,
+                          displace_fraction=displace_fraction)
     seeds = range(seed, seed + count)
     results: dict[int, tuple | None] = {}
     bar = tqdm(total=count, desc="sim demos", unit="ep", disable=not progress)

@@ -62,7 +62,9 @@ def test_demo_features_cover_everything_required_but_the_task():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("episodes", 0), ("seed", -1), ("image_size_px", 8), ("fps", 0), ("max_duration_s", float("nan")),
-     ("settle_s", -1.0), ("image_writer_threads", -1), ("repo_id", "no_owner"), ("episodes", 2.5)],
+     ("settle_s", -1.0), ("image_writer_threads", -1), ("repo_id", "no_owner"), ("episodes", 2.5),
+     ("displace_fraction", 1.5), ("displace_fraction", float("nan")), ("displace_window_s", (3.0, 0.5)),
+     ("displace_window_s", (0.0, 1.0)), ("displace_window_s", (1.0, 99.0))],
 )
 def test_record_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=rf"RecordConfig\.{field}"):

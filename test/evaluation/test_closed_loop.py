@@ -36,16 +36,17 @@ def test_mcnemar_and_auroc_hand_values():
 def test_a_disturbance_moves_the_cube_away_unless_the_arm_holds_it():
     import numpy as np
 
-    from asyncvla_ros.evaluation.closed_loop import DISTURB_MIN_MOVE_M, disturb, make_arm
+    from asyncvla_ros.evaluation.closed_loop import make_arm
+    from asyncvla_ros.sim.task import DISPLACE_MIN_MOVE_M
 
     policy, _ = load_policy()
     arm = make_arm(policy)
     try:
         arm.reset(seed=5)
         before = arm.cube_pose()[0].copy()
-        assert disturb(arm, 5)
+        assert arm.displace_cube(5)
         after = arm.cube_pose()[0]
-        assert np.linalg.norm(after[:2] - before[:2]) >= DISTURB_MIN_MOVE_M and after[2] == pytest.approx(before[2])
+        assert np.linalg.norm(after[:2] - before[:2]) >= DISPLACE_MIN_MOVE_M and after[2] == pytest.approx(before[2])
         arm.step(arm.joint_positions())
         assert np.linalg.norm(arm.cube_pose()[0][:2] - after[:2]) < 0.005  # it stays where it was put
         with pytest.raises(ValueError, match="finite"):

@@ -103,6 +103,28 @@ def test_sim_episodes_in_memory_are_the_recorded_demonstrations(tmp_path):
                 np.testing.assert_array_equal(x, y)  # PNG round trip is lossless
 
 
+def test_a_displaced_demonstration_moves_the_cube_once_in_its_window_and_the_expert_still_solves_it():
+    import numpy as np
+
+    from asyncvla_ros.data.record import RecordConfig
+    from asyncvla_ros.sim.task import DISPLACE_MIN_MOVE_M
+    from asyncvla_ros.training.sim_episodes import sim_episodes
+
+    (plain,), _ = sim_episodes(1, seed=5, image_size_px=16)
+    (moved,), failed = sim_episodes(1, seed=5, image_size_px=16, displace_fraction=1.0)
+    assert failed == [] and moved.task == plain.task
+    steps = np.linalg.norm(np.diff(moved.env_states[:, :2], axis=0), axis=1)  # cube xy change per tick
+    jumps = np.flatnonzero(steps >= DISPLACE_MIN_MOVE_M)
+    assert len(jumps) == 1  # moved once, then only pushed or carried
+    first, last = (round(w * 20) for w in RecordConfig().displace_window_s)
+    assert first <= jumps[0] + 1 <= last
+    # Up to the move it is the plain episode: the displacement draws from a stream of its own.
+    np.testing.assert_array_equal(moved.states[:jumps[0] + 1], plain.states[:jumps[0] + 1])
+    # The expert went on to where the cube is now (it was kept, so it succeeded): the episode's last
+    # cube position is the instructed area, far from where the cube was put down.
+    assert np.linalg.norm(moved.env_states[-1, :2] - moved.env_states[jumps[0] + 1, :2]) > 0.05
+
+
 def test_dart_noise_moves_the_arm_off_the_expert_path_and_keeps_the_expert_labels():
     import numpy as np
 
