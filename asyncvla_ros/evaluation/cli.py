@@ -13,8 +13,9 @@ plan delays 0, 1, 2 and 4 ticks and reports the velocity jumps at chunk switches
 (evaluation/seams.py); the group "refresh" moves the cube with semantics at 1 Hz, with and without
 the confidence trigger, and at 5 Hz, and reports refreshes per episode and how soon one saw the move.
 Every condition runs the same seeds, so conditions are compared pair by pair (McNemar's exact test):
-within each model (AsyncVLA vs SFM, vs the random mask, disturbed vs disturbed SFM) and each of the
-first model's conditions against the same condition of every other model.
+within each model (AsyncVLA vs SFM, vs the random mask, stale vs fresh semantics, AsyncVLA vs SFM
+with stale semantics and with the cube moved) and each of the first model's conditions against the
+same condition of every other model.
 Writes results.json (per-episode and per-condition rates with 95 % Wilson intervals, the paired
 tests), success_rates.png (and seams.png when seam conditions ran), and prints the tables.
 `--merge DIR...` runs nothing: it joins the results.json of earlier runs on the same seeds (one
@@ -76,6 +77,7 @@ ABLATION = {
     "asyncvla": "SFM -> rater -> AFM, synchronous semantics",
     "random_mask": "AFM on a random 0.5 mask, synchronous semantics",
     "stale": "AsyncVLA with stale semantics",
+    "stale_sfm_only": "SFM only with stale semantics",
     "disturbed": "AsyncVLA, the cube moved at tick --disturb-at",
     "disturbed_sfm_only": "SFM only, the cube moved at tick --disturb-at",
 }
@@ -91,7 +93,8 @@ REFRESH = {"refresh_1hz": f"AsyncVLA, semantics at 1 Hz, {_MOVED}",
 CONDITIONS = ABLATION | SEAMS | REFRESH
 GROUPS = {"ablation": list(ABLATION), "seams": list(SEAMS), "refresh": list(REFRESH)}
 # Paired comparisons reported when both conditions ran: (condition, baseline).
-PAIRS = (("asyncvla", "sfm_only"), ("asyncvla", "random_mask"), ("disturbed", "disturbed_sfm_only"))
+PAIRS = (("asyncvla", "sfm_only"), ("asyncvla", "random_mask"), ("stale", "asyncvla"), ("stale", "stale_sfm_only"),
+         ("disturbed", "disturbed_sfm_only"))
 
 
 def parse_conditions(text: str) -> list[str]:
@@ -124,9 +127,10 @@ def conditions(models: dict[str, str], names: list[str], stale_period: int, stal
                             label, EvalConfig(mode="asyncvla", max_steps=max_steps, semantic_period_steps=period,
                                               disturb_at_step=disturb_at, disturb_spread_steps=REFRESH_SPREAD_STEPS,
                                               trigger_drop=trigger_drop if triggered else 0.0)))
-            elif name == "stale":
-                out.append((name, f"{label}: asyncvla, stale semantics", label,
-                            EvalConfig(mode="asyncvla", semantic_period_steps=stale_period, semantic_latency_steps=stale_latency,
+            elif name in ("stale", "stale_sfm_only"):
+                mode = "sfm_only" if name == "stale_sfm_only" else "asyncvla"
+                out.append((name, f"{label}: {mode}, stale semantics", label,
+                            EvalConfig(mode=mode, semantic_period_steps=stale_period, semantic_latency_steps=stale_latency,
                                        max_steps=max_steps)))
             else:
                 mode = "sfm_only" if name == "disturbed_sfm_only" else "asyncvla"

@@ -143,8 +143,13 @@ def test_eval_command_writes_results_and_a_plot(tmp_path, capsys):
     names = [s["condition"] for s in report["summary"]]
     assert names == ["main: sfm_only", "main: asyncvla", "main: asyncvla, stale semantics"]  # catalogue order
     assert len(report["episodes"]) == 6 and all(s["episodes"] == 2 and s["wrong_area_rate"] == 0 for s in report["summary"])
-    assert [(p["condition"], p["baseline"], p["pairs"]) for p in report["paired_tests"]] == [("main: asyncvla", "main: sfm_only", 2)]
+    assert [(p["condition"], p["baseline"], p["pairs"]) for p in report["paired_tests"]] == [
+        ("main: asyncvla", "main: sfm_only", 2), ("main: asyncvla, stale semantics", "main: asyncvla", 2)]
     assert (tmp_path / "eval" / "success_rates.png").stat().st_size > 1000
+    assert main(args + ["--conditions", "stale_sfm_only", "--out", str(tmp_path / "stale_sfm")]) == 0
+    (stale_sfm,) = json.loads((tmp_path / "stale_sfm" / "results.json").read_text())["summary"]
+    assert stale_sfm["condition"] == "main: sfm_only, stale semantics" and stale_sfm["config"]["mode"] == "sfm_only"
+    assert stale_sfm["config"]["semantic_period_steps"] == 4 and stale_sfm["mean_regenerated_per_chunk"] == 0
     assert main(args + ["--conditions", "disturbed", "--disturb-at", "2", "--out", str(tmp_path / "moved")]) == 0
     moved = json.loads((tmp_path / "moved" / "results.json").read_text())["summary"][0]
     assert moved["condition"] == "main: asyncvla, cube moved at tick 2" and moved["config"]["disturb_at_step"] == 2
@@ -169,7 +174,8 @@ def test_eval_command_writes_results_and_a_plot(tmp_path, capsys):
     assert [s["condition"] for s in merged["summary"]] == ["a: asyncvla", "b: asyncvla", "main: sfm_only", "main: asyncvla",
                                                           "main: asyncvla, stale semantics"]
     assert [(p["condition"], p["baseline"]) for p in merged["paired_tests"]] == [
-        ("a: asyncvla", "b: asyncvla"), ("a: asyncvla", "main: asyncvla"), ("main: asyncvla", "main: sfm_only")]
+        ("a: asyncvla", "b: asyncvla"), ("a: asyncvla", "main: asyncvla"), ("main: asyncvla", "main: sfm_only"),
+        ("main: asyncvla, stale semantics", "main: asyncvla")]
     assert merged["paired_tests"][2] == json.loads((tmp_path / "eval" / "results.json").read_text())["paired_tests"][0]
     assert [e["condition"] for e in merged["episodes"]][:4] == ["a: asyncvla"] * 2 + ["b: asyncvla"] * 2
     assert (tmp_path / "merged" / "success_rates.png").stat().st_size > 1000
