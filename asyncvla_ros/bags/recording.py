@@ -92,14 +92,22 @@ class Recording:
         return sample.positions[[index[n] for n in joint_names]]
 
     def index(self) -> None:
-        """Build the look-ups `state_at` and `latest_state` use (after loading, before the re-run)."""
+        """Build the look-ups `state_at`, `latest_state_stamped` and `latest_state` use (after loading, before the re-run)."""
         self.states.sort(key=lambda st: st.log_ns)
         self._by_stamp = {st.stamp_ns: st for st in self.states}
         self._log_times = [st.log_ns for st in self.states]
+        self._stamped = sorted(self.states, key=lambda st: st.stamp_ns)
+        self._stamps = [st.stamp_ns for st in self._stamped]
 
     def state_at(self, stamp: int) -> StateSample | None:
         """The joint state with exactly this header stamp, or None."""
         return self._by_stamp.get(stamp)
+
+    def latest_state_stamped(self, stamp: int) -> StateSample | None:
+        """The joint state with the newest header stamp at or before `stamp`, or None: what a node that
+        planned from a state stamped `stamp` could have had, when the bag lacks that state itself."""
+        i = bisect.bisect_right(self._stamps, stamp)
+        return self._stamped[i - 1] if i else None
 
     def latest_state(self, t_ns: int) -> StateSample | None:
         """The newest joint state received at or before bag time `t_ns`."""

@@ -42,12 +42,14 @@ from asyncvla_ros.bags.semantic_replay import EXACT, SKIPPED, EncodeRecord, Sema
 from asyncvla_ros.bags.types import BagError
 from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig
 from asyncvla_ros.control.joint_space import JointSpace
+from asyncvla_ros.control.safety import is_stale
 from asyncvla_ros.control.semantic_loop import SemanticLoopConfig
 from asyncvla_ros.policy.config import ACT_MODES
 
 logger = logging.getLogger(__name__)
 
-STATE_NOT_IN_BAG = "no joint state in the bag yet"  # TickRecord.skipped: nothing recorded to plan from
+# TickRecord.skipped: nothing recorded to plan from (no state yet, or none the loop would accept at the tick)
+STATE_NOT_IN_BAG = "no usable joint state in the bag"
 
 # TickRecord.missing: what a chunk rested on that the bag does not hold (so the re-run need not match it).
 MISSING_HISTORY = "chunks or history from before the bag, or over a chunk the recorder missed"
@@ -266,9 +268,13 @@ class Rerun:
                     continue
                 semantics, exact = refresh.item, refresh.status == EXACT
             sample = self.rec.state_at(state_stamp)
-            if sample is None:  # the joint state the node planned from is missing: the one recorded before it
-                sample = self.rec.latest_state(log_ns)
-            if sample is None:  # no joint state yet (a recorder that matched /joint_states late)
+            if sample is None:  # the joint state the node planned from is missing: the newest stamped before it
+                # (by stamp, not by log time: a chunk logged late, under load, would pick a state from
+                # after the tick, which the loop refuses as stamped in the future, and hold)
+                sample = self.rec.latest_state_stamped(state_stamp)
+                if sample is not None and is_stale((now - sample.stamp_ns) * 1e-9, self.loop.config.max_state_age_s):
+                    sample = None  # one the loop would refuse and hold on, where the node planned: not usable
+            if sample is None:  # no usable joint state (a recorder that matched /joint_states late, or lost them)
                 out.append(self._skip(k, chunk, log_ns, executed, STATE_NOT_IN_BAG))
                 continue
             # The first input the bag lacks; the node's hold count says whether the schedule restarted
