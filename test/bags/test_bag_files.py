@@ -176,3 +176,19 @@ def test_metadata_carries_the_type_hashes_rosidl_computed_for_our_messages(tmp_p
     for path in built:
         rosidl = json.loads(path.read_text())["type_hashes"][0]
         assert hashes[rosidl["type_name"]] == rosidl["hash_string"]
+
+
+def test_recording_finds_states_by_stamp_and_by_log_time():
+    from asyncvla_ros.bags.recording import Recording, StateSample
+
+    # Logged out of stamp order, as a recorder under load logs them: the stamp look-up must not pick
+    # a state stamped after the one asked for because it was logged earlier.
+    names = ("a",)
+    rec = Recording(path="", start_ns=0, states=[StateSample(100, 1000, names, np.zeros(1)),
+                                                  StateSample(300, 1100, names, np.ones(1)),
+                                                  StateSample(200, 1200, names, np.full(1, 2.0))])
+    rec.index()
+    assert rec.state_at(200).log_ns == 1200 and rec.state_at(250) is None
+    assert rec.latest_state_stamped(250).stamp_ns == 200 and rec.latest_state_stamped(99) is None
+    assert rec.latest_state_stamped(300).stamp_ns == 300
+    assert rec.latest_state(1150).stamp_ns == 300  # by log time: the newest received by then
