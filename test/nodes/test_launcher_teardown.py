@@ -157,8 +157,12 @@ def test_with_respawn_a_killed_node_is_restarted_and_the_graph_goes_on(tmp_path)
         first = semantic_nodes()
         assert len(first) == 1, first
         first[0].kill()
+        def restarted() -> bool:  # one look at the process tree: two could see it change in between
+            now = semantic_nodes()
+            return len(now) == 1 and now[0].pid != first[0].pid
+
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not (len(semantic_nodes()) == 1 and semantic_nodes()[0].pid != first[0].pid):
+        while time.monotonic() < deadline and not restarted():
             assert proc.poll() is None, out.read_text()[-3000:]
             time.sleep(0.2)
         text = out.read_text()
