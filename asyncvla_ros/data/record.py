@@ -19,6 +19,7 @@ import numpy as np
 
 from asyncvla_ros.data.features import ACTION, CAMERA_KEYS, DEFAULT_REPO_ID, ENV_STATE, STATE, TASK, demo_features
 from asyncvla_ros.data.load import VIDEO_BACKEND, hub_offline
+from asyncvla_ros.sim.disturbance import displace_cube
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class RecordConfig:
     # the poses a policy's own first moves can lead to.
     start_noise_rad: float = 0.02
     # Displaced demonstrations: in this fraction of episodes (drawn per episode seed) the cube is moved
-    # once, to a fresh spawn position (SimArm.displace_cube), at a tick drawn from the window below,
+    # once, to a fresh spawn position (sim/disturbance.py), at a tick drawn from the window below,
     # unless the arm already touches it. The expert starts its grasp over for the new pose, so the
     # policy sees an arm heading for where the cube was, the images showing it elsewhere, and the
     # correction. 0 = none.
@@ -269,7 +270,7 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
             noise[arm_joints] = keep * noise[arm_joints] + math.sqrt(1 - keep * keep) * draw
             action = np.clip(action + noise, lower, upper)
         if step + 1 == displace_at:
-            arm.displace_cube(episode_seed)  # the next observation shows it moved
+            displace_cube(arm, episode_seed)  # the next observation shows it moved
         observation = arm.step(action)
         if expert.done:
             if arm.is_success():

@@ -24,6 +24,7 @@ from asyncvla_ros.control.semantic_loop import SemanticLoop, SemanticLoopConfig
 from asyncvla_ros.control.semantic_store import SemanticItem
 from asyncvla_ros.evaluation.seams import episode_seams
 from asyncvla_ros.policy.config import ACT_MODES
+from asyncvla_ros.sim.disturbance import displace_cube
 
 STEP_NS = 50_000_000  # one 20 Hz control period in simulated nanoseconds
 
@@ -38,8 +39,8 @@ class EvalConfig:
     max_step_rad: float = 0.1  # safety filter step limit per tick, every joint
     policy_seed: int = 0
     # A disturbance to recover from: at this tick the cube is put down elsewhere (a fresh spawn at least
-    # task.DISPLACE_MIN_MOVE_M from where it was, drawn from the episode seed: SimArm.displace_cube), unless
-    # the arm already holds or touches it. 0 = none.
+    # DISPLACE_MIN_MOVE_M from where it was, drawn from the episode seed: sim/disturbance.py), unless the
+    # arm already holds or touches it. 0 = none.
     disturb_at_step: int = 0
     # The disturbance comes this many ticks later at most, by episode seed (seed % (N + 1)): spread over
     # the phase of a slow semantic refresh, so how soon a refresh sees it is not one fixed offset.
@@ -157,7 +158,7 @@ def run_episode(policy, arm, seed: int, config: EvalConfig, on_tick=None) -> Epi
             if fired is not None:
                 semantic.request_refresh(fired.reason)
         if config.disturb_at_step and step + 1 == disturb_at:
-            disturbed = arm.displace_cube(seed)
+            disturbed = displace_cube(arm, seed)
             moved_at_ns = (step + 1) * STEP_NS if disturbed else None  # the next observation shows it
         obs = arm.step(target)
         lifted = lifted or bool(arm.cube_pose()[0][2] > rest_z + LIFT_HEIGHT_M)

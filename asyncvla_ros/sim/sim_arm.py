@@ -258,22 +258,6 @@ class SimArm:
             mujoco.mj_forward(self.model, d)
             self._publish_snapshot()
 
-    def displace_cube(self, seed: int) -> bool:
-        """A disturbance to recover from: put the cube down at a fresh spawn position at least
-        `task.DISPLACE_MIN_MOVE_M` from where it is, with a new yaw, both drawn from `seed`. False, and
-        nothing moved, when the arm touches the cube or it is off the table (a grasp in progress is not
-        undone). The closed-loop eval's disturbance conditions and the displaced demonstrations use it."""
-        position, _ = self.cube_pose()
-        if self.cube_touches_robot() or position[2] > task.TABLE_TOP_Z_M + task.CUBE_HALF_SIZE_M + 0.005:
-            return False
-        rng = np.random.default_rng([int(seed), 0xD15])
-        for _ in range(100):
-            xy = task.sample_cube_xy(rng)
-            if np.linalg.norm(xy - position[:2]) >= task.DISPLACE_MIN_MOVE_M:
-                self.move_cube(xy, float(rng.uniform(-np.pi / 4, np.pi / 4)))
-                return True
-        return False
-
     def _check_targets(self, target_positions_rad) -> np.ndarray:
         try:
             targets = np.asarray(target_positions_rad, dtype=np.float64)

@@ -24,7 +24,6 @@ TARGET_SLOTS_POLAR = ((0.21, 1.05), (0.21, 0.0), (0.21, -1.05))
 CUBE_RADIUS_RANGE_M = (0.15, 0.26)
 CUBE_BEARING_RANGE_RAD = (-1.3, 1.3)
 CUBE_CLEARANCE_M = 0.07
-DISPLACE_MIN_MOVE_M = 0.06  # SimArm.displace_cube puts the cube at least this far from where it was
 CUBE_RGBA = (0.85, 0.1, 0.1, 1.0)
 TARGET_COLOURS = {
     "blue": (0.1, 0.25, 0.9, 1.0),

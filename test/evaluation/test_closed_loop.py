@@ -37,14 +37,14 @@ def test_a_disturbance_moves_the_cube_away_unless_the_arm_holds_it():
     import numpy as np
 
     from asyncvla_ros.evaluation.closed_loop import make_arm
-    from asyncvla_ros.sim.task import DISPLACE_MIN_MOVE_M
+    from asyncvla_ros.sim.disturbance import DISPLACE_MIN_MOVE_M, displace_cube
 
     policy, _ = load_policy()
     arm = make_arm(policy)
     try:
         arm.reset(seed=5)
         before = arm.cube_pose()[0].copy()
-        assert arm.displace_cube(5)
+        assert displace_cube(arm, 5)
         after = arm.cube_pose()[0]
         assert np.linalg.norm(after[:2] - before[:2]) >= DISPLACE_MIN_MOVE_M and after[2] == pytest.approx(before[2])
         arm.step(arm.joint_positions())

@@ -107,7 +107,7 @@ def test_a_displaced_demonstration_moves_the_cube_once_in_its_window_and_the_exp
     import numpy as np
 
     from asyncvla_ros.data.record import RecordConfig
-    from asyncvla_ros.sim.task import DISPLACE_MIN_MOVE_M
+    from asyncvla_ros.sim.disturbance import DISPLACE_MIN_MOVE_M
     from asyncvla_ros.training.sim_episodes import sim_episodes
 
     (plain,), _ = sim_episodes(1, seed=5, image_size_px=16)
