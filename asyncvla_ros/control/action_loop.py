@@ -163,7 +163,9 @@ class ActionLoop:
         switched = self._land_due()
         if self._pending is None:  # the planner is free: plan from this tick's inputs
             context = self._upcoming(hold_at) if c.chunk_mode == "continue" else None
-            chunk = self._act(semantics.condition, state, context, c.seed + self.tick_count)
+            # The semantics' age as the policy reads it: from the observation to the state it plans from.
+            chunk = self._act(semantics.condition, state, context, c.seed + self.tick_count,
+                              (state_stamp_ns - semantics.stamp_ns) * 1e-9)
             self.chunk_id += 1
             switched = self._plan(chunk.actions if executed is None else executed) or switched
         command, waiting = self._execute(hold_at, now_ns)
@@ -212,13 +214,14 @@ class ActionLoop:
         self._reset()
         self.last_command = None
 
-    def _act(self, condition, state, context, seed: int):
+    def _act(self, condition, state, context, seed: int, semantic_age_s: float):
         """policy.act in the policy's joint space; the chunk comes back in the robot's."""
         js, history = self.joint_space, self.history.array()
         if js is None:
-            return self.policy.act(condition, state, history, mode=self.config.mode, seed=seed, context=context)
+            return self.policy.act(condition, state, history, mode=self.config.mode, seed=seed, context=context,
+                                   semantic_age_s=semantic_age_s)
         chunk = self.policy.act(condition, js.to_policy(state), js.to_policy(history), mode=self.config.mode, seed=seed,
-                                context=None if context is None else js.to_policy(context))
+                                context=None if context is None else js.to_policy(context), semantic_age_s=semantic_age_s)
         return dataclasses.replace(chunk, actions=js.to_robot(chunk.actions), sfm_actions=js.to_robot(chunk.sfm_actions))
 
     # -- chunks ------------------------------------------------------------------------------------

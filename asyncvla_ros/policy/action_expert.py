@@ -5,7 +5,9 @@
   the noisy action and an MLP maps the 2d vector to the decoder width d. Unmasked tokens therefore
   read as "clean" (time 0) while masked ones read as noisy.
 - Robot-state token: the current state, projected to d. It is fresh every control step, unlike the
-  cached prefix, which may be several control steps old.
+  cached prefix, which may be several control steps old. Where configured (`semantic_age_max_s`), the
+  prefix's age is added to it: a sinusoidal embedding of age / max through a zero-initialised linear
+  map, so a policy given the input starts out planning exactly as it did without it.
 - History tokens (semantic-action decoupling paper): the last K executed actions, projected to d with
   a learned per-slot embedding; slots before the start of an episode hold a learned "empty" embedding.
 - Velocity head: a linear map from the decoder's output at each action token to the action space.
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -53,23 +56,47 @@ class ActionExpert(nn.Module):
             self.history_slot = nn.Parameter(torch.randn(K, d) * 0.02)  # which of the K past steps
             self.history_empty = nn.Parameter(torch.randn(d) * 0.02)  # a slot before the episode began
         self.velocity_out = nn.Linear(d, config.action_dim)
+        self.age_in = self._zero_linear(d) if config.semantic_age_max_s else None
+
+    @staticmethod
+    def _zero_linear(d: int) -> nn.Linear:
+        layer = nn.Linear(d, d)
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        return layer
+
+    def add_semantic_age_input(self, max_age_s: float) -> None:
+        """Give an expert built without it the semantic-age input (fine-tuning into one); it changes no
+        output until trained, the map being zero."""
+        if self.age_in is not None:
+            raise ValueError("the action expert already reads the semantic age")
+        self.config = dataclasses.replace(self.config, semantic_age_max_s=float(max_age_s))
+        self.age_in = self._zero_linear(self.hidden_size).to(self.velocity_out.weight)
 
     @property
     def num_context_tokens(self) -> int:
         return 1 + self.config.history_len
 
-    def context_tokens(self, state: torch.Tensor, history: torch.Tensor | None, history_valid: torch.Tensor | None) -> torch.Tensor:
+    def context_tokens(self, state: torch.Tensor, history: torch.Tensor | None, history_valid: torch.Tensor | None,
+                       semantic_age_s: torch.Tensor | None = None) -> torch.Tensor:
         """State and history tokens.
 
         Args:
             state: (B, state_dim) normalised state.
             history: (B, K, action_dim) normalised executed actions, oldest first; ignored when K = 0.
             history_valid: (B, K) bool, False for slots with no executed action yet.
+            semantic_age_s: (B,) age of the semantic condition, s; None = fresh (0). Unused without the input.
 
         Returns:
             (B, 1 + K, d)
         """
-        tokens = self.state_in(state).unsqueeze(1)  # (B, 1, d)
+        tokens = self.state_in(state)  # (B, d)
+        if self.age_in is not None:
+            age = torch.zeros(state.shape[0], device=state.device) if semantic_age_s is None else semantic_age_s.to(state.device)
+            fraction = (age.float() / self.config.semantic_age_max_s).clamp(0.0, 1.0)
+            c = self.config
+            tokens = tokens + self.age_in(sinusoidal_embedding(fraction, self.hidden_size, c.time_min_period, c.time_max_period).to(tokens.dtype))
+        tokens = tokens.unsqueeze(1)  # (B, 1, d)
         if not self.config.history_len:
             return tokens
         hist = self.history_in(history) + self.history_slot  # (B, K, d)

@@ -135,7 +135,12 @@ class ActionExpertConfig:
     # masks mixed into Alg. 2, TrainConfig.prefix_fraction); 0 = not trained for it. The action loop's
     # `continue` mode gives plan_delay_ticks steps of context and warns past this.
     continuation_prefix: int = 0
-    # Sinusoidal time embedding periods (flow time tau in [0, 1]).
+    # The age of the semantic condition as an input (the state's stamp minus the encoded observation's),
+    # ages clipped to [0, this], s; 0 = no such input (the decoupling paper's action module, which must
+    # guess how old its semantics are). Time-misalignment training shows it the delay it drew, so one
+    # policy plans from fresh and from stale semantics alike (`train --semantic-age-input`).
+    semantic_age_max_s: float = 0.0
+    # Sinusoidal time embedding periods (flow time tau in [0, 1]; also the clipped semantic age / max).
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
 
@@ -148,6 +153,8 @@ class ActionExpertConfig:
             raise ValueError(f"ActionExpertConfig.history_len must be an int >= 0, got {self.history_len!r}")
         if not isinstance(self.continuation_prefix, int) or not 0 <= self.continuation_prefix < self.chunk_len:
             raise ValueError(f"ActionExpertConfig.continuation_prefix must be an int in [0, chunk_len), got {self.continuation_prefix!r}")
+        if not (isinstance(self.semantic_age_max_s, (int, float)) and 0.0 <= self.semantic_age_max_s < float("inf")):
+            raise ValueError(f"ActionExpertConfig.semantic_age_max_s must be a finite number >= 0, got {self.semantic_age_max_s!r}")
         if not 0 < self.time_min_period < self.time_max_period:
             raise ValueError(
                 "ActionExpertConfig needs 0 < time_min_period < time_max_period, got "

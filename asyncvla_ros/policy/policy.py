@@ -205,15 +205,18 @@ class AsyncVLAPolicy(nn.Module):
 
     # ------------------------------------------------------------------ action side
 
-    def action_context(self, cond: SemanticCondition, state: torch.Tensor, history: torch.Tensor | None, history_valid: torch.Tensor | None) -> ActionContext:
+    def action_context(self, cond: SemanticCondition, state: torch.Tensor, history: torch.Tensor | None, history_valid: torch.Tensor | None,
+                       semantic_age_s: torch.Tensor | None = None) -> ActionContext:
         """Run the state/history block against the prefix and stack its keys/values on top of it.
 
         Args:
             cond: semantic condition with batch B.
             state: (B, state_dim) normalised. history: (B, K, action_dim) normalised. history_valid: (B, K).
+            semantic_age_s: (B,) how much older the condition's observation is than the state, s; None = 0.
+                Read only by a policy trained with the input (expert.semantic_age_max_s).
         """
         text_model = self.backbone.text_model
-        ctx = self.expert.context_tokens(state, history, history_valid)  # (B, C, d)
+        ctx = self.expert.context_tokens(state, history, history_valid, semantic_age_s)  # (B, C, d)
         B, C, _ = ctx.shape
         offsets = torch.arange(C + self.config.expert.chunk_len, device=ctx.device)
         positions = cond.next_position.to(ctx.device)[:, None] + offsets  # (B, C + L)
@@ -238,9 +241,15 @@ class AsyncVLAPolicy(nn.Module):
         """Algorithm 1 with this policy's velocity; SFM when `mask` is all ones and `init` is None."""
         return flow_sample(partial(self.velocity, ctx), noise, mask, init, self.config.num_flow_steps)
 
+    def add_semantic_age_input(self, max_age_s: float) -> None:
+        """Fine-tune a policy trained without it into one that reads its semantics' age (ages up to
+        `max_age_s`); until trained it plans exactly as before."""
+        self.expert.add_semantic_age_input(max_age_s)
+        self.config.expert = self.expert.config
+
     @torch.inference_mode()
     def act(self, cond: SemanticCondition, state: np.ndarray, history: np.ndarray | None = None, mode: str = "asyncvla",
-            seed: int = 0, context: np.ndarray | None = None) -> ChunkResult:
+            seed: int = 0, context: np.ndarray | None = None, semantic_age_s: float = 0.0) -> ChunkResult:
         """Plan one action chunk.
 
         Args:
@@ -254,6 +263,9 @@ class AsyncVLAPolicy(nn.Module):
                 unmasked tokens in both rounds, returned bit for bit, and the other steps are generated
                 around them (from noise, then the rater's low-confidence ones regenerated). No gradient
                 is involved. None or d = 0: a plain plan, the same chunk as without the argument.
+            semantic_age_s: how much older the observation behind `cond` is than `state`, s (the state's
+                stamp minus the observation's). A policy trained with the input (expert.semantic_age_max_s)
+                reads it, clipped to [0, semantic_age_max_s]; others ignore it.
 
         Raises:
             InputError: a wrong shape, a non-finite value or an unknown mode.
@@ -267,6 +279,9 @@ class AsyncVLAPolicy(nn.Module):
         state_raw = np.asarray(state, dtype=np.float32)
         given = self._check_context(context)
         d = len(given)
+        if not np.isfinite(semantic_age_s):
+            raise InputError(f"semantic_age_s: expected a finite number of seconds, got {semantic_age_s!r}")
+        age = torch.tensor([float(semantic_age_s)], device=dev)
         gen = torch.Generator(device=dev).manual_seed(int(seed))
         # Every draw happens in every mode, so one seed gives the same SFM chunk in all modes.
         sfm_noise = torch.randn((1, e.chunk_len, e.action_dim), generator=gen, device=dev, dtype=dt)
@@ -274,7 +289,7 @@ class AsyncVLAPolicy(nn.Module):
         coin = torch.rand((1, e.chunk_len), generator=gen, device=dev)
 
         t0 = time.perf_counter()
-        ctx = self.action_context(cond, state_n, hist_n, hist_valid)
+        ctx = self.action_context(cond, state_n, hist_n, hist_valid, age)
         free = torch.ones((1, e.chunk_len), dtype=torch.bool, device=dev)  # tokens generated (all of them in SFM)
         if d:
             free[:, :d] = False

@@ -8,6 +8,7 @@ time-misalignment and history-perturbation helpers from `losses`):
     history        (B, K, action_dim) and history_valid (B, K)   (absent when K = 0)
     actions        (B, L, action_dim) ground-truth chunk
     action_valid   (B, L) bool, False for padding past an episode's end or paused steps
+    semantic_age_s (B,) how much older the observation is than the state, s (only for policies that read it)
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def flow_matching_loss(policy, batch: dict, generator: torch.Generator | None = 
     """
     if cond is None:
         cond = policy.backbone.encode(batch["inputs"])
-    ctx = policy.action_context(cond, batch["state"], batch.get("history"), batch.get("history_valid"))
+    ctx = policy.action_context(cond, batch["state"], batch.get("history"), batch.get("history_valid"),
+                                batch.get("semantic_age_s"))
     noised = noise_chunks(batch["actions"], generator, sfm_only=sfm_only, sfm_fraction=sfm_fraction,
                           prefix_fraction=prefix_fraction, max_prefix=policy.config.expert.continuation_prefix)
     velocity = policy.velocity(ctx, noised.noisy_actions, noised.token_time)
@@ -39,7 +41,8 @@ def rater_training_loss(policy, batch: dict, generator: torch.Generator | None =
     actions = batch["actions"]
     with torch.no_grad():
         cond = policy.backbone.encode(batch["inputs"])
-        ctx = policy.action_context(cond, batch["state"], batch.get("history"), batch.get("history_valid"))
+        ctx = policy.action_context(cond, batch["state"], batch.get("history"), batch.get("history_valid"),
+                                    batch.get("semantic_age_s"))
         noise = torch.randn(actions.shape, device=actions.device, dtype=actions.dtype, generator=generator)
         full = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
         sfm = policy.sample(ctx, noise, full)

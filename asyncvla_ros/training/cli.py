@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="new or fine-tuned (--init) policy: chunk targets relative to the current state (a[t+i] - s[t]) "
                         "instead of absolute")
     p.add_argument("--no-time-misalignment", action="store_true", help="train with synchronised semantics only")
+    p.add_argument("--semantic-age-input", action=argparse.BooleanOptionalAction, default=False,
+                   help="the policy reads how old its semantics are (ages up to one chunk), learnt from the time-misalignment "
+                        "delays; a policy given --init without it gains it")
     p.add_argument("--sfm-only", action="store_true", help="plain SFM training (the 'w/o unified training' ablation)")
     defaults = TrainConfig()
     for name in ("steps", "rater_steps", "batch_size", "warmup_steps", "checkpoint_every", "log_every", "seed", "image_shift_px"):
@@ -311,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     if opts.dataset:
         episodes = [ep for d in datasets for ep in episodes_from_lerobot(d, cameras, (bb.image_height_px, bb.image_width_px))] + episodes
     samples = ChunkSamples(episodes, e.chunk_len, e.history_len)
+    if opts.semantic_age_input and not e.semantic_age_max_s:
+        if not config.time_misalignment:
+            raise SystemExit("--semantic-age-input learns the age from the time-misalignment delays; drop --no-time-misalignment")
+        try:
+            policy.add_semantic_age_input(e.chunk_len / samples.fps)  # the delays drawn: up to one chunk
+        except ValueError as err:
+            raise SystemExit(f"--semantic-age-input: {err}") from err
     trainer = Trainer.resume(opts.resume, samples, opts.out, config) if opts.resume else Trainer(policy, samples, config, opts.out)
     t0 = time.perf_counter()
     final = trainer.fit()

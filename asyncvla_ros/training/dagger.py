@@ -84,7 +84,7 @@ def dagger_episodes(model_dir: str, count: int, seed: int, chunk_len: int, max_s
         raise ValueError(f"dagger_episodes: count and chunk_len must be >= 1, got {count}, {chunk_len}")
     from tqdm import tqdm
 
-    from asyncvla_ros.evaluation.closed_loop import EvalConfig
+    from asyncvla_ros.evaluation.closed_loop import STEP_NS, EvalConfig
 
     config = EvalConfig(max_steps=max_steps)
     seeds = range(seed, seed + count)
@@ -102,14 +102,14 @@ def dagger_episodes(model_dir: str, count: int, seed: int, chunk_len: int, max_s
         states, executed, env_states, labels, images, task, _ = results[s]
         # The per-step action is the label's first step: what the expert would command at that state.
         episodes.append(Episode(states, labels[:, 0].copy(), task, ArrayFrames(images), env_states,
-                                executed=executed, chunk_labels=labels))
+                                executed=executed, chunk_labels=labels, fps=1e9 / STEP_NS))
     solved = sum(results[s][-1] for s in seeds)
     logger.info("DAgger: the policy solved %d of %d episodes (seeds %d-%d)", solved, count, seed, seed + count - 1)
     return episodes, solved
 
 
 EPISODES_FILE = "dagger.json"  # what a saved folder holds: who drove, seeds, episode files, solved
-_FIELDS = tuple(f.name for f in dataclasses.fields(Episode) if f.name not in ("task", "frames"))  # the arrays
+_FIELDS = tuple(f.name for f in dataclasses.fields(Episode) if f.name not in ("task", "frames", "fps"))  # the arrays
 
 
 def save_episodes(episodes: list[Episode], folder, about: dict) -> Path:
@@ -126,7 +126,8 @@ def save_episodes(episodes: list[Episode], folder, about: dict) -> Path:
             raise TypeError(f"save_episodes: episode {i} keeps its images as {type(e.frames).__name__}, not ArrayFrames")
         arrays = {name: getattr(e, name) for name in _FIELDS if getattr(e, name) is not None}
         names.append(f"episode_{i:06d}.npz")
-        np.savez_compressed(folder / names[-1], images=e.frames.images, task=np.array(e.task), **arrays)
+        rate = {} if e.fps is None else {"fps": np.array(e.fps)}
+        np.savez_compressed(folder / names[-1], images=e.frames.images, task=np.array(e.task), **rate, **arrays)
     (folder / EPISODES_FILE).write_text(json.dumps({**about, "episodes": names}, indent=2) + "\n")
     return folder
 
@@ -144,7 +145,8 @@ def load_episodes(folder) -> list[Episode]:
         try:
             with np.load(folder / name) as data:
                 arrays = {k: data[k] for k in _FIELDS if k in data}
-                episodes.append(Episode(frames=ArrayFrames(data["images"]), task=str(data["task"]), **arrays))
+                fps = float(data["fps"]) if "fps" in data else None  # folders saved before the rate was kept: unknown
+                episodes.append(Episode(frames=ArrayFrames(data["images"]), task=str(data["task"]), fps=fps, **arrays))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{folder / name}: not a saved DAgger episode ({exc})") from exc
     if not episodes:

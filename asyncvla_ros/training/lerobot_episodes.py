@@ -51,5 +51,5 @@ def episodes_from_lerobot(dataset, cameras, image_size_hw: tuple[int, int]) -> l
     for ep in np.unique(episode_index):
         rows = np.flatnonzero(episode_index == ep)  # dataset rows of this episode, in frame order
         episodes.append(Episode(states[rows], actions[rows], task_of[int(tasks[rows[0]])], frames(rows),
-                                env_states[rows] if has_env else None))
+                                env_states[rows] if has_env else None, fps=float(dataset.meta.fps)))
     return episodes

@@ -10,7 +10,8 @@ For a step t of an episode of length T (decoupling paper, Sec. 3):
   that step's state, for the target;
 - the observation (images, and the state if the policy puts it in its prompt) comes from step
   max(episode start, t - d): d = 0 without time-misalignment training, else d ~ U{0..L} (up to one
-  chunk older, as the action node sees semantics at deployment).
+  chunk older, as the action node sees semantics at deployment); the sample says how many steps older
+  it is (`semantic_delay`), which a policy with the semantic-age input reads, at the episodes' `fps`.
 
 The dataset is a deterministic accessor; every random draw (indices, delays, history noise) is made
 by the trainer from its own generator, so a resumed run draws exactly what the original would have.
@@ -37,6 +38,7 @@ class Episode:
     env_states: np.ndarray | None = None  # (T, env_dim) privileged scene state per step, where recorded
     executed: np.ndarray | None = None  # (T, action_dim) what the arm was sent, where it was not `actions`
     chunk_labels: np.ndarray | None = None  # (T, L, action_dim) the target chunk from each step, where given
+    fps: float | None = None  # steps per second it was recorded at, where known
 
     def __post_init__(self) -> None:
         if self.states.ndim != 2 or self.actions.ndim != 2 or len(self.states) != len(self.actions) or len(self.states) == 0:
@@ -75,6 +77,19 @@ class ChunkSamples:
             raise IndexError(f"sample index {index} outside [0, {self._total})")
         ep = int(np.searchsorted(self._starts, index, side="right") - 1)
         return ep, index - int(self._starts[ep])
+
+    @property
+    def fps(self) -> float:
+        """The episodes' common recording rate, steps per second (what turns a semantic delay into an age).
+
+        Raises:
+            ValueError: an episode's rate is unknown, or two differ.
+        """
+        rates = {e.fps for e in self.episodes}
+        if None in rates or len(rates) != 1:
+            raise ValueError(f"the episodes' recording rates are {sorted(rates, key=str)} (fps); a semantic age needs "
+                             "one known rate for all of them")
+        return float(rates.pop())
 
     @property
     def has_env_state(self) -> bool:
@@ -125,6 +140,7 @@ class ChunkSamples:
             "history_valid": history_valid,
             "actions": actions.astype(np.float32),
             "action_valid": action_valid,
+            "semantic_delay": t - obs_t,  # steps from the observation to the state
         }
         if ep.env_states is not None:
             sample["env_state"] = ep.env_states[obs_t].astype(np.float32)  # what the observed images show

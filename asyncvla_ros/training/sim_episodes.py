@@ -108,7 +108,7 @@ def sim_episodes(count: int, seed: int = 0, image_size_px: int = 112, fps: int =
             failed.append(s)
             continue
         states, actions, env_states, images, task = results[s]
-        episodes.append(Episode(states, actions, task, ArrayFrames(images), env_states))
+        episodes.append(Episode(states, actions, task, ArrayFrames(images), env_states, fps=fps))
     if failed:
         logger.warning("the expert failed %d of %d episodes (seeds %s); they are left out", len(failed), count, failed[:20])
     return episodes, failed

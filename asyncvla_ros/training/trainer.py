@@ -83,7 +83,7 @@ def collate_batch(src: BatchSource, stage: int, step: int) -> dict:
     obs = [(r["images"], r["task"], src.normalizer.normalize_state(r["obs_state"]) if in_prompt else None) for r in raw]
     stack = lambda key: np.stack([r[key] for r in raw])  # noqa: E731
     out = {"inputs": {k: v.numpy() for k, v in src.backbone.prepare(obs).items()}}
-    for key in ("state", "actions", "action_valid", "history", "history_valid"):
+    for key in ("state", "actions", "action_valid", "history", "history_valid", "semantic_delay"):
         out[key] = stack(key)
     if all("env_state" in r for r in raw):
         out["env_state"] = stack("env_state")
@@ -128,6 +128,8 @@ class Trainer:
         self.generator = torch.Generator(device=config.device).manual_seed(config.seed)
         self.stage, self.step = 1, 0
         self.env_state_stats: FeatureStats | None = samples.env_state_stats() if samples.has_env_state else None
+        # A policy that reads its semantics' age learns it from each sample's delay at the data's rate.
+        self._fps = samples.fps if policy.config.expert.semantic_age_max_s else None
         self.env_head: SceneStateHeads | None = None
         if config.prefix_fraction and not policy.config.expert.continuation_prefix:
             raise ValueError("prefix_fraction > 0 needs a policy with expert.continuation_prefix >= 1 (a new policy "
@@ -220,6 +222,8 @@ class Trainer:
             "actions": norm.normalize_chunk(arr("actions").to(dt), arr("state").to(dt)),  # relative to the true state
             "action_valid": arr("action_valid"),
         }
+        if pol.config.expert.semantic_age_max_s:
+            batch["semantic_age_s"] = arr("semantic_delay").to(torch.float32) / self._fps
         if pol.config.expert.history_len:
             batch["history"] = norm.normalize_action(arr("history").to(dt) + c.history_noise_rad * arr("history_noise").to(dt))
             batch["history_valid"] = arr("history_valid") & arr("history_keep")[:, None]

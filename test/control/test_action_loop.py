@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 from asyncvla_ros.control.action_loop import ActionLoop, ActionLoopConfig  # noqa: E402
 from asyncvla_ros.control.semantic_store import SemanticItem  # noqa: E402
@@ -204,3 +204,19 @@ def test_a_policy_in_degrees_and_another_joint_order_is_planned_in_its_units_and
     np.testing.assert_allclose(r.command, r.chunk.actions[0], atol=1e-9)
     loop.tick(int(10.15 * S), sem, state, int(10.14 * S))
     np.testing.assert_allclose(seen[1][1], js.to_policy(loop.history.array()[:1]), atol=1e-9)  # history in its units too
+
+
+def test_the_policy_reads_the_semantics_age_from_their_observation_to_the_state_it_plans_from():
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+    policy = AsyncVLAPolicy.build(tiny_config(semantic_age_max_s=0.5), INSTRUCTIONS).eval()
+    with torch.no_grad():
+        policy.expert.age_in.weight.normal_(generator=torch.Generator().manual_seed(0))
+    cond = policy.encode(random_images(), INSTRUCTIONS[0], stamp_ns=10 * S)
+    sem = SemanticItem(cond, seq=1, stamp_ns=10 * S, instruction=INSTRUCTIONS[0])
+    state = np.zeros(6)
+    # The state stamped 0.2 s after the frames, read 0.03 s later: the age is 0.2 s, not 0.23 s.
+    r = ActionLoop(policy, ActionLoopConfig(seed=5)).tick(int(10.23 * S), sem, state, int(10.2 * S))
+    direct = policy.act(cond, state, np.zeros((0, 6)), seed=6, semantic_age_s=0.2)
+    np.testing.assert_array_equal(r.chunk.actions, direct.actions)
+    assert not np.array_equal(direct.actions, policy.act(cond, state, np.zeros((0, 6)), seed=6, semantic_age_s=0.23).actions)

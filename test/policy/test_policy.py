@@ -244,3 +244,31 @@ def test_a_condition_that_does_not_fit_the_policy_is_refused_before_it_is_planne
     for match, bad in cases.items():
         with pytest.raises(InputError, match=match):
             policy.check_condition(bad)
+
+
+def test_semantic_age_input_starts_silent_then_reads_the_clipped_age_and_survives_a_checkpoint(tmp_path):
+    p = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=3).eval()
+    images, state, hist = random_images(6), np.linspace(-1, 1, 6), np.ones((4, 6))
+    cond = p.encode(images, INSTRUCTIONS[0])
+    before = p.act(cond, state, hist, seed=2).actions
+    p.add_semantic_age_input(0.5)
+    assert p.config.expert.semantic_age_max_s == 0.5 and p.expert.config is p.config.expert
+    # Zero-initialised: any age plans exactly what the policy planned without the input.
+    np.testing.assert_array_equal(p.act(cond, state, hist, seed=2, semantic_age_s=0.3).actions, before)
+    with pytest.raises(ValueError, match="already reads"):
+        p.add_semantic_age_input(0.5)
+    with torch.no_grad():
+        p.expert.age_in.weight.normal_(generator=torch.Generator().manual_seed(0))
+    plan = lambda age: p.act(cond, state, hist, seed=2, semantic_age_s=age).actions  # noqa: E731
+    assert not np.array_equal(plan(0.0), plan(0.25))
+    np.testing.assert_array_equal(plan(0.0), plan(-0.05))  # clipped to [0, max]: a frame a little after the state
+    np.testing.assert_array_equal(plan(0.5), plan(3.0))
+    with pytest.raises(InputError, match="semantic_age_s"):
+        p.act(cond, state, hist, semantic_age_s=float("nan"))
+    p.save_pretrained(tmp_path / "ckpt")
+    q = AsyncVLAPolicy.from_pretrained(tmp_path / "ckpt")
+    assert q.config.expert.semantic_age_max_s == 0.5
+    np.testing.assert_array_equal(q.act(q.encode(images, INSTRUCTIONS[0]), state, hist, seed=2, semantic_age_s=0.25).actions, plan(0.25))
+    # A policy without the input ignores the age.
+    plain = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=3).eval()
+    np.testing.assert_array_equal(plain.act(cond, state, hist, seed=2, semantic_age_s=0.4).actions, before)

@@ -56,7 +56,7 @@ def test_saved_episodes_load_back_field_for_field_and_a_damaged_folder_is_refuse
     loaded = load_episodes(folder)
     assert len(loaded) == len(driven)
     for a, b in zip(driven, loaded):
-        assert a.task == b.task
+        assert a.task == b.task and a.fps == b.fps == 20.0
         for name in ("states", "actions", "env_states", "executed", "chunk_labels"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
         np.testing.assert_array_equal(a.frames.images, b.frames.images)

@@ -28,7 +28,9 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
     assert report["episodes_saved"] >= 1
     args = ["--dataset", str(tmp_path / "demos"), "--out", str(tmp_path / "run"), "--image-size-px", "56",
             "--steps", "3", "--rater-steps", "2", "--batch-size", "2", "--warmup-steps", "1", "--checkpoint-every", "2",
-            "--chunk-len", "8", "--history-len", "4"]
+            "--chunk-len", "8", "--history-len", "4", "--semantic-age-input"]
+    with pytest.raises(SystemExit, match="time-misalignment"):
+        train(args + ["--no-time-misalignment"])
     assert train(args) == 0
     printed = capsys.readouterr().out
     report = json.loads(printed[printed.index("{"):])
@@ -36,6 +38,7 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
     policy = AsyncVLAPolicy.from_pretrained(tmp_path / "run" / "final")
     assert tuple(policy.config.backbone.camera_names) == ("front", "wrist")
     assert policy.config.expert.chunk_len == 8
+    assert policy.config.expert.semantic_age_max_s == pytest.approx(8 / 20)  # one chunk at the dataset's 20 fps
     (result,) = evaluate(policy, [100], EvalConfig(max_steps=5))
     assert result.steps == 5
 

@@ -16,7 +16,7 @@ from asyncvla_ros.training.trainer import Trainer, lr_scale
 from ..policy.conftest import INSTRUCTIONS, tiny_config
 
 
-def episodes(n=3, T=12, seed=0, env_state=False):
+def episodes(n=3, T=12, seed=0, env_state=False, fps=None):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -24,7 +24,7 @@ def episodes(n=3, T=12, seed=0, env_state=False):
         actions = np.roll(states, -1, axis=0)
         images = rng.integers(0, 256, (T, 2, 56, 56, 3), dtype=np.uint8)
         env = rng.normal(0, 1, (T, 3)).astype(np.float32) if env_state else None
-        out.append(Episode(states, actions, INSTRUCTIONS[i % 2], ArrayFrames(images), env))
+        out.append(Episode(states, actions, INSTRUCTIONS[i % 2], ArrayFrames(images), env, fps=fps))
     return out
 
 
@@ -45,6 +45,7 @@ def test_samples_pad_the_chunk_mask_the_history_and_delay_the_observation():
     ep = eps[1]
     np.testing.assert_array_equal(x["state"], ep.states[1])
     np.testing.assert_array_equal(x["obs_state"], ep.states[0])  # delay clipped at the episode start
+    assert x["semantic_delay"] == 1 and s.sample(20, delay=5)["semantic_delay"] == 5
     assert x["history_valid"].tolist() == [False, False, False, True]
     np.testing.assert_array_equal(x["history"][-1], ep.actions[0])
     late = s.sample(23)  # last step: one valid action, the rest repeat it
@@ -274,3 +275,23 @@ def test_an_episode_another_drove_takes_its_history_from_what_was_executed_and_i
         Episode(actions.copy(), actions, "task", frames, executed=executed[:-1])
     with pytest.raises(ValueError, match="chunk_labels"):
         Episode(actions.copy(), actions, "task", frames, chunk_labels=labels[:, :, :1])
+
+
+def test_a_policy_with_the_semantic_age_input_learns_each_sample_s_delay_at_the_data_s_rate(tmp_path):
+    samples = ChunkSamples(episodes(n=3, T=12, fps=20), chunk_len=8, history_len=4)
+    policy = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS)
+    policy.add_semantic_age_input(8 / samples.fps)
+    trainer = Trainer(policy, samples, TrainConfig(batch_size=64, steps=3, rater_steps=2, log_every=1), tmp_path)
+    batch = trainer.batch()
+    ages = batch["semantic_age_s"].numpy()
+    assert ages.shape == (64,) and set(np.round(ages * 20).astype(int)) <= set(range(9)) and len(set(ages)) > 3
+    # The age is the delay between observation and state: it enters the loss through the state token.
+    before = policy.expert.age_in.weight.detach().clone()
+    final = trainer.fit()
+    assert not torch.equal(before, trainer.policy.expert.age_in.weight)
+    assert AsyncVLAPolicy.from_pretrained(final).config.expert.semantic_age_max_s == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="recording rates"):
+        ChunkSamples(episodes(n=1, fps=20) + episodes(n=1, fps=30), 8, 4).fps
+    with pytest.raises(ValueError, match="recording rates"):
+        Trainer(AsyncVLAPolicy.build(tiny_config(semantic_age_max_s=0.4), INSTRUCTIONS),
+                ChunkSamples(episodes(n=2), 8, 4), TrainConfig(), tmp_path / "unknown")
