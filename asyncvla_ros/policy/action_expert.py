@@ -7,7 +7,9 @@
 - Robot-state token: the current state, projected to d. It is fresh every control step, unlike the
   cached prefix, which may be several control steps old. Where configured (`semantic_age_max_s`), the
   prefix's age is added to it: a sinusoidal embedding of age / max through a zero-initialised linear
-  map, so a policy given the input starts out planning exactly as it did without it.
+  map, so a policy given the input starts out planning exactly as it did without it. Its periods
+  (AGE_PERIODS) are long next to a control tick: ages between the ticks trained on (a graph's stamps
+  fall anywhere) embed between their neighbours, not at random.
 - History tokens (semantic-action decoupling paper): the last K executed actions, projected to d with
   a learned per-slot embedding; slots before the start of an episode hold a learned "empty" embedding.
 - Velocity head: a linear map from the decoder's output at each action token to the action space.
@@ -32,6 +34,9 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, min_period: float, max_perio
     period = min_period * (max_period / min_period) ** fraction  # (dim/2,)
     angle = t.float().unsqueeze(-1) * (2 * math.pi / period)  # (..., dim/2)
     return torch.cat([angle.sin(), angle.cos()], dim=-1).to(t.dtype)
+
+
+AGE_PERIODS = (0.5, 8.0)  # shortest and longest period of the semantic-age embedding, in units of the largest age
 
 
 class ActionExpert(nn.Module):
@@ -94,8 +99,7 @@ class ActionExpert(nn.Module):
         if self.age_in is not None:
             age = torch.zeros(state.shape[0], device=state.device) if semantic_age_s is None else semantic_age_s.to(state.device)
             fraction = (age.float() / self.config.semantic_age_max_s).clamp(0.0, 1.0)
-            c = self.config
-            tokens = tokens + self.age_in(sinusoidal_embedding(fraction, self.hidden_size, c.time_min_period, c.time_max_period).to(tokens.dtype))
+            tokens = tokens + self.age_in(sinusoidal_embedding(fraction, self.hidden_size, *AGE_PERIODS).to(tokens.dtype))
         tokens = tokens.unsqueeze(1)  # (B, 1, d)
         if not self.config.history_len:
             return tokens

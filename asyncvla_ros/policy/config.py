@@ -140,7 +140,7 @@ class ActionExpertConfig:
     # guess how old its semantics are). Time-misalignment training shows it the delay it drew, so one
     # policy plans from fresh and from stale semantics alike (`train --semantic-age-input`).
     semantic_age_max_s: float = 0.0
-    # Sinusoidal time embedding periods (flow time tau in [0, 1]; also the clipped semantic age / max).
+    # Sinusoidal time embedding periods (flow time tau in [0, 1]).
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
 

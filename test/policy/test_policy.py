@@ -272,3 +272,17 @@ def test_semantic_age_input_starts_silent_then_reads_the_clipped_age_and_survive
     # A policy without the input ignores the age.
     plain = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=3).eval()
     np.testing.assert_array_equal(plain.act(cond, state, hist, seed=2, semantic_age_s=0.4).actions, before)
+
+
+def test_the_semantic_age_embedding_is_smooth_between_control_ticks():
+    """A graph's ages fall anywhere between the ticks trained on: they must embed between them."""
+    from asyncvla_ros.policy.action_expert import ActionExpert
+
+    expert = ActionExpert(tiny_config(semantic_age_max_s=0.5).expert, 64)
+    with torch.no_grad():
+        expert.age_in.weight.normal_(generator=torch.Generator().manual_seed(0))
+    ages = torch.linspace(0.0, 0.5, 101)  # ticks of 50 ms are every 10th
+    tokens = expert.context_tokens(torch.zeros(101, 6), torch.zeros(101, 4, 6), torch.ones(101, 4, dtype=torch.bool), ages)[:, 0]
+    steps = (tokens[1:] - tokens[:-1]).norm(dim=1)
+    tick = (tokens[10:] - tokens[:-10]).norm(dim=1)
+    assert float(steps.max()) < 0.25 * float(tick.min())  # a 5 ms change moves it far less than a tick does
