@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--init", default="", help="start from this policy checkpoint, or from the weights of a Qwen2.5-VL directory")
     p.add_argument("--resume", default="", help="continue from a checkpoints/stage*-step* directory of a run")
+    p.add_argument("--renormalize", action="store_true",
+                   help="--init of a policy checkpoint: normalise by this data's statistics instead of the policy's own "
+                        "(its weights were learnt in its own units, which a fine-tune keeps by default)")
     p.add_argument("--image-size-px", type=int, default=112, help="new tiny policy: square image size")
     p.add_argument("--chunk-len", type=int, default=10, help="new policy: actions per chunk (L)")
     p.add_argument("--history-len", type=int, default=20, help="new policy: executed actions as condition (K); 0 = no history")
@@ -266,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         tasks = list(dict.fromkeys(t for d in datasets for t in d.meta.tasks.index))
         features = datasets[0].meta.features
         state_dim, action_dim = int(features["observation.state"]["shape"][0]), int(features["action"]["shape"][0])
-    if opts.resume or (opts.init and (Path(opts.init) / POLICY_FILE).is_file()):
+    fine_tuned = bool(opts.init) and (Path(opts.init) / POLICY_FILE).is_file()
+    if opts.renormalize and not fine_tuned:
+        raise SystemExit("--renormalize: only with --init of a policy checkpoint (a new policy is always normalised by its data)")
+    if opts.resume or fine_tuned:
         policy = AsyncVLAPolicy.from_pretrained(opts.resume or opts.init, **({} if opts.resume else {"dtype": "float32"}))
         size = policy.config.backbone.image_height_px
     else:
@@ -321,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
             policy.add_semantic_age_input(e.chunk_len / samples.fps)  # the delays drawn: up to one chunk
         except ValueError as err:
             raise SystemExit(f"--semantic-age-input: {err}") from err
-    trainer = Trainer.resume(opts.resume, samples, opts.out, config) if opts.resume else Trainer(policy, samples, config, opts.out)
+    if opts.resume:
+        trainer = Trainer.resume(opts.resume, samples, opts.out, config)
+    else:
+        trainer = Trainer(policy, samples, config, opts.out, keep_normalizer=fine_tuned and not opts.renormalize)
     t0 = time.perf_counter()
     final = trainer.fit()
     report = {"final": str(final), "episodes": len(episodes), "sim_failed_seeds": failed, "frames": len(samples),

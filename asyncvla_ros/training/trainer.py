@@ -115,11 +115,15 @@ def lr_scale(step: int, total: int, warmup: int) -> float:
 
 
 class Trainer:
-    """Args: the policy to train (its normaliser is replaced by the data's statistics on a fresh run),
-    the training samples, the config, and the run directory (checkpoints, logs)."""
+    """Args: the policy to train, the training samples, the config, and the run directory (checkpoints,
+    logs). A fresh run replaces the policy's normaliser by the data's statistics; with `keep_normalizer`
+    (a fine-tuned policy, whose weights were learnt in its own units) it keeps the policy's, adding only
+    the data's chunk-delta statistics where a policy is fine-tuned into delta actions."""
 
-    def __init__(self, policy, samples: ChunkSamples, config: TrainConfig, out_dir: str | Path) -> None:
+    def __init__(self, policy, samples: ChunkSamples, config: TrainConfig, out_dir: str | Path,
+                 keep_normalizer: bool = False) -> None:
         self.policy = policy.to(config.device)
+        self.keep_normalizer = keep_normalizer
         self.samples = samples
         self.config = config
         self.out_dir = Path(out_dir)
@@ -315,12 +319,19 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
 
+    def _set_normalizer(self) -> None:
+        delta = self.policy.config.expert.delta_actions
+        if not self.keep_normalizer:
+            self.policy.normalizer = self.samples.normalizer(delta)
+        elif delta and self.policy.normalizer.delta is None:
+            self.policy.normalizer = dataclasses.replace(self.policy.normalizer, delta=self.samples.normalizer(True).delta)
+
     def fit(self) -> Path:
         """Run what remains of stage 1 and stage 2. Returns the final checkpoint directory."""
         c = self.config
         if self.stage == 1:
             if self.step == 0:
-                self.policy.normalizer = self.samples.normalizer(self.policy.config.expert.delta_actions)
+                self._set_normalizer()
             self._train_stage(c.steps, self._stage1_loss)
             if c.rater_steps:
                 self.stage, self.step = 2, 0

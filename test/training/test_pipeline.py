@@ -31,6 +31,8 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
             "--chunk-len", "8", "--history-len", "4", "--semantic-age-input"]
     with pytest.raises(SystemExit, match="time-misalignment"):
         train(args + ["--no-time-misalignment"])
+    with pytest.raises(SystemExit, match="--renormalize"):
+        train(args + ["--renormalize"])  # a new policy has no units of its own to keep
     assert train(args) == 0
     printed = capsys.readouterr().out
     report = json.loads(printed[printed.index("{"):])

@@ -183,6 +183,28 @@ def test_the_conv_encoder_trains_on_shifted_images(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the vision group is the conv encoder
 
 
+def test_a_fine_tune_keeps_the_policys_normaliser_unless_renormalised(tmp_path):
+    import dataclasses
+
+    first = ChunkSamples(episodes(n=2, T=12, seed=0), chunk_len=8, history_len=4)
+    shifted = [dataclasses.replace(e, states=e.states + 1.0, actions=e.actions + 1.0) for e in episodes(n=2, T=12, seed=1)]
+    second = ChunkSamples(shifted, chunk_len=8, history_len=4)
+    cfg = TrainConfig(steps=1, rater_steps=0, batch_size=4, warmup_steps=0)
+    policy = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS)
+    Trainer(policy, first, cfg, tmp_path / "base").fit()
+    base = policy.normalizer
+    assert base == first.normalizer()
+    Trainer(policy, second, cfg, tmp_path / "kept", keep_normalizer=True).fit()
+    assert policy.normalizer == base  # the weights' units, not the new data's
+    Trainer(policy, second, cfg, tmp_path / "renormalised").fit()
+    assert policy.normalizer == second.normalizer() != base
+    policy.normalizer = base
+    policy.config.expert = dataclasses.replace(policy.config.expert, delta_actions=True)
+    Trainer(policy, second, cfg, tmp_path / "delta", keep_normalizer=True).fit()
+    assert (policy.normalizer.state, policy.normalizer.action) == (base.state, base.action)
+    assert policy.normalizer.delta == second.normalizer(delta_actions=True).delta  # new, so from the data
+
+
 def test_delta_actions_train_on_chunks_relative_to_the_state_and_round_trip_through_a_checkpoint(tmp_path):
     from asyncvla_ros.policy.checkpoint import POLICY_FILE, CheckpointError
 
