@@ -319,19 +319,17 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
 
-    def _set_normalizer(self) -> None:
-        delta = self.policy.config.expert.delta_actions
-        if not self.keep_normalizer:
-            self.policy.normalizer = self.samples.normalizer(delta)
-        elif delta and self.policy.normalizer.delta is None:
-            self.policy.normalizer = dataclasses.replace(self.policy.normalizer, delta=self.samples.normalizer(True).delta)
-
     def fit(self) -> Path:
         """Run what remains of stage 1 and stage 2. Returns the final checkpoint directory."""
         c = self.config
         if self.stage == 1:
-            if self.step == 0:
-                self._set_normalizer()
+            if self.step == 0:  # a fresh run: the data's statistics, or a fine-tuned policy's own
+                delta = self.policy.config.expert.delta_actions
+                data = self.samples.normalizer(delta)
+                if not self.keep_normalizer:
+                    self.policy.normalizer = data
+                elif delta and self.policy.normalizer.delta is None:  # fine-tuned into delta actions
+                    self.policy.normalizer = dataclasses.replace(self.policy.normalizer, delta=data.delta)
             self._train_stage(c.steps, self._stage1_loss)
             if c.rater_steps:
                 self.stage, self.step = 2, 0
