@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from asyncvla_ros.bags.recording import stamp_ns
-from asyncvla_ros.bags.rerun import MISSING_NAMES, STATE_NOT_IN_BAG, RerunResult
+from asyncvla_ros.bags.rerun import MISSED_BY_RECORDER, MISSING_NAMES, STATE_NOT_IN_BAG, RerunResult
 from asyncvla_ros.bags.semantic_replay import BEFORE_RECORDING, NOT_IN_BAG
 
 MATCH_TOL_RAD = 1e-5  # recomputed chunks within this of the recorded ones count as reproduced
@@ -51,6 +51,8 @@ def compare(result: RerunResult) -> dict:
         "chunks_before_recording": sum(t.skipped == BEFORE_RECORDING for t in result.ticks),
         "chunks_with_refresh_not_in_bag": sum(t.skipped == NOT_IN_BAG for t in result.ticks),
         "chunks_without_joint_state": sum(t.skipped == STATE_NOT_IN_BAG for t in result.ticks),
+        # Chunks the node planned (its chunk ids count them) that the bag lacks: a recorder that fell behind.
+        "chunks_missed_by_recorder": sum(t.reason == MISSED_BY_RECORDER for t in result.ticks),
         "reproduced_chunks": int((diffs <= MATCH_TOL_RAD).sum()),
         "chunks_with_inputs_missing_from_bag": sum(not t.inputs_complete for t in pairs),
         "reproduced_of_chunks_with_complete_inputs": int(sum(d <= MATCH_TOL_RAD for t, d in zip(pairs, diffs) if t.inputs_complete)),
@@ -260,7 +262,8 @@ def write_report(result: RerunResult, out_dir: Path) -> dict:
                   f"{summary['chunks_before_recording']} rest on a semantic refresh of frames captured before the recording began, "
                   f"{summary['chunks_with_refresh_not_in_bag']} on one whose frames are not in the bag, "
                   f"{summary['chunks_without_joint_state']} came before the bag's first joint state; the node's own chunks "
-                  "carried the re-run's ensembling and history through them.")
+                  "carried the re-run's ensembling and history through them. "
+                  f"The bag lacks {summary['chunks_missed_by_recorder']} chunks the node planned (a recorder that fell behind).")
     how = ("overview.png, top to bottom against bag time: each chunk's first target per joint (recorded wide and "
            "pale, recomputed dashed); the largest recorded-vs-recomputed difference per chunk; the rater's "
            "confidence per chunk step; which steps AFM regenerated (recorded, recomputed or both); the semantic "

@@ -57,6 +57,7 @@ MISSING_SEMANTICS = "the refresh's frames (re-encoded from the nearest set the b
 MISSING_STATE = "the joint state it was planned from (planned from the one recorded before)"
 MISSING_ANSWERS = "a safety-filter answer its history held (or the re-run's command there differed)"
 MISSING_HOLDS = "the node's holds (its hold count differs from the re-run's: a tick it neither planned nor held)"
+MISSED_BY_RECORDER = "the node planned a chunk the bag lacks"  # TickRecord.reason of such a tick
 MISSING_NAMES = {MISSING_HISTORY: "history", MISSING_SEMANTICS: "refresh_frames", MISSING_STATE: "joint_state",
                  MISSING_ANSWERS: "filter_answer", MISSING_HOLDS: "holds"}  # short names, for the report's figures
 
@@ -251,7 +252,7 @@ class Rerun:
             if kind == "missed":
                 self.loop.follow(None)
                 unknown_until = max(unknown_until, k + self.reach)
-                out.append(TickRecord(k, 0, 0, False, "the node planned a chunk the bag lacks", None, None, self.loop.chunk_id,
+                out.append(TickRecord(k, 0, 0, False, MISSED_BY_RECORDER, None, None, self.loop.chunk_id,
                                       0, 0, missing=MISSING_HISTORY))
                 continue
             log_ns, chunk = recorded

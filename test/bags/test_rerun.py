@@ -112,7 +112,14 @@ def test_rerun_reproduces_the_recorded_chunks_and_writes_bag_and_report(sim_bag,
     # chunks carry ensembling and history through them, so that every later one is reproduced).
     complete = f["compared_chunks"] - f["chunks_with_inputs_missing_from_bag"]
     assert f["reproduced_of_chunks_with_complete_inputs"] == complete, f
-    assert f["reproduced_chunks"] >= 0.9 * f["compared_chunks"], f
+    # And the bag holds the inputs of most chunks. History reaches back `reach` ticks: before the bag's
+    # first chunk, and over each chunk a loaded recorder missed (the node's chunk ids count them), as it
+    # may; nearly everything else is in the bag.
+    expert = json.loads((REPO / "asyncvla_ros" / "models" / "default" / "asyncvla_policy.json").read_text())["config"]["expert"]
+    reach = expert["history_len"] + expert["chunk_len"] - 1  # the graph ran the bundled default
+    assert f["inputs_missing_history"] <= reach * (1 + f["chunks_missed_by_recorder"]), f
+    assert f["chunks_with_inputs_missing_from_bag"] - f["inputs_missing_history"] <= 0.1 * f["compared_chunks"], f
+    assert f["reproduced_chunks"] >= 0.5 * f["compared_chunks"], f
     # What the safety filter let through went into the history as in the node (clamps included, where
     # there were some): the reproduction above rests on it. Only the answers the node itself had when it
     # planned go in, and how many it had is the machine's (a loaded one answers later: 212 of 273 ticks).
