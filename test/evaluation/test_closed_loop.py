@@ -213,6 +213,23 @@ def test_offline_chunk_errors_compare_sfm_and_asyncvla_on_recorded_steps():
     assert chunk_errors(policy, ChunkSamples(episodes(), chunk_len=8, history_len=4), count=4) == report
 
 
+def test_the_within_position_auroc_credits_only_what_a_score_knows_beyond_the_chunk_position():
+    import numpy as np
+
+    from asyncvla_ros.evaluation.offline import _within_position_auroc
+
+    rng = np.random.default_rng(0)
+    position = np.repeat(np.arange(10), 50)
+    errors = position * 1.0 + rng.random(position.size)  # later steps err more, and vary within a position
+    worse = errors > np.median(errors)
+    # Knowing the position alone ranks the steps well overall, and not at all within a position.
+    assert auroc(position, worse) > 0.9
+    assert _within_position_auroc(position * 1.0, errors, position) == 0.5
+    # A score that tracks the error itself is perfect within every position.
+    assert _within_position_auroc(errors, errors, position) == 1.0
+    assert 0.4 < _within_position_auroc(rng.random(position.size), errors, position) < 0.6
+
+
 def test_input_sensitivity_swaps_one_input_at_a_time():
     from asyncvla_ros.evaluation.offline import input_sensitivity
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
