@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import time
+import uuid
 from pathlib import Path
 
 from asyncvla_ros.policy.config import TOKEN_PX, VISION_ENCODERS
@@ -118,9 +119,15 @@ def new_policy(cameras, state_dim: int, action_dim: int, tasks, opts, pretrained
                                 state_in_prompt=opts.state_in_prompt),
         expert=ActionExpertConfig(action_dim=action_dim, state_dim=state_dim, chunk_len=opts.chunk_len, history_len=opts.history_len,
                                   delta_actions=opts.delta_actions),
-        model_id=f"asyncvla-{'qwen' if pretrained_dir else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}",
+        model_id=new_model_id(bool(pretrained_dir)),
     )
     return AsyncVLAPolicy.build(config, list(tasks), seed=opts.seed)
+
+
+def new_model_id(pretrained: bool) -> str:
+    """A policy's id, new for every run that changes its weights: the nodes refuse semantic features
+    from another model id, so a fine-tuned policy must not share its parent's."""
+    return f"asyncvla-{'qwen' if pretrained else 'tiny'}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 def joint_space(datasets, action_dim: int, units_option: str):
@@ -274,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--renormalize: only with --init of a policy checkpoint (a new policy is always normalised by its data)")
     if opts.resume or fine_tuned:
         policy = AsyncVLAPolicy.from_pretrained(opts.resume or opts.init, **({} if opts.resume else {"dtype": "float32"}))
+        if not opts.resume:  # a fine-tune is a new model (a resumed run keeps the id its run began with)
+            policy.config.model_id = new_model_id(bool(policy.config.backbone.pretrained_dir))
         size = policy.config.backbone.image_height_px
     else:
         policy, size = None, opts.image_size_px
