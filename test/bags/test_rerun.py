@@ -115,8 +115,10 @@ def test_rerun_reproduces_the_recorded_chunks_and_writes_bag_and_report(sim_bag,
     # And the bag holds the inputs of most chunks. History reaches back `reach` ticks: before the bag's
     # first chunk, and over each chunk a loaded recorder missed (the node's chunk ids count them), as it
     # may; nearly everything else is in the bag.
-    expert = json.loads((REPO / "asyncvla_ros" / "models" / "default" / "asyncvla_policy.json").read_text())["config"]["expert"]
-    reach = expert["history_len"] + expert["chunk_len"] - 1  # the graph ran the bundled default
+    from asyncvla_ros.policy.default import BUNDLED_DIR
+
+    expert = json.loads((BUNDLED_DIR / "asyncvla_policy.json").read_text())["config"]["expert"]  # what the graph ran
+    reach = expert["history_len"] + expert["chunk_len"] - 1  # Rerun.reach at plan delay 0
     assert f["inputs_missing_history"] <= reach * (1 + f["chunks_missed_by_recorder"]), f
     assert f["chunks_with_inputs_missing_from_bag"] - f["inputs_missing_history"] <= 0.1 * f["compared_chunks"], f
     assert f["reproduced_chunks"] >= 0.5 * f["compared_chunks"], f

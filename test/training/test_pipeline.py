@@ -62,8 +62,8 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
     delta = AsyncVLAPolicy.from_pretrained(tmp_path / "run3" / "final")
     assert delta.config.expert.delta_actions and delta.normalizer.delta is not None
     assert delta.config.expert.chunk_len == 8 and policy.normalizer.delta is None
-    # Each is a model of its own: the nodes tell features apart by model id.
-    assert len({policy.config.model_id, tuned.config.model_id, delta.config.model_id}) == 3
+    # A fine-tune is a model of its own: the nodes tell semantic features apart by model id.
+    assert delta.config.model_id != policy.config.model_id
 
 
 def test_training_on_two_datasets_uses_every_episode_and_refuses_mismatched_cameras(tmp_path, capsys):
