@@ -8,12 +8,15 @@ death, at most RESPAWN_MAX_RETRIES times). Whatever stops the graph, the driver 
 (motion disabled) before any process is signalled. A dead
 process's log tail is printed, the last line names it and the exit status is 1. Each process gets
 SIGINT_GRACE_S to exit before SIGTERM, then SIGKILL. Child output goes to one log file per process
-under --log-dir.
+under --log-dir. The launcher's own DDS calls while stopping, and its process's exit, each get
+DDS_STEP_LIMIT_S: one that hangs is left behind with every thread's stack printed, so the launcher
+always exits once its nodes have stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import subprocess
@@ -29,6 +32,41 @@ from asyncvla_ros.launch_graph import (PACKAGE, RESPAWN_DELAY_S, RESPAWN_MAX_RET
 
 SIGINT_GRACE_S = 5.0  # a process gets this long after SIGINT (then SIGTERM, then SIGKILL), as under ros2 launch
 POLL_S = 0.1  # how often the launcher looks for a process that died
+# The most a DDS call of the launcher's own node may take while the graph stops (a driver's deactivate,
+# closing the node). A node killed by SIGKILL can leave Fast DDS's shared-memory state locked, and a C
+# call waiting on it never returns: the launcher then goes on without it instead of hanging.
+DDS_STEP_LIMIT_S = 10.0
+STARTUP_STEP_LIMIT_S = 70.0  # a lifecycle transition at start (the driver may take a while to connect)
+
+
+class StepTimeout(RuntimeError):
+    """A step of the launcher did not return within its limit (it is left running in its thread)."""
+
+
+def within(limit_s: float, what: str, fn, *args):
+    """`fn(*args)` in a daemon thread, its result or exception returned or raised here.
+
+    Raises:
+        StepTimeout: it had not returned after `limit_s`; the stacks of every thread are printed to
+            stderr, so a log shows where it waits.
+    """
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name=what, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if thread.is_alive():
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        raise StepTimeout(f"{what} did not return within {limit_s:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def executable(spec: NodeSpec) -> str | None:
@@ -277,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         procs.start()
         for label, spec in zip(procs.labels(), specs):
             if spec.lifecycle:
-                monitor.transition(spec.name, "configure")
-                monitor.transition(spec.name, "activate")
+                for step in ("configure", "activate"):
+                    within(STARTUP_STEP_LIMIT_S, f"{spec.name} {step}", monitor.transition, spec.name, step)
                 activated.append((label, spec.name))  # process label (ns.driver), node name (driver)
         start = time.monotonic()
         next_line = start + 1.0
@@ -324,13 +362,18 @@ def main(argv: list[str] | None = None) -> int:
                 if procs.procs[label].poll() is not None:
                     continue
                 try:
-                    monitor.transition(name, "deactivate", timeout_s=5.0)
+                    within(DDS_STEP_LIMIT_S, f"{name} deactivate", monitor.transition, name, "deactivate", 5.0)
                     print(f"asyncvla-ros: {name} deactivated (motion disabled)", flush=True)
-                except RuntimeError as err:
+                except RuntimeError as err:  # its process is stopped next, and a driver disables motion on exit
                     print(f"asyncvla-ros: {err}; stopping it", file=sys.stderr, flush=True)
         finally:  # whatever failed above, no node process outlives the launcher
             exits = procs.stop()
-        monitor.close()
+        try:
+            within(DDS_STEP_LIMIT_S, "closing the launcher's node", monitor.close)
+            closed = True
+        except StepTimeout as err:  # every node process has stopped: nothing is lost by not waiting
+            print(f"asyncvla-ros: {err}; exiting without it", file=sys.stderr, flush=True)
+            closed = False
         print("asyncvla-ros: exited after SIGINT: " + ", ".join(f"{n} {t:.1f} s" for n, t in exits.items()), flush=True)
         unclean = {n: procs.procs[n].returncode for n in exits if procs.procs[n].returncode != 0}
         if unclean:  # a node that failed while stopping (its log says how): not a clean stop
@@ -339,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
             rc = rc or 1
             reason = reason or f"{', '.join(unclean)} did not stop cleanly"
         print(f"asyncvla-ros: stopped{' because ' + reason if reason else ''}; logs in {log_dir}/", flush=True)
+    if not closed:  # the interpreter's own exit would wait on the same lock
+        sys.stderr.flush()
+        os._exit(rc)
+    # What is left of the launcher's DDS participant goes with the interpreter's exit, which could wait
+    # on the same locks: it gets DDS_STEP_LIMIT_S, then the process ends (exit code 1, stacks printed).
+    faulthandler.dump_traceback_later(DDS_STEP_LIMIT_S, exit=True)
     return rc
 
 if __name__ == "__main__":

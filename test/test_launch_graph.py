@@ -121,6 +121,19 @@ def test_the_launchers_live_line_marks_a_silent_nodes_figures_as_stale():
     assert live_line({}, 0.0).startswith("control - Hz")  # nothing heard yet: no figures, nothing marked
 
 
+def test_a_launcher_step_that_never_returns_is_cut_off_with_its_stack_printed(capfd):
+    import threading
+
+    from asyncvla_ros.launcher import StepTimeout, within
+
+    assert within(1.0, "add", lambda a, b: a + b, 2, 3) == 5
+    with pytest.raises(KeyError, match="gone"):  # its own error, raised in the caller's thread
+        within(1.0, "fail", lambda: {}["gone"])
+    with pytest.raises(StepTimeout, match="closing did not return within 0.2 s"):
+        within(0.2, "closing", threading.Event().wait)
+    assert 'File "' in capfd.readouterr().err  # where every thread was
+
+
 def test_a_namespace_puts_every_node_its_params_and_its_frames_under_it(tmp_path):
     import yaml
 

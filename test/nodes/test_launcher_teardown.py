@@ -5,6 +5,9 @@
   no node log holds a traceback or an rclpy error, and the driver disables motion before it exits.
 - A node killed (kill -9 of the semantic node): the launcher deactivates the driver ("motion disabled"
   in the driver's log) before it stops the graph, exits 1, and its last line names the node that died.
+- DDS calls of the launcher that never return (a deactivate, closing its own node; a node killed by
+  SIGKILL can leave Fast DDS shared memory locked): the launcher prints where it waits, stops every
+  process anyway, and exits.
 - With --respawn, the same kill restarts the semantic node instead: the graph goes on (the driver stays
   active), the new process publishes semantic features again, and Ctrl-C still stops it all cleanly.
 
@@ -124,6 +127,8 @@ def test_a_dead_node_has_the_driver_deactivated_before_the_graph_stops(tmp_path)
         killed_at = time.time()
         semantic[0].kill()
         assert proc.wait(60) == 1, out.read_text()[-3000:]
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the launcher did not exit within 60 s of the kill:\n{out.read_text()[-3000:]}") from None
     finally:
         if proc.poll() is None:
             kill_tree(proc)
@@ -134,6 +139,45 @@ def test_a_dead_node_has_the_driver_deactivated_before_the_graph_stops(tmp_path)
     assert disabled and "(driver shutting down)" not in disabled[0]  # the lifecycle deactivate, not the exit
     assert text.index("driver deactivated (motion disabled)") < text.index("exited after SIGINT")
     print(f"driver motion disabled {ros_time(disabled[0]) - killed_at:.2f} s after kill -9 of the semantic node")
+
+
+HANGING_LAUNCHER = """
+import sys, threading
+from asyncvla_ros import launcher
+launcher.DDS_STEP_LIMIT_S = 2.0
+transition = launcher.Monitor.transition
+def hanging_deactivate(self, node_name, label, timeout_s=60.0):
+    if label == "deactivate":
+        threading.Event().wait()
+    return transition(self, node_name, label, timeout_s)
+launcher.Monitor.transition = hanging_deactivate
+launcher.Monitor.close = lambda self: threading.Event().wait()
+sys.exit(launcher.main(sys.argv[1:]))
+"""
+
+
+def test_a_dds_call_that_never_returns_does_not_keep_the_graph_running(tmp_path):
+    log_dir = tmp_path / "hang"
+    out = tmp_path / "hang.out"
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_LAUNCHER, "--log-dir", str(log_dir)],
+                            stdout=open(out, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_acting(proc, out)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, out.read_text()[-3000:]
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the launcher hung:\n{out.read_text()[-3000:]}") from None
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+    text = out.read_text()
+    assert "driver deactivate did not return within 2 s; stopping it" in text
+    assert "closing the launcher's node did not return within 2 s; exiting without it" in text
+    assert 'File "' in text  # the stacks, to show where it waited
+    exits = next(line for line in text.splitlines() if line.startswith("asyncvla-ros: exited after SIGINT"))
+    assert len(re.findall(r"\w+ \d+\.\d s", exits)) == 7, exits  # every node process stopped
+    assert text.strip().splitlines()[-1].startswith("asyncvla-ros: stopped; logs in")
+    assert "motion disabled (driver shutting down)" in (log_dir / "driver.log").read_text()
 
 
 def test_with_respawn_a_killed_node_is_restarted_and_the_graph_goes_on(tmp_path):
