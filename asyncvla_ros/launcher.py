@@ -33,8 +33,10 @@ from asyncvla_ros.launch_graph import (PACKAGE, RESPAWN_DELAY_S, RESPAWN_MAX_RET
 SIGINT_GRACE_S = 5.0  # a process gets this long after SIGINT (then SIGTERM, then SIGKILL), as under ros2 launch
 POLL_S = 0.1  # how often the launcher looks for a process that died
 # The most a DDS call of the launcher's own node may take while the graph stops (a driver's deactivate,
-# closing the node). A node killed by SIGKILL can leave Fast DDS's shared-memory state locked, and a C
-# call waiting on it never returns: the launcher then goes on without it instead of hanging.
+# closing the node), and the process's exit. Once, after a kill -9 of a node, the launcher never exited
+# (where it waited was not recorded; Fast DDS's shared-memory transport keeps state that a killed
+# process held). A call over the limit is left behind with every thread's stack printed, and the
+# launcher goes on.
 DDS_STEP_LIMIT_S = 10.0
 STARTUP_STEP_LIMIT_S = 70.0  # a lifecycle transition at start (the driver may take a while to connect)
 
