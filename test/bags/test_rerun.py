@@ -47,7 +47,8 @@ def record_running_graph(tmp, seconds: float, action_params: dict | None = None)
     probe.record(ActionChunk, "action_chunk", 100)
     procs = []
     try:
-        procs = [NodeProcess(spec, PARAMS, tmp, action_params if spec.name == "action" else None) for spec in graph(LaunchArgs())]
+        for spec in graph(LaunchArgs()):  # one by one: those started are stopped below if a later one fails
+            procs.append(NodeProcess(spec, PARAMS, tmp, action_params if spec.name == "action" else None))
         assert transition(probe, "configure") and transition(probe, "activate")
         probe.wait_for(lambda: len(probe.messages("action_chunk")) >= RUNNING_CHUNKS, 120, f"{RUNNING_CHUNKS} chunks")
         time.sleep(RECORD_AFTER_S)

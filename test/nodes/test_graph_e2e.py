@@ -39,13 +39,20 @@ class RunningGraph:
                             ("action_chunk", ActionChunk), ("safety_events", SafetyEvent), ("diagnostics", DiagnosticArray)):
             self.probe.record(kind, topic)
         self.specs = {s.name: s for s in graph(LaunchArgs(colocated=colocated))}
-        self.procs = {name: NodeProcess(spec, PARAMS, log_dir) for name, spec in self.specs.items()}
         from .test_driver_node import transition
 
-        assert transition(self.probe, "configure") and transition(self.probe, "activate")
-        # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
-        self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
-                            and len(self.probe.messages("safe_joint_command")) > 20, 120, "chunks and commands reaching the driver")
+        self.procs = {}
+        try:  # a graph that fails to come up is stopped here: its nodes would answer the next test's graph
+            for name, spec in self.specs.items():
+                self.procs[name] = NodeProcess(spec, PARAMS, log_dir)
+            assert transition(self.probe, "configure") and transition(self.probe, "activate")
+            # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
+            self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
+                                and len(self.probe.messages("safe_joint_command")) > 20, 120,
+                                "chunks and commands reaching the driver")
+        except BaseException:
+            self.close()
+            raise
 
     def restart(self, name: str) -> None:
         self.procs[name] = NodeProcess(self.specs[name], PARAMS, self.log_dir)

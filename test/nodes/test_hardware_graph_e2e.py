@@ -55,12 +55,19 @@ class HardwareGraph:
             if spec.name.endswith("_camera"):
                 spec.parameters["device"] = str(write_video(log_dir / f"{spec.name}.avi"))
         params = params_file_for(args)
-        self.procs = {s.name: NodeProcess(s, params, log_dir) for s in specs}
-        assert transition(self.probe, "configure"), self.logs()
-        assert transition(self.probe, "activate"), self.logs()
-        # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
-        self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
-                            and len(self.probe.messages("safe_joint_command")) > 20, 240, "chunks and commands reaching the driver")
+        self.procs = {}
+        try:  # a graph that fails to come up is stopped here: its nodes would answer the next test's graph
+            for spec in specs:
+                self.procs[spec.name] = NodeProcess(spec, params, log_dir)
+            assert transition(self.probe, "configure"), self.logs()
+            assert transition(self.probe, "activate"), self.logs()
+            # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
+            self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
+                                and len(self.probe.messages("safe_joint_command")) > 20, 240,
+                                "chunks and commands reaching the driver")
+        except BaseException:
+            self.close()
+            raise
 
     def driver_values(self, since: float) -> list[dict]:
         return [{kv.key: kv.value for kv in s.values} | {"_message": s.message}

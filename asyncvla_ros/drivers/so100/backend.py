@@ -38,6 +38,11 @@ from asyncvla_ros.drivers.so100.config import JOINT_NAMES, SO100Config
 
 logger = logging.getLogger(__name__)
 
+# Retries of a lifecycle step's bus transaction (activate's read-and-hold and torque on, deactivate's
+# torque off): one missed status packet on a busy or noisy serial link is not a lost link. The I/O
+# thread's reads count their failures against max_consecutive_failures instead.
+STEP_RETRIES = 2
+
 
 def calibrate_command(config: SO100Config) -> str:
     """The LeRobot CLI call that writes the calibration file this backend reads."""
@@ -143,7 +148,7 @@ class SO100Backend(DriverBackend):
         try:
             with self._bus_lock:
                 self._hold_present(robot)
-                robot.bus.enable_torque()
+                robot.bus.enable_torque(num_retry=STEP_RETRIES)
         except Exception as err:
             self._fail(f"enabling torque failed: {err}", fatal=True)
             raise DriverError(f"so100: enabling torque failed: {err}") from err
@@ -153,7 +158,7 @@ class SO100Backend(DriverBackend):
 
     def disable(self) -> None:
         """Stop writing goals and switch torque off; with a lost link nothing is written at all."""
-        self._halt(lambda robot: robot.bus.disable_torque(num_retry=2), "disabling torque")
+        self._halt(lambda robot: robot.bus.disable_torque(num_retry=STEP_RETRIES), "disabling torque")
 
     def stop(self) -> None:
         """E-stop: no more goals; Goal_Position := Present_Position with torque kept on, so the arm holds
@@ -313,8 +318,8 @@ class SO100Backend(DriverBackend):
 
     @staticmethod
     def _hold_present(robot) -> None:
-        present = robot.bus.sync_read("Present_Position", normalize=False)
-        robot.bus.sync_write("Goal_Position", present, normalize=False)
+        present = robot.bus.sync_read("Present_Position", normalize=False, num_retry=STEP_RETRIES)
+        robot.bus.sync_write("Goal_Position", present, normalize=False, num_retry=STEP_RETRIES)
 
     @staticmethod
     def _close_port(robot) -> None:
