@@ -5,9 +5,9 @@
   no node log holds a traceback or an rclpy error, and the driver disables motion before it exits.
 - A node killed (kill -9 of the semantic node): the launcher deactivates the driver ("motion disabled"
   in the driver's log) before it stops the graph, exits 1, and its last line names the node that died.
-- DDS calls of the launcher that never return (a deactivate, closing its own node; a node killed by
-  SIGKILL can leave Fast DDS shared memory locked): the launcher prints where it waits, stops every
-  process anyway, and exits.
+- DDS calls of the launcher that never return (a deactivate, closing its own node; once, after a kill
+  -9 of a node, the launcher never exited): the launcher prints where it waits, stops every process
+  anyway, and exits.
 - With --respawn, the same kill restarts the semantic node instead: the graph goes on (the driver stays
   active), the new process publishes semantic features again, and Ctrl-C still stops it all cleanly.
 
