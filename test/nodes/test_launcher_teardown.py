@@ -50,6 +50,15 @@ def wait_acting(proc: subprocess.Popen, out: Path, timeout_s: float = 120.0) -> 
     raise AssertionError(f"the graph did not act within {timeout_s} s:\n{out.read_text()[-3000:]}")
 
 
+def exit_code(proc: subprocess.Popen, out: Path, timeout_s: float = 60.0) -> int:
+    """The launcher's exit code, or an AssertionError with the end of its output when it has not exited
+    within `timeout_s` (pytest would show only subprocess.TimeoutExpired)."""
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the launcher did not exit within {timeout_s:g} s:\n{out.read_text()[-3000:]}") from None
+
+
 def unclean_stop_report(out: Path, log_dir: Path) -> str:
     """The launcher's last lines and the end of the log of each process it names as not stopping cleanly
     (its stacks, when the close limit cut it off, and how long each part of closing took)."""
@@ -96,7 +105,7 @@ def test_the_graph_starts_and_stops_cleanly_again_and_again(tmp_path):
         try:
             wait_acting(proc, out)
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(60) == 0, unclean_stop_report(out, log_dir)
+            assert exit_code(proc, out) == 0, unclean_stop_report(out, log_dir)
         finally:
             if proc.poll() is None:
                 kill_tree(proc)
@@ -126,9 +135,7 @@ def test_a_dead_node_has_the_driver_deactivated_before_the_graph_stops(tmp_path)
         assert len(semantic) == 1, semantic
         killed_at = time.time()
         semantic[0].kill()
-        assert proc.wait(60) == 1, out.read_text()[-3000:]
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"the launcher did not exit within 60 s of the kill:\n{out.read_text()[-3000:]}") from None
+        assert exit_code(proc, out) == 1, out.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             kill_tree(proc)
@@ -164,9 +171,7 @@ def test_a_dds_call_that_never_returns_does_not_keep_the_graph_running(tmp_path)
     try:
         wait_acting(proc, out)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0, out.read_text()[-3000:]
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"the launcher hung:\n{out.read_text()[-3000:]}") from None
+        assert exit_code(proc, out) == 0, out.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             kill_tree(proc)
@@ -232,7 +237,7 @@ def test_with_respawn_a_killed_node_is_restarted_and_the_graph_goes_on(tmp_path)
         driver = (log_dir / "driver.log").read_text()
         assert "motion disabled" not in driver, driver[-2000:]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0, out.read_text()[-3000:]
+        assert exit_code(proc, out) == 0, out.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             kill_tree(proc)
