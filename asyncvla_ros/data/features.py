@@ -87,7 +87,9 @@ def check_features(dataset, required: Iterable[str] = REQUIRED_FEATURES) -> None
         root = getattr(getattr(dataset, "meta", dataset), "root", None)
         where = f" at {root}" if root is not None else ""
         raise MissingFeatureError(
-            f"dataset{where} lacks required feature(s) {', '.join(repr(m) for m in missing)}; "
-            f"it has: {', '.join(have)}. Record demonstrations with every feature using `asyncvla-ros demos`."
+            f"dataset{where} lacks required feature(s) {', '.join(repr(m) for m in missing)}. A robot's own dataset needs its "
+            f"joint states as observation.state, its joint commands as action, one observation.images.<camera> per camera "
+            f"and a task per episode: `lerobot-record` writes these, `asyncvla-ros bag-to-dataset` too from bags recorded "
+            f"through the graph, and `asyncvla-ros demos` from the sim; it has: {', '.join(have)}."
         )
 

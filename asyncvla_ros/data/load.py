@@ -68,8 +68,9 @@ def load_dataset(
     root = Path(root)
     if not (root / "meta" / "info.json").is_file():
         raise DatasetNotFoundError(
-            f"{root} holds no LeRobot dataset (no meta/info.json); record one with "
-            f"`asyncvla-ros demos --out {root} --episodes N`"
+            f"{root} holds no LeRobot dataset (no meta/info.json); write one with `lerobot-record`, with "
+            f"`asyncvla-ros bag-to-dataset BAG... --out {root}` from bags recorded through the graph, or with "
+            f"`asyncvla-ros demos --out {root} --episodes N` from the sim"
         )
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
