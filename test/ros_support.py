@@ -131,6 +131,39 @@ class Probe:
 MIN_RATE_SHARE = 0.5
 
 
+class LaunchedGraph:
+    """Node processes of a graph, every one its own process, with the driver configured and active and
+    chunks and commands flowing; a probe records what the tests read. A graph that fails to come up is
+    stopped in `start`: its nodes would otherwise answer the next test's graph in the same domain."""
+
+    probe: Probe
+
+    def start(self, specs, params_file: Path, log_dir: Path, within_s: float) -> None:
+        from .nodes.test_driver_node import transition
+
+        self.procs: dict[str, NodeProcess] = {}
+        try:
+            for spec in specs:
+                self.procs[spec.name] = NodeProcess(spec, params_file, log_dir)
+            assert transition(self.probe, "configure"), self.logs()
+            assert transition(self.probe, "activate"), self.logs()
+            # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
+            self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
+                                and len(self.probe.messages("safe_joint_command")) > 20, within_s,
+                                "chunks and commands reaching the driver")
+        except BaseException:
+            self.close()
+            raise
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n{p.output()[-3000:]}" for n, p in self.procs.items())
+
+    def close(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            proc.stop()
+        self.probe.close()
+
+
 def command_flow(probe: Probe, since: float, until: float) -> dict:
     """What became of the commands the action node sent between `since` and `until` (monotonic, as the
     probe stamps receipts; `probe` records joint_command, safe_joint_command and safety_events): each

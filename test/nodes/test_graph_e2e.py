@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ..sim._support import skip_without_sim
-from ..ros_support import MIN_RATE_SHARE, REPO, NodeProcess, Probe, command_flow, require_ros_messages
+from ..ros_support import MIN_RATE_SHARE, REPO, LaunchedGraph, NodeProcess, Probe, command_flow, require_ros_messages
 
 PARAMS = REPO / "config" / "sim.yaml"
 RATE_HZ = 20.0
@@ -25,7 +25,7 @@ MAX_SEMANTIC_AGE_S = 1.0  # config/sim.yaml action.max_semantic_age_s
 MAX_STATE_AGE_S = 0.25  # config/sim.yaml action.max_state_age_s
 
 
-class RunningGraph:
+class RunningGraph(LaunchedGraph):
     def __init__(self, colocated: bool, log_dir) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import JointState
@@ -39,20 +39,7 @@ class RunningGraph:
                             ("action_chunk", ActionChunk), ("safety_events", SafetyEvent), ("diagnostics", DiagnosticArray)):
             self.probe.record(kind, topic)
         self.specs = {s.name: s for s in graph(LaunchArgs(colocated=colocated))}
-        from .test_driver_node import transition
-
-        self.procs = {}
-        try:  # a graph that fails to come up is stopped here: its nodes would answer the next test's graph
-            for name, spec in self.specs.items():
-                self.procs[name] = NodeProcess(spec, PARAMS, log_dir)
-            assert transition(self.probe, "configure") and transition(self.probe, "activate")
-            # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
-            self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
-                                and len(self.probe.messages("safe_joint_command")) > 20, 120,
-                                "chunks and commands reaching the driver")
-        except BaseException:
-            self.close()
-            raise
+        self.start(self.specs.values(), PARAMS, log_dir, 120)
 
     def restart(self, name: str) -> None:
         self.procs[name] = NodeProcess(self.specs[name], PARAMS, self.log_dir)
@@ -60,13 +47,6 @@ class RunningGraph:
     def diagnostics(self, name: str, since: float) -> list:
         return [s for m in self.probe.messages("diagnostics", since) for s in m.status if s.name == name]
 
-    def close(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            proc.stop()
-        self.probe.close()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {n}\n{p.output()[-3000:]}" for n, p in self.procs.items())
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["separate", "colocated"])

@@ -24,8 +24,7 @@ import pytest
 
 from ..drivers.kinova_support import build_fake_sdk
 from ..drivers.so100_support import ROBOT_ID, emulated_arm, require_lerobot, ticks_to_rad, write_calibration
-from ..ros_support import MIN_RATE_SHARE, NodeProcess, Probe, command_flow, require_ros_messages
-from .test_driver_node import transition
+from ..ros_support import MIN_RATE_SHARE, LaunchedGraph, Probe, command_flow, require_ros_messages
 
 RATE_HZ = 20.0
 WINDOW_S = 20.0
@@ -34,7 +33,7 @@ KINOVA_LIMITS = np.array([0.628, 0.628, 0.628, 0.838, 0.838, 0.838])
 KINOVA_START_DEG = "10,180,170,0,20,-30"
 
 
-class HardwareGraph:
+class HardwareGraph(LaunchedGraph):
     def __init__(self, robot: str, driver_overrides: dict, log_dir, model: str = "", semantic_overrides: dict | None = None) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import JointState
@@ -55,31 +54,12 @@ class HardwareGraph:
             if spec.name.endswith("_camera"):
                 spec.parameters["device"] = str(write_video(log_dir / f"{spec.name}.avi"))
         params = params_file_for(args)
-        self.procs = {}
-        try:  # a graph that fails to come up is stopped here: its nodes would answer the next test's graph
-            for spec in specs:
-                self.procs[spec.name] = NodeProcess(spec, params, log_dir)
-            assert transition(self.probe, "configure"), self.logs()
-            assert transition(self.probe, "activate"), self.logs()
-            # Planned chunks, not only commands: the action node also commands (holds) before semantics arrive.
-            self.probe.wait_for(lambda: len(self.probe.messages("action_chunk")) > 20
-                                and len(self.probe.messages("safe_joint_command")) > 20, 240,
-                                "chunks and commands reaching the driver")
-        except BaseException:
-            self.close()
-            raise
+        self.start(specs, params, log_dir, 240)
 
     def driver_values(self, since: float) -> list[dict]:
         return [{kv.key: kv.value for kv in s.values} | {"_message": s.message}
                 for m in self.probe.messages("diagnostics", since) for s in m.status if s.name == "driver"]
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {n}\n{p.output()[-3000:]}" for n, p in self.procs.items())
-
-    def close(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            proc.stop()
-        self.probe.close()
 
 
 def write_video(path, seconds: float = 600.0, rate_hz: float = 10.0):
