@@ -24,6 +24,7 @@ from torch import nn
 from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from asyncvla_ros.policy.batched_vision import batched_image_features, shared_grid
 from asyncvla_ros.policy.config import BackboneConfig
 from asyncvla_ros.policy.conv_vision import STRIDE as CONV_STRIDE
 from asyncvla_ros.policy.conv_vision import ConvImageEncoder
@@ -260,10 +261,14 @@ class VLBackbone(nn.Module):
         attention_mask = inputs["attention_mask"].to(device)
         embeds = self.vlm.get_input_embeddings()(input_ids)  # (B, T, d)
         if self.conv_vision is None:
-            feats = self.vlm.get_image_features(
-                inputs["pixel_values"].to(device), inputs["image_grid_thw"].to(device), return_dict=True
-            ).pooler_output
-            feats = torch.cat(feats, dim=0).to(embeds.dtype)  # (B * cams * tokens_per_image, d)
+            pixel_values, grid_thw = inputs["pixel_values"].to(device), inputs["image_grid_thw"]
+            grid = shared_grid(grid_thw)
+            if grid is not None:  # always through prepare(): every image has the configured size
+                feats = batched_image_features(self.vlm.visual, pixel_values, grid, len(grid_thw))
+            else:
+                feats = torch.cat(self.vlm.get_image_features(
+                    pixel_values, grid_thw.to(device), return_dict=True).pooler_output, dim=0)
+            feats = feats.to(embeds.dtype)  # (B * cams * tokens_per_image, d)
         else:
             feats = self.conv_vision(inputs["pixel_values"].to(device)).reshape(-1, embeds.shape[-1]).to(embeds.dtype)
         if self.image_positions is not None:
