@@ -39,13 +39,21 @@ def test_only_input_errors_lose_their_traceback():
     assert cli.is_input_error(FileNotFoundError("no such file"))
 
 
-def test_bench_policy_prints_stage_latencies_as_json():
+def test_bench_policy_prints_stage_latencies_per_path_as_json():
     pytest.importorskip("torch")
     out = subprocess.run(
-        [sys.executable, "-m", "asyncvla_ros.cli", "bench-policy", "--iters", "3", "--warmup", "1"],
+        [sys.executable, "-m", "asyncvla_ros.cli", "bench-policy", "--iters", "3", "--warmup", "1", "--rebuild-iters", "2"],
         capture_output=True, text=True, check=True, timeout=300,
     )
     report = json.loads(out.stdout)
-    for stage in ("encode_ms", "act_ms", "sfm_ms", "rater_ms", "afm_ms"):
-        assert report[stage]["n"] == 3 and report[stage]["p50"] > 0
+    assert report["encode_ms"]["n"] == 3 and report["encode_ms"]["p50"] > 0
+    assert report["paths"]["graphs"] == {"skipped": "CUDA graphs need --device cuda"}
+    for path in ("eager", "hf_eager", "static", "rebuild"):
+        r = report["paths"][path]
+        for stage in ("chunk_ms", "sfm_ms", "rater_ms", "afm_ms"):
+            assert r[stage]["n"] == (2 if path == "rebuild" else 3) and r[stage]["p50"] > 0
+        # Every path plans the eager path's chunks from the same seeds (CPU, float32).
+        assert path == "eager" or r["max_abs_diff_vs_eager"] < 1e-5
+    assert report["paths"]["static"]["graphs_captured"] == []
     assert report["prefix_tokens"] > 0 and report["semantic_condition_bytes"] > 0
+    assert "encode p50/p99" in out.stderr and "rebuild" in out.stderr

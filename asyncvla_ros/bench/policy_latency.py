@@ -1,7 +1,12 @@
-"""Latency of encode() and act() (SFM / rater / AFM), printed as JSON.
+"""Latency of encode() and act() (SFM / rater / AFM) on each plan path, as JSON and a table.
 
     asyncvla-ros bench-policy                      # tiny config on CPU
-    asyncvla-ros bench-policy --size 3b --device cuda --dtype bfloat16
+    asyncvla-ros bench-policy --size 3b --device cuda --dtype bfloat16 --out bench.json
+
+Paths, each timed on the same condition, state and seeds (so each plans the same chunks): "hf_eager"
+(every flow step through transformers' forward with a DynamicCache), "eager" (the reference,
+`forward_with_prefix`), "static" (buffers allocated once), "graphs" (static, replayed from CUDA graphs)
+and "rebuild" (the prefix encoded again at every flow step, as the paper's SFM is timed in its Tab. 6).
 
 The "3b" size is Qwen2.5-VL-3B-Instruct's shape (36 layers, width 2048, GQA 16/2, vision depth 32)
 with random weights and the paper's rater (4 layers, 32 heads, FFN 6144); it needs a GPU to be useful.
@@ -10,13 +15,16 @@ with random weights and the paper's rater (4 layers, 32 heads, FFN 6144); it nee
 from __future__ import annotations
 
 import argparse
-import json
 import platform
+import sys
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 
+from asyncvla_ros.bench.graph import emit
+from asyncvla_ros.bench.reference_paths import REFERENCE_PATHS, max_abs_diff, reference_path
 from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig, RaterConfig, tiny_vlm_config
 from asyncvla_ros.policy.policy import AsyncVLAPolicy
 
@@ -52,42 +60,89 @@ def make_config(size: str, dtype: str) -> PolicyConfig:
     raise ValueError(f"--size must be 'tiny' or '3b', got {size!r}")
 
 
+PATHS = ("eager", "hf_eager", "static", "graphs", "rebuild")  # eager first: the others are compared with it
+
+
 def percentiles(samples: list[float]) -> dict[str, float]:
     a = np.asarray(samples)
     return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3), "n": len(a)}
 
 
-def run(size: str, device: str, dtype: str, iters: int, warmup: int, mode: str) -> dict:
+def gpu_memory_mb(device: str) -> dict[str, float]:
+    if not device.startswith("cuda"):
+        return {}
+    return {"allocated_mb": round(torch.cuda.memory_allocated() / 2**20, 1),
+            "peak_allocated_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+            "reserved_mb": round(torch.cuda.memory_reserved() / 2**20, 1)}
+
+
+def time_path(policy, path: str, cond, obs: dict, iters: int, warmup: int, mode: str) -> tuple[dict, list]:
+    """Plan `warmup + iters` chunks on one path; the stage figures and the chunks planned (seed = index)."""
+    if path in REFERENCE_PATHS:
+        policy.set_plan_path("eager")
+        scope = reference_path(policy, path, obs["images"], INSTRUCTION, obs["state"], obs["history"])
+    else:
+        policy.set_plan_path(path)
+        scope = nullcontext()
+    stages: dict[str, list[float]] = {"chunk": [], "sfm": [], "rater": [], "afm": []}
+    chunks, regenerated = [], []
+    with scope:
+        for i in range(warmup + iters):
+            r = policy.act(cond, obs["state"], obs["history"], mode=mode, seed=i)
+            chunks.append(r.actions)
+            if i >= warmup:
+                for key, value in (("chunk", r.total_ms), ("sfm", r.sfm_ms), ("rater", r.rater_ms), ("afm", r.afm_ms)):
+                    stages[key].append(value)
+                regenerated.append(int(r.regenerated.sum()))
+    report = {f"{k}_ms": percentiles(v) for k, v in stages.items()}
+    report["mean_regenerated_tokens"] = round(float(np.mean(regenerated)), 2)
+    if path in ("static", "graphs"):
+        report["graphs_captured"] = list(policy._planner.captured)
+        report["graphs_failed"] = dict(policy._planner.capture_errors)
+    policy.set_plan_path("eager")
+    return report, chunks
+
+
+def run(size: str, device: str, dtype: str, iters: int, warmup: int, mode: str, paths: list[str], rebuild_iters: int) -> dict:
     config = make_config(size, dtype)
     t = time.perf_counter()
-    policy = AsyncVLAPolicy.build(config, [INSTRUCTION]).to(device).eval()
+    with torch.device(device):  # initialised where it runs: a 3B model built on the CPU takes minutes
+        policy = AsyncVLAPolicy.build(config, [INSTRUCTION]).to(device).eval()
     build_s = time.perf_counter() - t
     rng = np.random.default_rng(0)
     h, w = config.backbone.image_height_px, config.backbone.image_width_px
-    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in config.backbone.camera_names]
     e = config.expert
-    state, history = np.zeros(e.state_dim), np.zeros((e.history_len, e.action_dim))
+    obs = {"images": [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in config.backbone.camera_names],
+           "state": np.zeros(e.state_dim, np.float32), "history": np.zeros((e.history_len, e.action_dim), np.float32)}
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     encode_ms = []
     for i in range(warmup + iters):
         sync()
         t = time.perf_counter()
-        cond = policy.encode(images, INSTRUCTION)
+        cond = policy.encode(obs["images"], INSTRUCTION)
         sync()
         if i >= warmup:
             encode_ms.append((time.perf_counter() - t) * 1e3)
-    stages: dict[str, list[float]] = {"act": [], "sfm": [], "rater": [], "afm": []}
-    regenerated = []
-    for i in range(warmup + iters):
-        r = policy.act(cond, state, history, mode=mode, seed=i)
-        if i >= warmup:
-            for key, value in (("act", r.total_ms), ("sfm", r.sfm_ms), ("rater", r.rater_ms), ("afm", r.afm_ms)):
-                stages[key].append(value)
-            regenerated.append(int(r.regenerated.sum()))
+    results, reference = {}, None
+    for path in sorted(paths, key=PATHS.index):
+        if path == "graphs" and not device.startswith("cuda"):
+            results[path] = {"skipped": "CUDA graphs need --device cuda"}
+            continue
+        n = rebuild_iters if path == "rebuild" else iters
+        report, chunks = time_path(policy, path, cond, obs, n, min(warmup, n), mode)
+        if path == "eager":
+            reference = chunks
+        elif reference is not None:  # the same seeds plan the same chunks on every path, up to the dtype's rounding
+            report["max_abs_diff_vs_eager"] = round(max(max_abs_diff(a, b) for a, b in zip(chunks, reference)), 6)
+        report["gpu_memory"] = gpu_memory_mb(device)
+        results[path] = report
+    chunk_p50 = {p: r["chunk_ms"]["p50"] for p, r in results.items() if "chunk_ms" in r}
+    fastest = min(chunk_p50, key=chunk_p50.get) if chunk_p50 else None
     return {
         "size": size,
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu",
+        "torch": torch.__version__,
         "dtype": dtype,
         "torch_threads": torch.get_num_threads(),
         "params_million": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2),
@@ -96,11 +151,28 @@ def run(size: str, device: str, dtype: str, iters: int, warmup: int, mode: str) 
         "chunk_len": e.chunk_len,
         "flow_steps": config.num_flow_steps,
         "mode": mode,
-        "mean_regenerated_tokens": round(float(np.mean(regenerated)), 2),
         "build_s": round(build_s, 2),
         "encode_ms": percentiles(encode_ms),
-        **{f"{k}_ms": percentiles(v) for k, v in stages.items()},
+        "paths": results,
+        "fastest_path": fastest,
+        # How many times slower each path's chunk is than the fastest one's (p50).
+        "slowdown_vs_fastest": {p: round(v / chunk_p50[fastest], 2) for p, v in chunk_p50.items()} if fastest else {},
+        "gpu_memory": gpu_memory_mb(device),
     }
+
+
+def table(report: dict) -> str:
+    """A short text table of the report: p50 / p99 per stage and path, ms."""
+    rows = [f"{report['size']} on {report['device']} ({report['dtype']}): encode p50/p99 "
+            f"{report['encode_ms']['p50']:.1f} / {report['encode_ms']['p99']:.1f} ms",
+            f"{'path':<10}{'chunk':>18}{'sfm':>18}{'rater':>16}{'afm':>18}  regen  x fastest"]
+    for path, r in report["paths"].items():
+        if "skipped" in r:
+            rows.append(f"{path:<10}  skipped: {r['skipped']}")
+            continue
+        cells = "".join(f"{r[f'{k}_ms']['p50']:>9.2f} /{r[f'{k}_ms']['p99']:>7.2f}" for k in ("chunk", "sfm", "rater", "afm"))
+        rows.append(f"{path:<10}{cells}  {r['mean_regenerated_tokens']:>5.1f}  {report['slowdown_vs_fastest'].get(path, float('nan')):>6.2f}")
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,13 +182,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None, help="default: bfloat16 on cuda, else float32")
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {', '.join(PATHS)}")
+    parser.add_argument("--rebuild-iters", type=int, default=10, help="chunks timed on the rebuild path (the slowest)")
     parser.add_argument("--mode", choices=("asyncvla", "sfm_only", "random_mask"), default="random_mask",
                         help="random_mask makes AFM run on about half the tokens even with an untrained rater")
+    parser.add_argument("--out", default="", help="also write the JSON report here")
     args = parser.parse_args(argv)
     dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     if args.size == "3b" and not args.device.startswith("cuda"):
         parser.error("--size 3b needs --device cuda (a 3B model in float32 on CPU takes minutes per chunk)")
-    print(json.dumps(run(args.size, args.device, dtype, args.iters, args.warmup, args.mode), indent=2))
+    paths = [p for p in args.paths.split(",") if p]
+    unknown = sorted(set(paths) - set(PATHS))
+    if unknown or not paths:
+        parser.error(f"--paths: unknown {unknown}; choose from {', '.join(PATHS)}")
+    report = run(args.size, args.device, dtype, args.iters, args.warmup, args.mode, paths, args.rebuild_iters)
+    print(table(report), file=sys.stderr)
+    emit(report, args.out)
     return 0
 
 

@@ -30,12 +30,15 @@ from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.nodes.semantic_transport import from_message
 from asyncvla_ros.parameters import param
 from asyncvla_ros.policy.backbone import InputError
+from asyncvla_ros.policy.config import PLAN_PATHS
 from asyncvla_ros.policy.default import PolicySourceConfig
 
 
 @dataclass
 class ActionNodeConfig:
     joint_names: tuple[str, ...] = param((), "joints the policy commands, in its action order")
+    plan_path: str = param("auto", "how a chunk is computed: eager (the reference), static (buffers allocated once), graphs "
+                           "(static, replayed from CUDA graphs; CUDA only); auto = graphs on CUDA, else eager", choices=PLAN_PATHS)
 
 
 # (parameter prefix, config dataclass): every parameter of this node, described once.
@@ -49,7 +52,8 @@ class ActionNode(Node):
     def __init__(self, policy=None, model_id: str = "", store: LatestSemantics | None = None, **kwargs) -> None:
         super().__init__("action", **kwargs)
         source = declare_config(self, PolicySourceConfig)
-        self.joint_names = declare_config(self, ActionNodeConfig).joint_names
+        node_config = declare_config(self, ActionNodeConfig)
+        self.joint_names = node_config.joint_names
         config = declare_config(self, ActionLoopConfig)
         self.trigger = RefreshTrigger(declare_config(self, RefreshTriggerConfig))
         self.on_refresh_request = None  # co-located: the semantic node's request_refresh, called in memory
@@ -58,6 +62,7 @@ class ActionNode(Node):
             from asyncvla_ros.policy.default import load_policy
 
             policy, model_id = load_policy(source.model_dir, source.device)
+        policy.set_plan_path(node_config.plan_path)
         self.policy, self.model_id = policy, model_id
         e = policy.config.expert
         if len(self.joint_names) != e.action_dim or not all(self.joint_names):

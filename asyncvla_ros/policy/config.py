@@ -16,6 +16,10 @@ JOINT_UNITS = ("rad", "deg", "range_m100_100", "range_0_100")
 
 SYSTEM_PROMPT = "You are a helpful physical assistant."
 ACT_MODES = ("asyncvla", "sfm_only", "random_mask")
+# How act() computes a chunk: "eager" builds each tensor as it goes (the reference); "static" runs the
+# same math from buffers allocated once (static_plan.py); "graphs" replays those stages from CUDA
+# graphs (CUDA only); "auto" = graphs on CUDA, eager elsewhere.
+PLAN_PATHS = ("auto", "eager", "static", "graphs")
 # Vision encoders -> image pixels per token, each direction: Qwen2.5-VL's 14 px patches merged 2 x 2,
 # or the conv encoder's stride.
 TOKEN_PX = {"qwen": 28, "conv": 16}

@@ -23,11 +23,12 @@ from torch import nn
 from asyncvla_ros.policy.action_expert import ActionExpert
 from asyncvla_ros.policy.backbone import InputError, SemanticCondition, VLBackbone
 from asyncvla_ros.policy.checkpoint import CheckpointError, load_weights, read_checkpoint, save_policy, torch_dtype
-from asyncvla_ros.policy.config import ACT_MODES, PolicyConfig
+from asyncvla_ros.policy.config import ACT_MODES, PLAN_PATHS, PolicyConfig
 from asyncvla_ros.policy.decoder import NewTokens, forward_with_prefix, place_tokens
 from asyncvla_ros.policy.normalization import Normalizer
 from asyncvla_ros.policy.rater import ConfidenceRater
 from asyncvla_ros.policy.sampler import flow_sample
+from asyncvla_ros.policy.static_plan import PlanTensors, StaticPlanner
 from asyncvla_ros.policy.tokenizer import build_word_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class AsyncVLAPolicy(nn.Module):
         self.expert = ActionExpert(e, backbone.hidden_size)
         self.rater = ConfidenceRater(config.rater, backbone.hidden_size, e.action_dim, e.chunk_len)
         self.normalizer = normalizer or Normalizer.identity(e.state_dim, e.action_dim)
+        self._planner: StaticPlanner | None = None  # set_plan_path
+        self.plan_path = "eager"
 
     @classmethod
     def build(cls, config: PolicyConfig, instructions: list[str] | None = None, seed: int = 0) -> "AsyncVLAPolicy":
@@ -281,37 +284,25 @@ class AsyncVLAPolicy(nn.Module):
         d = len(given)
         if not np.isfinite(semantic_age_s):
             raise InputError(f"semantic_age_s: expected a finite number of seconds, got {semantic_age_s!r}")
-        age = torch.tensor([float(semantic_age_s)], device=dev)
         gen = torch.Generator(device=dev).manual_seed(int(seed))
         # Every draw happens in every mode, so one seed gives the same SFM chunk in all modes.
         sfm_noise = torch.randn((1, e.chunk_len, e.action_dim), generator=gen, device=dev, dtype=dt)
         afm_noise = torch.randn((1, e.chunk_len, e.action_dim), generator=gen, device=dev, dtype=dt)
         coin = torch.rand((1, e.chunk_len), generator=gen, device=dev)
-
-        t0 = time.perf_counter()
-        ctx = self.action_context(cond, state_n, hist_n, hist_valid, age)
         free = torch.ones((1, e.chunk_len), dtype=torch.bool, device=dev)  # tokens generated (all of them in SFM)
+        kept = torch.zeros((1, e.chunk_len, e.action_dim), device=dev, dtype=dt)
         if d:
             free[:, :d] = False
-            kept = torch.zeros((1, e.chunk_len, e.action_dim), device=dev, dtype=dt)
             kept[:, :d] = torch.as_tensor(self.normalizer.normalize_chunk(given, state_raw), device=dev, dtype=dt)
-            sfm = self.sample(ctx, sfm_noise, free, init=kept)
+        x = PlanTensors(state=state_n, history=hist_n, history_valid=hist_valid,
+                        age=torch.tensor([float(semantic_age_s)], device=dev),
+                        sfm_noise=sfm_noise, afm_noise=afm_noise, free=free, kept=kept)
+        select = partial(self._regeneration_mask, mode=mode, coin=coin, free=free)
+        if self._planner is None:
+            sfm, confidence, mask, final, times = self._plan_eager(cond, x, d, select)
         else:
-            sfm = self.sample(ctx, sfm_noise, free)
-        _sync(dev)
-        t1 = time.perf_counter()
-        confidence = self.rater(cond.vl_embeddings, cond.key_valid, sfm)  # (1, L)
-        if mode == "asyncvla":
-            mask = self.rater.regeneration_mask(confidence) & free
-        elif mode == "random_mask":
-            mask = (coin < 0.5) & free
-        else:
-            mask = torch.zeros_like(free)
-        _sync(dev)
-        t2 = time.perf_counter()
-        final = self.sample(ctx, afm_noise, mask, init=sfm) if bool(mask.any()) else sfm
-        _sync(dev)
-        t3 = time.perf_counter()
+            with self._planner.lock:
+                sfm, confidence, mask, final, times = self._plan_static(cond, x, select)
 
         actions = self.normalizer.unnormalize_chunk(_first(final), state_raw)
         sfm_actions = self.normalizer.unnormalize_chunk(_first(sfm), state_raw)
@@ -322,14 +313,72 @@ class AsyncVLAPolicy(nn.Module):
             confidence=_first(confidence),
             regenerated=mask[0].cpu().numpy(),
             context=~free[0].cpu().numpy(),
-            sfm_ms=(t1 - t0) * 1e3,
-            rater_ms=(t2 - t1) * 1e3,
-            afm_ms=(t3 - t2) * 1e3,
-            total_ms=(t3 - t0) * 1e3,
+            sfm_ms=(times[1] - times[0]) * 1e3,
+            rater_ms=(times[2] - times[1]) * 1e3,
+            afm_ms=(times[3] - times[2]) * 1e3,
+            total_ms=(times[3] - times[0]) * 1e3,
             mode=mode,
             seed=int(seed),
             semantic_stamp_ns=cond.stamp_ns,
         )
+
+    def _regeneration_mask(self, confidence: torch.Tensor, mode: str, coin: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+        """The (1, L) tokens AFM regenerates: the rater's doubtful ones, a random half, or none; never context."""
+        if mode == "asyncvla":
+            return self.rater.regeneration_mask(confidence) & free
+        if mode == "random_mask":
+            return (coin < 0.5) & free
+        return torch.zeros_like(free)
+
+    def _plan_eager(self, cond: SemanticCondition, x: PlanTensors, d: int, select):
+        """SFM -> rater -> AFM, building each tensor as it goes: the reference path."""
+        dev = self.device
+        t0 = time.perf_counter()
+        ctx = self.action_context(cond, x.state, x.history, x.history_valid, x.age)
+        sfm = self.sample(ctx, x.sfm_noise, x.free, init=x.kept if d else None)
+        _sync(dev)
+        t1 = time.perf_counter()
+        confidence = self.rater(cond.vl_embeddings, cond.key_valid, sfm)  # (1, L)
+        mask = select(confidence)
+        _sync(dev)
+        t2 = time.perf_counter()
+        final = self.sample(ctx, x.afm_noise, mask, init=sfm) if bool(mask.any()) else sfm
+        _sync(dev)
+        return sfm, confidence, mask, final, (t0, t1, t2, time.perf_counter())
+
+    def _plan_static(self, cond: SemanticCondition, x: PlanTensors, select):
+        """The same plan from the static planner's buffers (CUDA graphs where enabled)."""
+        planner, dev = self._planner, self.device
+        t0 = time.perf_counter()
+        planner.load(cond)
+        planner.set_inputs(x)
+        planner.run("sfm")
+        _sync(dev)
+        t1 = time.perf_counter()
+        planner.run("rater")
+        planner.mask.copy_(select(planner.confidence))
+        regenerate = bool(planner.mask.any())  # an AFM with nothing to regenerate costs nothing
+        t2 = time.perf_counter()
+        if regenerate:
+            planner.run("afm")
+            final = planner.final.clone()
+        else:
+            final = planner.sfm.clone()
+        _sync(dev)
+        return planner.sfm.clone(), planner.confidence.clone(), planner.mask.clone(), final, (t0, t1, t2, time.perf_counter())
+
+    def set_plan_path(self, path: str) -> None:
+        """How `act` computes a chunk (after the policy is on its device; see PLAN_PATHS).
+
+        Raises:
+            ValueError: an unknown path, or "graphs" on a policy that is not on a CUDA device.
+        """
+        if path not in PLAN_PATHS:
+            raise ValueError(f"plan path must be one of {PLAN_PATHS}, got {path!r}")
+        if path == "auto":
+            path = "graphs" if self.device.type == "cuda" else "eager"
+        self._planner = None if path == "eager" else StaticPlanner(self, cuda_graphs=path == "graphs")
+        self.plan_path = path
 
     # ------------------------------------------------------------------ input checks
 
