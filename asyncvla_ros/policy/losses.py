@@ -61,6 +61,19 @@ def noise_chunks(actions: torch.Tensor, generator: torch.Generator | None = None
     return NoisedChunk(noisy, noise - actions, mask, tau * mask.to(dt))
 
 
+def noise_chunk_rows(actions: torch.Tensor, generator: torch.Generator | None, rows: slice, batch_size: int,
+                     **kwargs) -> NoisedChunk:
+    """`noise_chunks` of `rows` (their (n, L, A) `actions`) of a `batch_size` batch, for data-parallel training.
+
+    The draws are made for the whole batch (their values depend on its shape alone), so each sample gets
+    the same mask, time and noise as in a one-process run; the other rows' actions are zeros, unused.
+    """
+    full = actions.new_zeros((batch_size, *actions.shape[1:]))  # (B, L, A)
+    full[rows] = actions
+    n = noise_chunks(full, generator, **kwargs)
+    return NoisedChunk(n.noisy_actions[rows], n.target_velocity[rows], n.mask[rows], n.token_time[rows])
+
+
 def unified_flow_loss(
     predicted_velocity: torch.Tensor, target_velocity: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """`asyncvla-ros train`: both training stages on a local LeRobotDataset.
 
     asyncvla-ros train --dataset data/sim_demos --out runs/tiny
-    asyncvla-ros train --dataset DIR --out runs/3b --init /models/Qwen2.5-VL-3B-Instruct --device cuda --bf16
+    asyncvla-ros train --dataset DIR --out runs/3b --init /models/Qwen2.5-VL-3B-Instruct --device cuda --mixed-precision bf16
+    accelerate launch --config_file config/accelerate/ddp.yaml -m asyncvla_ros.cli train --dataset DIR --out runs/ddp --device cuda
     asyncvla-ros train --dataset DIR --out runs/tiny --resume runs/tiny/checkpoints/stage1-step000500
     asyncvla-ros train --sim-episodes 600 --sim-workers 8 --out runs/tiny --device cuda --num-workers 8
 
@@ -11,6 +12,8 @@ its tasks). --sim-episodes runs the sim's scripted expert into memory instead of
 --dagger-policy DIR adds episodes that policy drove and the expert labelled (training/dagger.py);
 --dagger-save keeps them, and --dagger-data trains on kept ones again (DAgger aggregates its rounds).
 Writes checkpoints/, tensorboard/, metrics.jsonl and final/ (the policy to run).
+Started by `accelerate launch` or `torchrun`, each process trains on its share of every --batch-size
+(the global batch), with the same result as one process (config/accelerate/ has the launch files).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import uuid
 from pathlib import Path
 
 from asyncvla_ros.policy.config import TOKEN_PX, VISION_ENCODERS
-from asyncvla_ros.training.config import TrainConfig
+from asyncvla_ros.training.config import MIXED_PRECISIONS, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,8 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_rad", "state_noise_rad",
                  "history_dropout", "sfm_fraction", "prefix_fraction", "env_state_loss_weight", "encoder_env_state_loss_weight"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu or cuda[:N]; under accelerate launch / torchrun, cuda gives each process its own GPU")
+    p.add_argument("--mixed-precision", choices=MIXED_PRECISIONS, default=None,
+                   help="bf16: accelerate's bfloat16 autocast (GPU); default: the launcher's (accelerate launch's config "
+                        "file), else no")
+    p.add_argument("--bf16", action="store_true", help="the same as --mixed-precision bf16")
     p.add_argument("--gradient-checkpointing", action="store_true")
     return p
 
@@ -178,10 +185,10 @@ def require_sim_shapes(flag: str, cameras, state_dim, action_dim) -> None:
         raise SystemExit(f"{flag}: the sim's state/action size {len(JOINT_NAMES)} is not the dataset's {state_dim}/{action_dim}")
 
 
-def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int) -> list:
+def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int, main_process: bool = True) -> list:
     """The --dagger-data episodes and the --dagger-policy ones (labelled with chunks of `chunk_len`, the
-    trained policy's; written to --dagger-save), checked against the rest of the data (sim cameras,
-    joints, image size)."""
+    trained policy's; written to --dagger-save by the main process), checked against the rest of the data
+    (sim cameras, joints, image size)."""
     from asyncvla_ros.policy.checkpoint import POLICY_FILE, CheckpointError
     from asyncvla_ros.training.dagger import dagger_episodes, load_episodes, save_episodes
 
@@ -198,10 +205,10 @@ def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int)
             raise SystemExit(f"--dagger-policy {opts.dagger_policy}: no policy checkpoint there ({POLICY_FILE} missing)")
         try:
             episodes, solved = dagger_episodes(opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len,
-                                               max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=True)
+                                               max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=main_process)
         except (ValueError, CheckpointError) as exc:  # a directory that holds no policy, bad counts
             raise SystemExit(f"--dagger-policy {opts.dagger_policy}: {exc}") from exc
-        if opts.dagger_save:
+        if opts.dagger_save and main_process:
             save_episodes(episodes, opts.dagger_save, {"policy": str(opts.dagger_policy), "seed": opts.dagger_seed,
                                                        "count": opts.dagger_episodes, "max_steps": opts.dagger_max_steps,
                                                        "chunk_len": chunk_len, "solved": solved})
@@ -210,8 +217,9 @@ def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int)
         shape = episodes[0].frames(0)[0].shape
         if shape[:2] != (size, size):
             raise SystemExit(f"{source}: its images are {shape[0]} px, the trained policy wants {size} px")
-        if episodes[0].chunk_labels.shape[1] < chunk_len:
-            raise SystemExit(f"{source}: labelled with {episodes[0].chunk_labels.shape[1]}-step chunks, the policy's are {chunk_len}")
+        labels = episodes[0].chunk_labels  # None: targets from the episode's own actions (saved without labels)
+        if labels is not None and labels.shape[1] < chunk_len:
+            raise SystemExit(f"{source}: labelled with {labels.shape[1]}-step chunks, the policy's are {chunk_len}")
     return [e for _, episodes in sources for e in episodes]
 
 
@@ -252,16 +260,24 @@ def load_datasets(paths: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from asyncvla_ros.policy.checkpoint import POLICY_FILE
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
+    from asyncvla_ros.training.data_parallel import new_accelerator
     from asyncvla_ros.training.lerobot_episodes import episodes_from_lerobot
     from asyncvla_ros.training.samples import ChunkSamples
     from asyncvla_ros.training.trainer import Trainer
 
+    if opts.bf16 and opts.mixed_precision not in (None, "bf16"):
+        raise SystemExit(f"--bf16 contradicts --mixed-precision {opts.mixed_precision}: give one of them")
+    # One per process; under `accelerate launch` / `torchrun` this joins the others.
+    accelerator = new_accelerator(opts.device, "bf16" if opts.bf16 else opts.mixed_precision)
+    main_process = accelerator.is_main_process
+    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig(
-        **{f.name: getattr(opts, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(opts, f.name)},
+        **{f.name: getattr(opts, f.name) for f in dataclasses.fields(TrainConfig)
+           if hasattr(opts, f.name) and f.name != "mixed_precision"},
         unified=not opts.sfm_only, time_misalignment=not opts.no_time_misalignment,
+        mixed_precision=accelerator.mixed_precision,  # the option's, else the launcher's
     )
     if not opts.dataset and opts.sim_episodes <= 0 and not opts.dagger_policy and not opts.dagger_data:
         raise SystemExit("asyncvla-ros train: give --dataset DIR (repeatable), --sim-episodes N, --dagger-policy DIR "
@@ -295,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         cameras = list(CAMERA_KEYS)
         tasks = list(dict.fromkeys(tasks + list(task.INSTRUCTIONS)))
         state_dim = action_dim = len(task.JOINT_NAMES)
-        sim, failed = sim_episodes(opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=True,
+        sim, failed = sim_episodes(opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=main_process,
                                    action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise,
                                    displace_fraction=opts.sim_displace_fraction)
         logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
@@ -305,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         from asyncvla_ros.sim.task import INSTRUCTIONS, JOINT_NAMES
 
         chunk_len = policy.config.expert.chunk_len if policy is not None else opts.chunk_len
-        episodes += dagger_data(opts, cameras, state_dim, action_dim, size, chunk_len)
+        episodes += dagger_data(opts, cameras, state_dim, action_dim, size, chunk_len, main_process)
         cameras, state_dim = cameras or list(CAMERA_KEYS), state_dim or len(JOINT_NAMES)
         action_dim, tasks = state_dim, list(dict.fromkeys(tasks + list(INSTRUCTIONS)))
     joints = joint_space(datasets if opts.dataset else [], action_dim, opts.joint_units)
@@ -337,15 +353,18 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             raise SystemExit(f"--semantic-age-input: {err}") from err
     if opts.resume:
-        trainer = Trainer.resume(opts.resume, samples, opts.out, config)
+        trainer = Trainer.resume(opts.resume, samples, opts.out, config, accelerator=accelerator)
     else:
-        trainer = Trainer(policy, samples, config, opts.out, keep_normalizer=fine_tuned and not opts.renormalize)
+        trainer = Trainer(policy, samples, config, opts.out, keep_normalizer=fine_tuned and not opts.renormalize,
+                          accelerator=accelerator)
     t0 = time.perf_counter()
     final = trainer.fit()
     report = {"final": str(final), "episodes": len(episodes), "sim_failed_seeds": failed, "frames": len(samples),
-              "seconds": round(time.perf_counter() - t0, 1),
-              "device": config.device, "config": dataclasses.asdict(config)}
-    print(json.dumps(report, indent=2))
+              "seconds": round(time.perf_counter() - t0, 1), "device": config.device,
+              "processes": accelerator.num_processes, "config": dataclasses.asdict(config)}
+    accelerator.end_training()  # leaves the process group (a no-op for a single process)
+    if main_process:
+        print(json.dumps(report, indent=2))
     return 0
 
 

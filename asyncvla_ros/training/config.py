@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+MIXED_PRECISIONS = ("no", "bf16")  # what accelerate's `mixed_precision` may be for this trainer
+
 
 @dataclass
 class TrainConfig:
@@ -45,11 +47,14 @@ class TrainConfig:
     log_every: int = 10  # steps between logged scalars
     seed: int = 0
     device: str = "cpu"
-    bf16: bool = False  # autocast to bfloat16 (GPU)
+    # "bf16": accelerate's autocast to bfloat16 around each step's forward (GPU), "no": float32 throughout.
+    mixed_precision: str = "no"
     gradient_checkpointing: bool = False
     num_workers: int = 0  # processes that prepare batches ahead of the optimizer (0: in the training loop)
 
     def __post_init__(self) -> None:
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"TrainConfig.mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {self.mixed_precision!r}")
         for name in ("history_dropout", "sfm_fraction", "prefix_fraction"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
@@ -68,3 +73,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
+
+
+def train_config_from_saved(saved: dict) -> TrainConfig:
+    """The TrainConfig a checkpoint recorded (`dataclasses.asdict`), including those written before
+    mixed precision went through accelerate (a `bf16` flag then)."""
+    saved = dict(saved)
+    if "bf16" in saved:
+        saved["mixed_precision"] = "bf16" if saved.pop("bf16") else "no"
+    return TrainConfig(**saved)

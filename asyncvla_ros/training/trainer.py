@@ -11,6 +11,11 @@ Beyond the paper, for small policies trained from scratch (all off by default): 
 the privileged scene state where the data records it (`env_state_loss_weight`), extra all-masked
 samples (`sfm_fraction`), state noise and whole-history dropout. Batches are a function of
 (seed, stage, step), so `num_workers` processes can prepare them ahead of the optimizer.
+
+The loop runs under an `accelerate.Accelerator`: a plain process, or data-parallel processes started by
+`accelerate launch` / `torchrun` that each train on their rows of the same global batch and give the
+same losses and weights as one process with the whole batch (data_parallel.py). Process 0 alone writes
+checkpoints, logs and the progress bar.
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ import json
 import logging
 import math
 import time
-from collections import deque
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +33,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from asyncvla_ros.policy.losses import sample_semantic_delay
-from asyncvla_ros.policy.normalization import FeatureStats, Normalizer
-from asyncvla_ros.policy.training import flow_matching_loss, rater_training_loss
-from asyncvla_ros.training.config import TrainConfig
+from asyncvla_ros.policy.normalization import FeatureStats
+from asyncvla_ros.policy.training import Shard, flow_matching_loss, rater_training_loss
+from asyncvla_ros.training import data_parallel as dp
+from asyncvla_ros.training.batches import BatchPrefetcher, BatchSource, collate_batch, shard_rows
+from asyncvla_ros.training.batches import random_shift, step_generator  # noqa: F401 (imported from here by callers)
+from asyncvla_ros.training.config import TrainConfig, train_config_from_saved
 from asyncvla_ros.training.samples import ChunkSamples
 from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads
 from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
@@ -41,69 +46,6 @@ from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
 logger = logging.getLogger(__name__)
 
 ENV_HEAD_FILE = "env_state_head.safetensors"  # the auxiliary head, beside a checkpoint (training only)
-
-
-@dataclasses.dataclass
-class BatchSource:
-    """What building a batch on the CPU needs; data workers get it by fork."""
-
-    samples: ChunkSamples
-    backbone: torch.nn.Module  # only its `prepare` (tokenizer, image processor) runs here
-    normalizer: Normalizer
-    batch_size: int
-    chunk_len: int
-    time_misalignment: bool
-    history_dropout: float
-    seed: int
-    image_shift_px: int = 0
-
-
-def step_generator(seed: int, stage: int, step: int) -> torch.Generator:
-    """The generator of one step's batch draws, a function of (seed, stage, step) alone."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, stage, step]).generate_state(1, np.uint64)[0]))
-
-
-def collate_batch(src: BatchSource, stage: int, step: int) -> dict:
-    """The raw batch of (stage, step) as numpy arrays: prepared backbone inputs, unnormalised state,
-    actions and history with their masks, the scene state where recorded, and the unit noises and
-    dropout draws the trainer scales (see `Trainer.batch`)."""
-    g = step_generator(src.seed, stage, step)
-    B = src.batch_size
-    idx = torch.randint(0, len(src.samples), (B,), generator=g).tolist()
-    if src.time_misalignment:
-        delays = sample_semantic_delay(B, src.chunk_len, g)
-    else:
-        delays = torch.zeros(B, dtype=torch.long)
-    raw = [src.samples.sample(i, int(d)) for i, d in zip(idx, delays)]
-    if src.image_shift_px:
-        shifts = torch.randint(0, 2 * src.image_shift_px + 1, (B, len(raw[0]["images"]), 2), generator=g).numpy()
-        for r, offsets in zip(raw, shifts):
-            r["images"] = [random_shift(img, src.image_shift_px, dy, dx) for img, (dy, dx) in zip(r["images"], offsets)]
-    in_prompt = src.backbone.config.state_in_prompt
-    obs = [(r["images"], r["task"], src.normalizer.normalize_state(r["obs_state"]) if in_prompt else None) for r in raw]
-    stack = lambda key: np.stack([r[key] for r in raw])  # noqa: E731
-    out = {"inputs": {k: v.numpy() for k, v in src.backbone.prepare(obs).items()}}
-    for key in ("state", "actions", "action_valid", "history", "history_valid", "semantic_delay"):
-        out[key] = stack(key)
-    if all("env_state" in r for r in raw):
-        out["env_state"] = stack("env_state")
-    out["state_noise"] = torch.randn(out["state"].shape, generator=g).numpy()
-    out["history_noise"] = torch.randn(out["history"].shape, generator=g).numpy()
-    out["history_keep"] = (torch.rand(B, generator=g) >= src.history_dropout).numpy()
-    return out
-
-
-def random_shift(image: np.ndarray, pad: int, dy: int, dx: int) -> np.ndarray:
-    """`image` (H, W, C) padded by `pad` pixels (edge replicated) and cropped back at offset (dy, dx)."""
-    h, w = image.shape[:2]
-    return np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")[dy:dy + h, dx:dx + w]
-
-
-_worker_source: BatchSource | None = None  # set before the data workers fork
-
-
-def _collate_in_worker(stage: int, step: int) -> dict:
-    return collate_batch(_worker_source, stage, step)
 
 
 def lr_scale(step: int, total: int, warmup: int) -> float:
@@ -118,18 +60,32 @@ class Trainer:
     """Args: the policy to train, the training samples, the config, and the run directory (checkpoints,
     logs). A fresh run replaces the policy's normaliser by the data's statistics; with `keep_normalizer`
     (a fine-tuned policy, whose weights were learnt in its own units) it keeps the policy's, adding only
-    the data's chunk-delta statistics where a policy is fine-tuned into delta actions."""
+    the data's chunk-delta statistics where a policy is fine-tuned into delta actions. `accelerator`:
+    the run's (`data_parallel.new_accelerator`); None makes one from `config.device` and
+    `config.mixed_precision`.
+
+    Raises:
+        ValueError: a config the policy or the data cannot train with, or a batch that does not split
+            evenly over the processes.
+    """
 
     def __init__(self, policy, samples: ChunkSamples, config: TrainConfig, out_dir: str | Path,
-                 keep_normalizer: bool = False) -> None:
-        self.policy = policy.to(config.device)
+                 keep_normalizer: bool = False, accelerator=None) -> None:
+        self.accelerator = accelerator or dp.new_accelerator(config.device, config.mixed_precision)
+        acc = self.accelerator
+        self.device = dp.process_device(acc, config.device)
+        # This process's samples of each step's global batch.
+        self.shard = Shard(shard_rows(config.batch_size, acc.process_index, acc.num_processes), config.batch_size,
+                           acc.num_processes, lambda t: acc.reduce(t, "sum"))
+        self.policy = policy.to(self.device)
         self.keep_normalizer = keep_normalizer
         self.samples = samples
         self.config = config
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # Draws inside the loss (flow-matching noise, masks) use this generator, on the training device.
-        self.generator = torch.Generator(device=config.device).manual_seed(config.seed)
+        # Every process holds it in the same state: the draws are made for the global batch (data_parallel.py).
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.stage, self.step = 1, 0
         self.env_state_stats: FeatureStats | None = samples.env_state_stats() if samples.has_env_state else None
         # A policy that reads its semantics' age learns it from each sample's delay at the data's rate.
@@ -147,15 +103,16 @@ class Trainer:
                 raise ValueError("encoder_env_state_loss_weight > 0 needs the conv vision encoder (--vision-encoder conv)")
             channels = conv.stages[KEYPOINT_STAGE][0].out_channels if config.encoder_env_state_loss_weight else 0
             self.env_head = SceneStateHeads(policy.backbone.hidden_size, len(self.env_state_stats.mean), channels,
-                                            len(policy.config.backbone.camera_names)).to(config.device)
+                                            len(policy.config.backbone.camera_names)).to(self.device)
         self.optimizer = self._optimizer(1)
         self._writer = None
-        self._pool = None
-        self._pending: deque = deque()
+        self._prefetcher: BatchPrefetcher | None = None
         self._aux_losses: list[float] = []
         self._encoder_aux_losses: list[float] = []
         if config.gradient_checkpointing:
-            self.policy.backbone.vlm.gradient_checkpointing_enable()
+            # Non-reentrant: the reentrant kind hides the checkpointed parameters from DDP's unused-parameter
+            # search (same gradients either way).
+            self.policy.backbone.vlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     # ------------------------------------------------------------------ setup
 
@@ -181,20 +138,24 @@ class Trainer:
         return torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=c.weight_decay)
 
     @classmethod
-    def resume(cls, policy_checkpoint: str | Path, samples: ChunkSamples, out_dir: str | Path, config: TrainConfig | None = None) -> "Trainer":
-        """Continue a run from a checkpoint directory written by `save_checkpoint`."""
+    def resume(cls, policy_checkpoint: str | Path, samples: ChunkSamples, out_dir: str | Path, config: TrainConfig | None = None,
+               accelerator=None) -> "Trainer":
+        """Continue a run from a checkpoint directory written by `save_checkpoint` (with any number of
+        processes: the batches and the optimizer state do not depend on it)."""
         from asyncvla_ros.policy.policy import AsyncVLAPolicy
         from asyncvla_ros.training.state import read_progress
 
         progress = read_progress(Path(policy_checkpoint))
-        config = config or TrainConfig(**progress["train_config"])
-        trainer = cls(AsyncVLAPolicy.from_pretrained(policy_checkpoint, device=config.device), samples, config, out_dir)
+        config = config or train_config_from_saved(progress["train_config"])
+        accelerator = accelerator or dp.new_accelerator(config.device, config.mixed_precision)
+        policy = AsyncVLAPolicy.from_pretrained(policy_checkpoint, device=dp.process_device(accelerator, config.device))
+        trainer = cls(policy, samples, config, out_dir, accelerator=accelerator)
         trainer.stage = progress["stage"]
         head_file = Path(policy_checkpoint) / ENV_HEAD_FILE
         if trainer.env_head is not None:
             if not head_file.is_file():
                 raise ValueError(f"{policy_checkpoint}: no {ENV_HEAD_FILE}, but the run trains the environment-state head")
-            trainer.env_head.load_state_dict(load_file(head_file, device=str(config.device)))
+            trainer.env_head.load_state_dict(load_file(head_file))  # copied onto the head's device
         if trainer.stage == 2:
             trainer.optimizer = trainer._optimizer(2)
         load_trainer_state(Path(policy_checkpoint), trainer.optimizer, trainer.generator)
@@ -204,19 +165,23 @@ class Trainer:
     # ------------------------------------------------------------------ batches
 
     def batch(self) -> dict:
-        """The batch of the current (stage, step), on the training device, normalised and perturbed.
+        """This process's rows of the batch of the current (stage, step), on the training device,
+        normalised and perturbed.
 
         Its random draws (indices, semantic delays, history and state noise, history dropout) come from
         a generator seeded by (seed, stage, step), so the batch of a step does not depend on what ran
-        before it: a resumed run sees the same batches, and data workers can prepare batches ahead.
+        before it: a resumed run sees the same batches, data workers can prepare batches ahead, and
+        data-parallel processes split one global batch between them (batches.py).
         """
         c, pol = self.config, self.policy
         key = (self.stage, self.step)
         if c.num_workers:
-            cpu = self._prefetched(key)
+            if self._prefetcher is None:
+                self._prefetcher = BatchPrefetcher(self._source(), c.num_workers)
+            cpu = self._prefetcher.get(*key, total=c.steps if self.stage == 1 else c.rater_steps)
         else:
             cpu = collate_batch(self._source(), *key)
-        dev, dt = c.device, pol.dtype
+        dev, dt = self.device, pol.dtype
         arr = lambda name: torch.as_tensor(cpu[name], device=dev)  # noqa: E731
         norm = pol.normalizer
         batch = {
@@ -237,45 +202,23 @@ class Trainer:
             batch["env_state"] = (arr("env_state").to(dt) - mean) / std
         return batch
 
-    def _source(self) -> "BatchSource":
-        c, pol = self.config, self.policy
+    def _source(self) -> BatchSource:
+        c, pol, acc = self.config, self.policy, self.accelerator
         return BatchSource(self.samples, pol.backbone, pol.normalizer, c.batch_size, pol.config.expert.chunk_len,
-                           c.time_misalignment, c.history_dropout, c.seed, c.image_shift_px)
-
-    def _prefetched(self, key: tuple[int, int]) -> dict:
-        """The batch of `key` from the data workers, keeping `2 x num_workers` batches in flight."""
-        import multiprocessing
-
-        global _worker_source
-        c = self.config
-        if self._pool is None:
-            # Forked workers inherit the episodes (and the frames held in memory) without copying them.
-            _worker_source = self._source()
-            self._pool = multiprocessing.get_context("fork").Pool(c.num_workers, initializer=torch.set_num_threads, initargs=(1,))
-            self._pending.clear()
-        if self._pending and self._pending[0][0] != key:
-            self._pending.clear()  # the stage changed (or the run jumped): start the queue again
-        stage, step = key
-        total = c.steps if stage == 1 else c.rater_steps
-        next_step = self._pending[-1][0][1] + 1 if self._pending else step
-        while len(self._pending) < 2 * c.num_workers and next_step < total:
-            self._pending.append(((stage, next_step), self._pool.apply_async(_collate_in_worker, (stage, next_step))))
-            next_step += 1
-        got, result = self._pending.popleft()
-        assert got == key, (got, key)
-        return result.get()
+                           c.time_misalignment, c.history_dropout, c.seed, c.image_shift_px,
+                           rank=acc.process_index, world=acc.num_processes)
 
     def close(self) -> None:
         """Stop the data workers (also done at the end of `fit`)."""
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
-        self._pending.clear()
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
 
     # ------------------------------------------------------------------ loop
 
     def _log(self, name: str, value: float) -> None:
+        if not self.accelerator.is_main_process:
+            return
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -284,35 +227,47 @@ class Trainer:
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"stage": self.stage, "step": self.step, name: value}) + "\n")
 
+    def _mean_over_processes(self, values: list[float]) -> float:
+        """The mean of this process's `values`, averaged over the processes (equal counts on each)."""
+        mean = torch.tensor(float(np.mean(values)), dtype=torch.float64, device=self.device)
+        return float(self.accelerator.reduce(mean, "mean"))
+
     def _train_stage(self, total: int, loss_fn) -> None:
-        c = self.config
-        self.policy.train()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if c.bf16 else nullcontext()
-        bar = tqdm(total=total, initial=self.step, desc=f"stage {self.stage}", unit="step", dynamic_ncols=True)
+        c, acc = self.config, self.accelerator
+        if dp.uses_deepspeed(acc):
+            dp.configure_deepspeed(acc, self.shard.rows.stop - self.shard.rows.start, c.grad_clip_norm)
+        # Mixed precision is accelerate's autocast around this module's forward.
+        model, self.optimizer = acc.prepare(dp.StageLoss(self.policy, self.env_head, loss_fn), self.optimizer)
+        model.train()
+        bar = tqdm(total=total, initial=self.step, desc=f"stage {self.stage}", unit="step", dynamic_ncols=True,
+                   disable=not acc.is_main_process)
         t0, losses = time.perf_counter(), []
         self._aux_losses, self._encoder_aux_losses = [], []
         while self.step < total:
+            # The schedule is a function of the step (not an LR scheduler object): a resumed run needs no
+            # scheduler state, and accelerate's prepared schedulers step once per process.
             for group in self.optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_scale(self.step, total, c.warmup_steps)
-            with autocast:
-                loss = loss_fn(self.policy, self.batch(), self.generator)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"stage {self.stage} step {self.step}: loss is {loss.item()}")
+            loss = model(self.batch())
+            # The global batch's loss, on every process: all of them stop together on a bad one.
+            global_loss = acc.reduce(loss.detach(), "mean")
+            if not torch.isfinite(global_loss):
+                raise FloatingPointError(f"stage {self.stage} step {self.step}: loss is {global_loss.item()}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            acc.backward(loss)
             params = [q for g in self.optimizer.param_groups for q in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, c.grad_clip_norm)
+            acc.clip_grad_norm_(params, c.grad_clip_norm)
             self.optimizer.step()
             self.step += 1
-            losses.append(loss.item())
+            losses.append(global_loss.item())
             bar.update(1)
             if self.step % c.log_every == 0 or self.step == total:
                 self._log(f"stage{self.stage}/loss", float(np.mean(losses)))
                 self._log(f"stage{self.stage}/steps_per_s", len(losses) / (time.perf_counter() - t0))
                 if self._aux_losses:
-                    self._log(f"stage{self.stage}/env_state_loss", float(np.mean(self._aux_losses)))
+                    self._log(f"stage{self.stage}/env_state_loss", self._mean_over_processes(self._aux_losses))
                 if self._encoder_aux_losses:
-                    self._log(f"stage{self.stage}/encoder_env_state_loss", float(np.mean(self._encoder_aux_losses)))
+                    self._log(f"stage{self.stage}/encoder_env_state_loss", self._mean_over_processes(self._encoder_aux_losses))
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")
                 t0, losses, self._aux_losses, self._encoder_aux_losses = time.perf_counter(), [], [], []
             if self.step % c.checkpoint_every == 0 or self.step == total:
@@ -333,17 +288,24 @@ class Trainer:
             self._train_stage(c.steps, self._stage1_loss)
             if c.rater_steps:
                 self.stage, self.step = 2, 0
+                self.accelerator.free_memory()  # stage 1's prepared optimizer (its moments) and DDP wrapper
                 self.optimizer = self._optimizer(2)
         if self.stage == 2 and c.rater_steps:
-            self._train_stage(c.rater_steps, rater_training_loss)
+            self._train_stage(c.rater_steps, self._rater_loss)
         self.close()
         final = self.out_dir / "final"
-        self.policy.eval().save_pretrained(final)
+        self.policy.eval()
+        if self.accelerator.is_main_process:
+            self.policy.save_pretrained(final)
         if self._writer is not None:
             self._writer.close()
+        self.accelerator.wait_for_everyone()  # no process returns before the final policy is written
         return final
 
-    def _stage1_loss(self, policy, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    def _rater_loss(self, policy, batch: dict) -> torch.Tensor:
+        return rater_training_loss(policy, batch, self.generator, shard=self.shard)
+
+    def _stage1_loss(self, policy, batch: dict) -> torch.Tensor:
         """Unified flow matching, plus the weighted environment-state loss where configured.
 
         The auxiliary head regresses the normalised scene state of the observed frame (cube pose, the
@@ -355,9 +317,10 @@ class Trainer:
         alone gives a small policy trained from scratch only weakly. The head is not part of the policy.
         """
         c = self.config
+        flow = dict(generator=self.generator, shard=self.shard, sfm_only=not c.unified,
+                    sfm_fraction=c.sfm_fraction, prefix_fraction=c.prefix_fraction)
         if self.env_head is None:
-            return flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction,
-                                      prefix_fraction=c.prefix_fraction)
+            return flow_matching_loss(policy, batch, **flow)
         captured = {}
 
         def grab(module, args, kwargs):
@@ -374,13 +337,12 @@ class Trainer:
         finally:
             for handle in handles:
                 handle.remove()
-        loss = flow_matching_loss(policy, batch, generator, sfm_only=not c.unified, sfm_fraction=c.sfm_fraction,
-                                  prefix_fraction=c.prefix_fraction, cond=cond)
+        loss = flow_matching_loss(policy, batch, cond=cond, **flow)
         target = batch["env_state"].float()
         hidden = captured["hidden"]  # (B, T, d)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         last = hidden[rows, cond.num_prefix_tokens.to(hidden.device) - 1]
-        aux = F.mse_loss(self.env_head.prefix(last.float()), target)
+        aux = F.mse_loss(self.env_head.prefix(last.float()), target)  # a mean over the rows, as the flow loss
         self._aux_losses.append(aux.item())
         loss = loss + c.env_state_loss_weight * aux
         if self.env_head.keypoints is not None:
@@ -390,10 +352,19 @@ class Trainer:
         return loss
 
     def save_checkpoint(self) -> Path:
+        """Write the checkpoint of the current (stage, step) from process 0 (every process holds the same
+        weights, optimizer state and generator). Returns its directory."""
         path = self.out_dir / "checkpoints" / f"stage{self.stage}-step{self.step:06d}"
+        if not self.accelerator.is_main_process:
+            return path
         self.policy.save_pretrained(path)
         if self.env_head is not None:
             save_file({k: v.detach().contiguous().cpu() for k, v in self.env_head.state_dict().items()}, path / ENV_HEAD_FILE)
+        if dp.uses_deepspeed(self.accelerator):
+            # ZeRO partitions the optimizer moments between the processes; process 0 holds only its part.
+            logger.warning("checkpoint %s: the policy only (DeepSpeed holds the optimizer state in parts); "
+                           "use it as --init, it cannot be resumed", path)
+            return path
         save_trainer_state(path, self.stage, self.step, self.optimizer, self.generator, dataclasses.asdict(self.config))
         logger.info("checkpoint %s", path)
         return path

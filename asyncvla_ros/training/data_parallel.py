@@ -1,0 +1,104 @@
+"""Data-parallel training through HF accelerate: one process per GPU, started by `accelerate launch` or
+`torchrun`, or a plain single process when neither started it.
+
+Every process trains on its contiguous rows of the step's global batch (batches.py), and the losses
+take those rows as a `policy.training.Shard` (how the draws and the scaling make the mean over
+processes the global batch's loss is described there).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from asyncvla_ros.training.config import MIXED_PRECISIONS
+
+logger = logging.getLogger(__name__)
+
+
+def new_accelerator(device: str, mixed_precision: str | None = None):
+    """The `accelerate.Accelerator` of a training run on `device` ("cpu": gloo between processes, else
+    each process on its own GPU, NCCL).
+
+    Args:
+        mixed_precision: "no" or "bf16" (autocast around each step's forward); None takes the
+            launcher's (`accelerate launch --mixed_precision`, or its config file), else "no".
+
+    Raises:
+        ValueError: an unknown precision, or an engine this trainer does not support (see `check_engine`).
+    """
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    if mixed_precision is not None and mixed_precision not in MIXED_PRECISIONS:
+        raise ValueError(f"mixed precision {mixed_precision!r}: expected one of {', '.join(MIXED_PRECISIONS)}")
+    # A configuration may leave a trained parameter without a gradient in a step (none of those the
+    # tests run does); plain DDP stops the run there. This costs one autograd-graph walk per step.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    # The trainer places the policy itself (a single process keeps `--device cuda:1` as given).
+    accelerator = Accelerator(cpu=torch.device(device).type == "cpu", mixed_precision=mixed_precision,
+                              device_placement=False, kwargs_handlers=[ddp])
+    check_engine(accelerator)
+    if accelerator.num_processes > 1 and accelerator.device.type == "cpu" and torch.cuda.is_available():
+        logger.warning("%d processes train on the CPU (--device %s) on a machine with GPUs: give --device cuda",
+                       accelerator.num_processes, device)
+    return accelerator
+
+
+def process_device(accelerator, device: str) -> torch.device:
+    """Where this process trains: under a launcher each process has its own GPU (or the CPU); a single
+    process keeps the `device` it was given (`cuda:1` stays cuda:1)."""
+    return accelerator.device if accelerator.num_processes > 1 else torch.device(device)
+
+
+def check_engine(accelerator) -> None:
+    """Refuse the engines whose sharded parameters or optimizer state the checkpoints cannot hold.
+
+    Raises:
+        ValueError: FSDP, DeepSpeed ZeRO-3, or a precision other than no/bf16, naming what works.
+    """
+    from accelerate.utils import DistributedType
+
+    kind = accelerator.distributed_type
+    supported = (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU, DistributedType.DEEPSPEED)
+    if kind not in supported:
+        raise ValueError(f"accelerate's {kind} is not supported by this trainer: launch with config/accelerate/ddp.yaml "
+                         "(DDP) or config/accelerate/zero2.yaml (DeepSpeed ZeRO-2)")
+    if kind == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage > 2:
+        raise ValueError("DeepSpeed ZeRO-3 partitions the parameters, which the policy checkpoints do not gather: "
+                         "use zero_stage 2 (config/accelerate/zero2.yaml)")
+    if accelerator.mixed_precision not in MIXED_PRECISIONS:
+        raise ValueError(f"mixed precision {accelerator.mixed_precision!r} (from the launcher's config): "
+                         f"expected one of {', '.join(MIXED_PRECISIONS)}")
+
+
+def uses_deepspeed(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.DEEPSPEED
+
+
+def configure_deepspeed(accelerator, rows: int, grad_clip_norm: float) -> None:
+    """Fill what DeepSpeed takes from a dataloader, which this trainer has none of: the samples per
+    process and step (`rows`), and the clipping it applies itself inside `accelerator.backward`."""
+    ds = accelerator.state.deepspeed_plugin.deepspeed_config
+    ds["train_micro_batch_size_per_gpu"] = rows
+    ds["gradient_accumulation_steps"] = 1
+    ds["train_batch_size"] = rows * accelerator.num_processes
+    ds["gradient_clipping"] = grad_clip_norm
+
+
+class StageLoss(nn.Module):
+    """The policy and the training-only heads, with one stage's loss as `forward`: the module that
+    `accelerator.prepare` wraps, so that DDP sees one forward per step over every trained parameter
+    (the loss calls several of the policy's submodules, never `policy.forward`)."""
+
+    def __init__(self, policy: nn.Module, heads: nn.Module | None, loss_fn) -> None:
+        super().__init__()
+        self.policy = policy
+        self.heads = heads
+        self._loss_fn = loss_fn  # (policy, batch) -> scalar loss of this process's rows
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self._loss_fn(self.policy, batch)

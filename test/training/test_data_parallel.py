@@ -1,0 +1,141 @@
+"""Data-parallel training: `asyncvla-ros train` in 2 CPU processes (torchrun, gloo), each on half of every
+global batch, gives the losses, optimizer moments and weights of 1 process with the whole batch.
+
+The run covers what could make a shard differ from its part of the combined batch: the batch's own
+draws (indices, delays, image shifts, state and history noise, history dropout), Alg. 2's draws
+inside the loss, the scene-state head, and the rater's mean over valid tokens (episodes short enough
+that chunks run past their end). Float32 sums over 2 x 2 samples and over 4 round differently, so
+values agree to about 1e-7 relative, not bitwise; a process drawing the wrong rows, drawing its own
+noise, or missing the gradient average moves them by 1e-3 or more.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from asyncvla_ros.training.dagger import save_episodes
+
+from .test_trainer import episodes
+
+if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+    pytest.skip("torch is built without torch.distributed / gloo", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 180  # per run; each takes about 15 s on 2 cores
+TRAIN = ["--image-size-px", "56", "--chunk-len", "8", "--history-len", "4", "--hidden-size", "32", "--layers", "2",
+         "--vision-hidden-size", "16", "--steps", "4", "--rater-steps", "2", "--batch-size", "4", "--warmup-steps", "0",
+         "--log-every", "1", "--checkpoint-every", "100", "--env-state-loss-weight", "0.5", "--image-shift-px", "2",
+         "--state-noise-rad", "0.05", "--history-dropout", "0.3", "--sfm-fraction", "0.2"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train(launcher: list[str], data: Path, out: Path, *extra: str) -> dict:
+    """Run `asyncvla-ros train` under `launcher`; returns the report process 0 printed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    cmd = [*launcher, "-m", "asyncvla_ros.cli", "train", "--dagger-data", str(data), "--out", str(out), *TRAIN, *extra]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    return json.loads(done.stdout[done.stdout.index("{"):])
+
+
+def losses(run: Path) -> dict:
+    """(stage, step, name) -> every logged loss of the run (one per step: --log-every 1)."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {(r["stage"], r["step"], k): v for r in rows for k, v in r.items() if k.endswith("loss")}
+
+
+def tensors(run: Path, pattern: str) -> dict:
+    return {f"{f.relative_to(run)}:{k}": v.float() for f in sorted(run.glob(pattern)) for k, v in load_file(f).items()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data_parallel")
+    data = save_episodes(episodes(n=3, T=10, env_state=True, fps=20), root / "data", {"synthetic": True})
+    t0 = time.perf_counter()
+    # Process 0 and 1 each prepare their rows in a data worker: the sharded prefetch path too.
+    two = train([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+                 "--master-port", str(free_port())], data, root / "two", "--num-workers", "1")
+    t1 = time.perf_counter()
+    one = train([sys.executable], data, root / "one")
+    print(f"2 processes {t1 - t0:.1f} s, 1 process {time.perf_counter() - t1:.1f} s")
+    return root, two, one
+
+
+def test_two_processes_train_what_one_does_with_the_combined_batch(runs):
+    root, two, one = runs
+    assert (two["processes"], one["processes"]) == (2, 1)
+    a, b = losses(root / "one"), losses(root / "two")
+    assert sorted({k[:2] for k in a if k[2].endswith("/loss")}) == [(1, s) for s in range(1, 5)] + [(2, 1), (2, 2)]
+    assert a.keys() == b.keys()
+    keys = sorted(a)
+    np.testing.assert_allclose([b[k] for k in keys], [a[k] for k in keys], rtol=1e-5, err_msg=str(keys))
+    print("loss rel. diff", max(abs(b[k] - a[k]) / abs(a[k]) for k in keys))
+
+    # The optimizer moments are the averaged gradients themselves (Adam's step hides a scale error).
+    for pattern in ("checkpoints/stage1-*/trainer_state.safetensors", "checkpoints/stage2-*/trainer_state.safetensors"):
+        x, y = tensors(root / "one", pattern), tensors(root / "two", pattern)
+        assert x.keys() == y.keys() and x
+        for k in x:
+            torch.testing.assert_close(y[k], x[k], rtol=1e-4, atol=1e-9, msg=lambda m, k=k: f"{k}: {m}")
+    # Weights: Adam moves a parameter whose gradient is rounding noise (a key bias) by up to a few
+    # percent of a step, here 1e-4: about 2e-6; a wrong batch moves weights by a whole step.
+    x = tensors(root / "one", "final/**/*.safetensors") | tensors(root / "one", "checkpoints/*/env_state_head.safetensors")
+    y = tensors(root / "two", "final/**/*.safetensors") | tensors(root / "two", "checkpoints/*/env_state_head.safetensors")
+    assert x.keys() == y.keys() and any("backbone" in k for k in x)
+    # The VLM's output head is neither used nor trained, and differs between two builds of the same seed.
+    worst = max((float((x[k] - y[k]).abs().max()), k) for k in x if not k.endswith("lm_head.weight"))
+    print("weights max abs diff", worst)
+    assert worst[0] < 1e-5, worst
+
+
+def test_the_shards_of_a_batch_and_of_its_loss_draws_are_the_rows_of_the_combined_one():
+    import dataclasses
+
+    from asyncvla_ros.policy.losses import noise_chunks
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+    from asyncvla_ros.training.batches import BatchSource, collate_batch
+    from asyncvla_ros.policy.losses import noise_chunk_rows as noise_rows
+    from asyncvla_ros.training.samples import ChunkSamples
+
+    from ..policy.conftest import INSTRUCTIONS, tiny_config
+
+    samples = ChunkSamples(episodes(n=3, T=10, env_state=True), chunk_len=8, history_len=4)
+    policy = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS)
+    whole = BatchSource(samples, policy.backbone, samples.normalizer(), 6, 8, True, 0.3, 0, image_shift_px=2)
+    full = collate_batch(whole, 1, 5)
+    parts = [collate_batch(dataclasses.replace(whole, rank=r, world=3), 1, 5) for r in range(3)]
+    for key in full:
+        if key != "inputs":
+            np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), full[key], err_msg=key)
+    np.testing.assert_array_equal(np.concatenate([p["inputs"]["pixel_values"] for p in parts]), full["inputs"]["pixel_values"])
+
+    actions = torch.randn(6, 8, 6)
+    draw = dict(sfm_fraction=0.3, prefix_fraction=0.3, max_prefix=3)
+    combined = noise_chunks(actions, torch.Generator().manual_seed(1), **draw)
+    # Each process holds its own generator, in the same state.
+    rows = [noise_rows(actions[r:r + 2], torch.Generator().manual_seed(1), slice(r, r + 2), 6, **draw) for r in (0, 2, 4)]
+    for field in ("noisy_actions", "target_velocity", "mask", "token_time"):
+        torch.testing.assert_close(torch.cat([getattr(n, field) for n in rows]), getattr(combined, field), rtol=0, atol=0)
+
+
+def test_a_global_batch_that_does_not_split_evenly_is_refused():
+    from asyncvla_ros.training.batches import shard_rows
+
+    assert [shard_rows(8, r, 2) for r in (0, 1)] == [slice(0, 4), slice(4, 8)]
+    with pytest.raises(ValueError, match="give a multiple of 4"):
+        shard_rows(6, 0, 4)
