@@ -57,3 +57,15 @@ def test_bench_policy_prints_stage_latencies_per_path_as_json():
     assert report["paths"]["static"]["graphs_captured"] == []
     assert report["prefix_tokens"] > 0 and report["semantic_condition_bytes"] > 0
     assert "encode p50/p99" in out.stderr and "rebuild" in out.stderr
+
+
+def test_bench_train_prints_samples_per_second_as_json():
+    pytest.importorskip("torch")
+    out = subprocess.run(
+        [sys.executable, "-m", "asyncvla_ros.cli", "bench-train", "--steps", "3", "--warmup", "1", "--batch-size", "2",
+         "--gradient-checkpointing", "--num-workers", "1"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    report = json.loads(out.stdout)
+    assert report["timed_steps"] == 3 and report["samples_per_s"] > 0 and report["gradient_checkpointing"]
+    assert "samples/s" in out.stderr

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from asyncvla_ros.policy.batched_vision import batched_image_features, shared_grid
@@ -284,18 +285,40 @@ class VLBackbone(nn.Module):
         )  # (3, B, T)
         return embeds, position_ids, attention_mask
 
+    def _layer_keys_values(self, hidden_states: tuple[torch.Tensor, ...], position_ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per decoder layer, the (keys, values) (B, kv_heads, T, head_dim) of its input hidden states
+        `hidden_states[i]` (B, T, d), rotated at `position_ids` (3, B, T): what its cache would hold."""
+        text = self.text_model
+        cos, sin = text.rotary_emb(hidden_states[0], position_ids)
+        kv = []
+        for layer, hidden in zip(text.layers, hidden_states):
+            attn = layer.self_attn
+            x = layer.input_layernorm(hidden)
+            B, T, _ = x.shape
+            k = attn.k_proj(x).view(B, T, -1, attn.head_dim).transpose(1, 2)  # (B, kvh, T, hd)
+            v = attn.v_proj(x).view(B, T, -1, attn.head_dim).transpose(1, 2)
+            _, k = apply_rotary_pos_emb(k, k, cos, sin)
+            kv.append((k, v))
+        return kv
+
     def encode(self, inputs: dict[str, torch.Tensor], stamp_ns: int = 0, instruction: str = "") -> SemanticCondition:
         """Run the prefix once and return its keys/values in fixed-size buffers.
 
         Gradients flow when called outside ``torch.no_grad`` (training).
         """
         embeds, position_ids, attention_mask = self.embed_prefix(inputs)
-        out = self.text_model(
-            inputs_embeds=embeds, position_ids=position_ids, attention_mask=attention_mask, use_cache=True
-        )
+        # Under gradient checkpointing transformers runs the layers without a cache; the keys/values
+        # are then computed from each layer's input, as the layer itself computes them.
+        checkpointed = self.text_model.gradient_checkpointing and self.training
+        out = self.text_model(inputs_embeds=embeds, position_ids=position_ids, attention_mask=attention_mask,
+                              use_cache=not checkpointed, output_hidden_states=checkpointed)
+        if checkpointed:
+            kv = self._layer_keys_values(out.hidden_states, position_ids)
+        else:
+            kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         pad = self.config.max_prefix_tokens - embeds.shape[1]
-        keys = tuple(F.pad(layer.keys, (0, 0, 0, pad)) for layer in out.past_key_values.layers)  # (B, kvh, P, hd)
-        values = tuple(F.pad(layer.values, (0, 0, 0, pad)) for layer in out.past_key_values.layers)
+        keys = tuple(F.pad(k, (0, 0, 0, pad)) for k, _ in kv)  # (B, kvh, P, hd)
+        values = tuple(F.pad(v, (0, 0, 0, pad)) for _, v in kv)
         valid = F.pad(attention_mask.bool(), (0, pad))  # (B, P)
         last = position_ids.amax(dim=0).masked_fill(~attention_mask.bool(), -1)  # (B, T)
         return SemanticCondition(

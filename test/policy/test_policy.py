@@ -286,3 +286,20 @@ def test_the_semantic_age_embedding_is_smooth_between_control_ticks():
     steps = (tokens[1:] - tokens[:-1]).norm(dim=1)
     tick = (tokens[10:] - tokens[:-10]).norm(dim=1)
     assert float(steps.max()) < 0.25 * float(tick.min())  # a 5 ms change moves it far less than a tick does
+
+
+def test_gradient_checkpointing_encodes_the_same_condition_with_gradients():
+    """transformers runs checkpointed layers without a cache: the keys/values come from each layer's input."""
+    policy = AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=0).train()
+    inputs = policy.backbone.prepare([(random_images(s), INSTRUCTIONS[s], None) for s in (0, 1)])
+    want = policy.backbone.encode(inputs)
+    sum(k.sum() for k in want.keys + want.values).backward()
+    grads = {n: p.grad.clone() for n, p in policy.backbone.named_parameters() if p.grad is not None}
+    policy.zero_grad()
+    policy.backbone.vlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    got = policy.backbone.encode(inputs)
+    for a, b in zip(want.keys + want.values + (want.vl_embeddings,), got.keys + got.values + (got.vl_embeddings,)):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+    sum(k.sum() for k in got.keys + got.values).backward()
+    checked = [(p.grad, grads[n]) for n, p in policy.backbone.named_parameters() if n in grads]
+    assert checked and all(torch.allclose(g, want_g, rtol=1e-5, atol=1e-5) for g, want_g in checked)
