@@ -14,13 +14,13 @@ run, and how close the rater's confidences sit to its 0.5 threshold.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from asyncvla_ros.bench.report import emit
 from asyncvla_ros.launch_graph import LaunchArgs, graph, params_file_for
 from asyncvla_ros.launcher import Graph, Monitor
 
@@ -86,14 +86,6 @@ def start_acting(args: LaunchArgs, monitor: Monitor, log_dir: Path, chunks, time
         procs.stop()
         raise
     return procs
-
-
-def emit(results: list, out: str = "") -> None:
-    """The JSON report on stdout, and in `out` when given."""
-    text = json.dumps(results, indent=2)
-    if out:
-        Path(out).write_text(text + "\n")
-    print(text)
 
 
 def run_mode(colocated: bool, duration_s: float, monitor: Monitor, log_dir: Path) -> dict:

@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from asyncvla_ros.bench.graph import MODES, emit
+from asyncvla_ros.bench.graph import MODES
+from asyncvla_ros.bench.report import emit
 
 MOVED_RAD = 1e-4  # a command further than this from the one before it moves the arm
 NODES = ("front_camera", "wrist_camera", "semantic", "action", "safety_filter", "driver", "visualizer")

@@ -23,7 +23,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from asyncvla_ros.bench.graph import emit
+from asyncvla_ros.bench.report import emit
 from asyncvla_ros.bench.reference_paths import REFERENCE_PATHS, max_abs_diff, reference_path
 from asyncvla_ros.policy.config import ActionExpertConfig, BackboneConfig, PolicyConfig, RaterConfig, tiny_vlm_config
 from asyncvla_ros.policy.policy import AsyncVLAPolicy

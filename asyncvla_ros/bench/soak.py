@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asyncvla_ros.bench.graph import MODES, emit, start_acting
+from asyncvla_ros.bench.graph import MODES, start_acting
+from asyncvla_ros.bench.report import emit
 from asyncvla_ros.launch_graph import LaunchArgs
 from asyncvla_ros.launcher import Graph, Monitor
 

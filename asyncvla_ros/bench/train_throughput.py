@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from asyncvla_ros.bench.graph import emit
+from asyncvla_ros.bench.report import emit
 from asyncvla_ros.bench.policy_latency import INSTRUCTION, gpu_memory_mb, make_config
 from asyncvla_ros.policy.policy import AsyncVLAPolicy
 from asyncvla_ros.training.config import TrainConfig
