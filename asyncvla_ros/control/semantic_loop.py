@@ -147,6 +147,12 @@ class SemanticLoop:
         with self._lock:
             self._state = (np.asarray(positions, dtype=np.float64), int(stamp_ns))
 
+    @property
+    def pending_refresh(self) -> str:
+        """The reason of a refresh asked for and not yet started ("" = none)."""
+        with self._lock:
+            return self._requested
+
     def request_refresh(self, reason: str) -> None:
         """Encode the next matched frame set at once, whatever the rate cap says (once)."""
         with self._lock:

@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import MessageError, from_time, to_time, world_snapshot
 from asyncvla_ros.nodes.images import rgb_to_image
-from asyncvla_ros.nodes.params import declare_config
+from asyncvla_ros.nodes.params import Rejections, declare_config
 from asyncvla_ros.nodes.runner import run_and_exit
 from asyncvla_ros.parameters import param
 
@@ -55,6 +55,7 @@ class CameraNode(Node):
         self.snapshot_stamp_ns = 0
         self.last_rendered_ns = 0
         self.lock = threading.Lock()
+        self.rejections = Rejections(self)
         if self.backend == "sim":
             from asyncvla_ros.sim.world_view import WorldView
 
@@ -73,8 +74,9 @@ class CameraNode(Node):
     def on_world(self, msg: SimWorldState) -> None:
         try:
             snap = world_snapshot(msg)
-        except MessageError as err:
-            self.get_logger().error(f"world state rejected: {err}", throttle_duration_sec=2.0)
+            snap.check_fits(self.view.model)  # here, not at the next render: a bad pose never replaces a good one
+        except (MessageError, ValueError) as err:
+            self.rejections.reject(f"world state rejected, the last good one stays: {err}")
             return
         with self.lock:
             self.snapshot, self.snapshot_stamp_ns = snap, from_time(msg.header.stamp)

@@ -37,6 +37,7 @@ from asyncvla_ros.policy.default import PolicySourceConfig
 
 NOT_ENCODING_LOG_AFTER_S = 5.0  # a node that has not encoded for this long logs the reason (then every 5 s)
 IDLE_WAKE_S = 0.1  # the worker looks again this often without new frames (stop requests, the rate cap)
+MAX_REASON_CHARS = 200  # a refresh request's reason as logged and passed on in SemanticFeatures.trigger, characters
 
 
 @dataclass
@@ -117,7 +118,10 @@ class SemanticNode(Node):
             self.rejections.reject(f"joint state rejected: {err}")
 
     def on_refresh_request(self, msg: RefreshRequest) -> None:
-        self.request_refresh(msg.reason)
+        # Whatever its fields, a request only asks for an encode; its reason goes into a log line and the
+        # next SemanticFeatures.trigger, so it is cut to a line's length of printable text.
+        reason = "".join(ch if ch.isprintable() else " " for ch in msg.reason[:MAX_REASON_CHARS + 1])
+        self.request_refresh(reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS - 3] + "...")
 
     def request_refresh(self, reason: str) -> None:
         """Encode the next matched frame set now (the action node's confidence trigger)."""

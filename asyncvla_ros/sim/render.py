@@ -20,6 +20,8 @@ from asyncvla_ros.sim._mujoco import mujoco
 
 logger = logging.getLogger(__name__)
 
+MAX_POSE_ABS = 1000.0  # no pose of the scene has a coordinate (m) or joint angle (rad) beyond this
+
 
 @dataclass(frozen=True)
 class PoseSnapshot:
@@ -42,10 +44,17 @@ class PoseSnapshot:
         data.time = self.time_s
 
     def check_fits(self, model: mujoco.MjModel) -> None:
-        """ValueError unless this is a pose of `model`'s scene (e.g. one sent by another process)."""
+        """ValueError unless this is a pose of `model`'s scene (e.g. one sent by another process): the
+        scene's sizes, finite values, and positions (m) and angles (rad) within MAX_POSE_ABS."""
         if self.qpos.shape != (model.nq,) or self.mocap_pos.shape != (model.nmocap, 3) or self.mocap_quat.shape != (model.nmocap, 4):
             raise ValueError(f"snapshot does not fit this scene: qpos {self.qpos.shape} (want {(model.nq,)}), "
                              f"mocap {self.mocap_pos.shape} (want {(model.nmocap, 3)})")
+        for name, values in (("time", np.asarray(self.time_s)), ("qpos", self.qpos), ("mocap_pos", self.mocap_pos),
+                             ("mocap_quat", self.mocap_quat)):
+            if not np.isfinite(values).all():
+                raise ValueError(f"snapshot {name} contains NaN or inf")
+            if name != "time" and np.abs(values).max(initial=0.0) > MAX_POSE_ABS:
+                raise ValueError(f"snapshot {name} reaches {np.abs(values).max():.3g}, beyond {MAX_POSE_ABS:g} (m or rad): not a pose of this scene")
 
 
 class _WorkerState:

@@ -1,5 +1,6 @@
-"""The `graph` fixture of the fuzz tests: the safety filter, action, semantic and visualizer nodes built
-from config/sim.yaml in this process, a probe with a publisher per fuzzed topic, once per package."""
+"""The `graph` fixture of the fuzz tests: the safety filter, action, semantic, visualizer and front camera
+nodes built from config/sim.yaml in this process, a probe with a publisher per fuzzed topic, once per
+package."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def graph():
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Bool, String
 
-    from asyncvla_ros.msg import ActionChunk, SemanticFeatures
+    from asyncvla_ros.msg import ActionChunk, RefreshRequest, SemanticFeatures, SimWorldState
     from asyncvla_ros.nodes.action_node import ActionNode
     from asyncvla_ros.nodes.qos import FEATURES, LATCHED
     from asyncvla_ros.nodes.safety_filter_node import SafetyFilterNode
@@ -53,6 +54,13 @@ def graph():
         nodes.append(VisualizerNode(cli_args=args()))
     except (ImportError, FileNotFoundError):
         pass  # no Pinocchio or no URDF here: the visualizer's own tests say so
+    try:
+        from asyncvla_ros.nodes.camera_node import CameraNode
+
+        nodes.append(CameraNode(cli_args=args("__node:=front_camera", "front/image_raw:=fuzz/camera_image",
+                                              "front/camera_info:=fuzz/camera_info")))
+    except (ImportError, RuntimeError):
+        pass  # no MuJoCo or no headless OpenGL here: the camera's own tests say so
     harness = Harness(nodes)
     images = np.zeros((policy.config.backbone.image_height_px, policy.config.backbone.image_width_px, 3), np.uint8)
     cond = policy.encode([images] * len(policy.config.backbone.camera_names), "put the red cube in the blue area",
@@ -66,10 +74,13 @@ def graph():
         "instruction": probe.node.create_publisher(String, "instruction", LATCHED),
         "action_chunk": probe.node.create_publisher(ActionChunk, "action_chunk", 10),
         "estop": probe.node.create_publisher(Bool, "estop", 10),
+        "semantic_refresh": probe.node.create_publisher(RefreshRequest, "semantic_refresh", 10),
+        "world_state": probe.node.create_publisher(SimWorldState, "sim/world_state", QoSProfile(depth=2)),
     }
+    optional = {"action_chunk": "visualizer", "world_state": "front_camera"}  # topic -> the node that may be missing
     probe.record(JointState, "safe_joint_command", 100)
     probe.wait_for(lambda: all(p.get_subscription_count() > 0 for name, p in publishers.items()
-                               if name != "action_chunk" or "visualizer" in harness.nodes)
+                               if name not in optional or optional[name] in harness.nodes)
                    and probe.node.count_publishers("safe_joint_command") > 0, 30, "the nodes' subscriptions matched")
     time.sleep(0.5)
     yield Graph(harness=harness, probe=probe, pub=publishers, features=to_message(cond, 1, model_id, 1.0, inline=True))
