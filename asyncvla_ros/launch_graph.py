@@ -127,6 +127,11 @@ def _from_string(name: str, kind, text: str):
             return float(text or 0)
         except ValueError:
             raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if kind is int:
+        try:
+            return int(text or 0)
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, got {text!r}") from None
     return text
 
 

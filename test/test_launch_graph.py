@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncvla_ros.launch_graph import LaunchArgs, graph, params_file_for
+from asyncvla_ros.launch_graph import ARGUMENTS, LaunchArgs, graph, params_file_for
 
 
 def names(args: LaunchArgs) -> list[str]:
@@ -54,10 +54,14 @@ def test_launch_strings_and_options_come_from_the_same_fields():
     import argparse
     from dataclasses import fields
 
+    # What ros2 launch hands the launch file: every argument as a string, its default when not given.
+    assert LaunchArgs.from_strings({name: default for name, (default, _) in ARGUMENTS.items()}) == LaunchArgs()
     args = LaunchArgs.from_strings({"robot": "so100", "colocated": "true", "control_rate_hz": "10", "visualizer": "off"})
     assert (args.robot, args.colocated, args.control_rate_hz, args.visualizer) == ("so100", True, 10.0, False)
+    assert LaunchArgs.from_strings({"teleop": "expert", "episodes": "3"}).episodes == 3
     for values, match in (({"colocated": "maybe"}, "colocated must be true or false"),
                           ({"control_rate_hz": "fast"}, "control_rate_hz must be a number"),
+                          ({"episodes": "2.5"}, "episodes must be a whole number"),
                           ({"namespce": "a"}, r"unknown launch arguments \['namespce'\]")):
         with pytest.raises(ValueError, match=match):
             LaunchArgs.from_strings(values)
