@@ -29,6 +29,8 @@
 # escalation to SIGTERM. Last, kill -9 of the semantic node: the launch file must deactivate the driver
 # (motion disabled) and then stop the graph with exit code 1, naming the process that died. And with
 # respawn:=true, the same kill must restart the node while the graph (and the driver) go on.
+# With ASYNCVLA_KILL_TABLE=1 it runs none of these but `asyncvla-ros bench-kill --launcher ros2` (kill -9
+# of each node in turn, separate and co-located) and writes its JSON to $ASYNCVLA_CHECK_DIR/logs/kill-table.json.
 #
 # Environment: ASYNCVLA_VENV, ASYNCVLA_WS (as for setup_env.sh), ASYNCVLA_CHECK_DIR (scratch venv,
 # workspace and logs; default /tmp/asyncvla-launch-check), ROS_DOMAIN_ID (default 91).
@@ -357,6 +359,12 @@ respawn_check() {  # respawn_check NODE: with respawn:=true, kill -9 of NODE res
     bash -c "! grep -q 'driver deactivated' '$log'"
   check "$label: Ctrl-C stops ros2 launch within 30 s (exit $rc)" "still running; killed" $stopped
 }
+
+if [[ "${ASYNCVLA_KILL_TABLE:-0}" == 1 ]]; then  # only the kill table, every node under ros2 launch, both modes
+  echo "==> bench-kill --launcher ros2 (about 10 min; log $CHECK/logs/kill-table.log)"
+  python -m asyncvla_ros.cli bench-kill --launcher ros2 --out "$CHECK/logs/kill-table.json" 2>"$CHECK/logs/kill-table.log"
+  exit $?
+fi
 
 run_check default terminal
 run_check colocated terminal colocated:=true
