@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 
 import torch
@@ -128,8 +128,8 @@ class StaticPlanner:
     def set_inputs(self, given: PlanTensors) -> None:
         """Copy one plan's inputs into the input buffers."""
         mine = self.inputs
-        for name in PlanTensors.__dataclass_fields__:
-            src, dst = getattr(given, name), getattr(mine, name)
+        for f in fields(PlanTensors):
+            src, dst = getattr(given, f.name), getattr(mine, f.name)
             if dst is not None:
                 dst.copy_(src)
 
