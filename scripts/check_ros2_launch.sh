@@ -28,7 +28,8 @@
 # run also prints how long after Ctrl-C each process finished and checks that none needed launch's
 # escalation to SIGTERM. Last, kill -9 of the semantic node: the launch file must deactivate the driver
 # (motion disabled) and then stop the graph with exit code 1, naming the process that died. And with
-# respawn:=true, the same kill must restart the node while the graph (and the driver) go on.
+# respawn:=true, the same kill must restart the node while the graph (and the driver) go on; that for the
+# semantic node, the action node and a camera.
 # With ASYNCVLA_KILL_TABLE=1 it runs none of these but `asyncvla-ros bench-kill --launcher ros2` (kill -9
 # of each node in turn, separate and co-located) and writes its JSON to $ASYNCVLA_CHECK_DIR/logs/kill-table.json.
 #
@@ -371,7 +372,7 @@ run_check colocated terminal colocated:=true
 run_check instruction terminal "instruction:=put the red cube in the green area"
 run_check default-launch-only launch-only
 kill_check semantic
-respawn_check semantic
+for node in semantic action front_camera; do respawn_check "$node"; done
 
 if ((FAILED)); then echo "==> some checks FAILED; logs in $CHECK/logs"; exit 1; fi
 echo "==> all checks passed; logs in $CHECK/logs"
