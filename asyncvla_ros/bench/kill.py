@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from asyncvla_ros.bench.graph import MODES
@@ -156,13 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launcher", choices=LAUNCHERS, default="asyncvla",
                         help="asyncvla-ros launch, or ros2 launch asyncvla_ros robot.launch.py (needs ros2 on PATH)")
     parser.add_argument("--out", default="", help="also write the JSON report here")
+    parser.add_argument("--log-dir", default="", help="keep each case's launcher and node logs here (default: a temporary folder)")
     opts = parser.parse_args(argv)
     import rclpy
 
     rclpy.init(args=[])
     results = []
     try:
-        with tempfile.TemporaryDirectory(prefix="asyncvla-kill-") as logs:
+        with (nullcontext(opts.log_dir) if opts.log_dir else tempfile.TemporaryDirectory(prefix="asyncvla-kill-")) as logs:
             for colocated in MODES[opts.modes]:
                 mode = "colocated" if colocated else "separate"
                 for node in opts.nodes:
