@@ -104,7 +104,12 @@ class Probe:
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
-    def call(self, srv_type, name: str, request, timeout_s: float = 10.0):
+    def call(self, srv_type, name: str, request, timeout_s: float = 10.0, resend_after_s: float | None = None):
+        """The first reply to `request`. `resend_after_s`: send it again when no reply came that long. A
+        client sees a server as ready once its request reaches the server's reader, which may not yet have
+        matched the client back: a request sent then is lost (volatile QoS), and on a loaded machine
+        discovery can take seconds. The first reply wins, so a resent request is for idempotent calls or
+        ones whose repeat is refused (a lifecycle transition)."""
         client = self.node.create_client(srv_type, name)
         deadline = time.monotonic() + timeout_s
         while not client.service_is_ready() and time.monotonic() < deadline:
@@ -112,9 +117,16 @@ class Probe:
         if not client.service_is_ready():
             known = [n for n, _ in self.node.get_service_names_and_types()]
             raise AssertionError(f"service {name} not available; the graph has {known}")
-        future = client.call_async(request)
-        self.wait_for(future.done, timeout_s, f"reply from {name}")
-        return future.result()
+        futures, sent = [client.call_async(request)], time.monotonic()
+        while time.monotonic() < deadline:
+            done = [f for f in futures if f.done()]
+            if done:
+                return done[0].result()
+            if resend_after_s and time.monotonic() - sent > resend_after_s:
+                futures.append(client.call_async(request))
+                sent = time.monotonic()
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout_s} s waiting for reply from {name}")
 
     def close(self) -> None:
         import rclpy

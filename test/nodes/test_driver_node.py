@@ -37,7 +37,10 @@ def transition(probe, label):
 
     ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
            "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
-    return probe.call(ChangeState, "driver/change_state", ChangeState.Request(transition=Transition(id=ids[label])), 60).success
+    # Resent after 15 s without a reply (a request lost to discovery); a repeat of one that did arrive is
+    # refused by the lifecycle, and the first reply wins.
+    return probe.call(ChangeState, "driver/change_state", ChangeState.Request(transition=Transition(id=ids[label])), 60,
+                      resend_after_s=15).success
 
 
 def command(positions):
