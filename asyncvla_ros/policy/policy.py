@@ -172,39 +172,8 @@ class AsyncVLAPolicy(nn.Module):
         self.backbone.prepare([(blank, instruction, state)])
 
     def check_condition(self, cond: SemanticCondition) -> None:
-        """Refuse a semantic condition that this policy cannot plan from, before it is cached: features
-        from another model size, a foreign dtype, a token count beyond the prefix buffer, non-finite
-        values. The same checks as the encoder's output satisfies; planning on such a condition would
-        fail (or silently read garbage) deep inside attention, on the control path.
-
-        Raises:
-            InputError: what does not fit, with the expected and received shapes.
-        """
-        text = self.backbone.vlm.config.text_config
-        layers, kv_heads = text.num_hidden_layers, text.num_key_value_heads
-        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-        capacity, dtype = self.config.backbone.max_prefix_tokens, self.backbone.vlm.dtype
-        if len(cond.keys) != layers or len(cond.values) != layers:
-            raise InputError(f"semantic condition: {len(cond.keys)} key / {len(cond.values)} value layers, the policy has {layers}")
-        for name, tensor in cond.tensors().items():
-            if name in ("key_valid", "num_prefix_tokens", "next_position"):
-                continue
-            want = (1, capacity, self.backbone.hidden_size) if name == "vl_embeddings" else (1, kv_heads, capacity, head_dim)
-            if tuple(tensor.shape) != want or tensor.dtype != dtype:
-                raise InputError(f"semantic condition: {name} of shape {tuple(tensor.shape)} {tensor.dtype}, "
-                                 f"the policy needs {want} {dtype}")
-            if not torch.isfinite(tensor).all():
-                raise InputError(f"semantic condition: {name} contains NaN or inf")
-        if tuple(cond.key_valid.shape) != (1, capacity) or cond.num_prefix_tokens.shape != (1,) or cond.next_position.shape != (1,):
-            raise InputError(f"semantic condition: key_valid {tuple(cond.key_valid.shape)}, num_prefix_tokens "
-                             f"{tuple(cond.num_prefix_tokens.shape)}, next_position {tuple(cond.next_position.shape)}; "
-                             f"the policy needs (1, {capacity}), (1,), (1,)")
-        tokens, valid = int(cond.num_prefix_tokens[0]), int(cond.key_valid.sum())
-        if not 0 < tokens <= capacity or tokens != valid:
-            raise InputError(f"semantic condition: {tokens} prefix tokens ({valid} marked valid); the buffer holds {capacity}")
-        if not 0 < int(cond.next_position[0]) <= text.max_position_embeddings:
-            raise InputError(f"semantic condition: next_position {int(cond.next_position[0])} outside the model's "
-                             f"rotary range (1 to {text.max_position_embeddings})")
+        """Refuse a semantic condition this policy cannot plan from (`VLBackbone.check_condition`)."""
+        self.backbone.check_condition(cond)
 
     # ------------------------------------------------------------------ action side
 
