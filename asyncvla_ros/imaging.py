@@ -42,3 +42,24 @@ def raw_image_to_rgb(encoding: str, height: int, width: int, step: int, data) ->
     if encoding == "mono8":
         return np.repeat(pixels, 3, axis=2)
     return pixels[:, :, ::-1].copy() if encoding == "bgr8" else pixels.copy()
+
+
+def camera_frame_to_rgb(frame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a frame as OpenCV's VideoCapture.read() returns it: BGR (H, W, 3), BGRA
+    (H, W, 4) or grey (H, W) / (H, W, 1), uint8. A device or stream can return any of these.
+
+    Raises:
+        ValueError: no frame, an empty one, another dtype (e.g. a 16-bit depth stream) or channel count.
+    """
+    if frame is None:
+        raise ValueError("the camera returned no frame")
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise ValueError(f"camera frame of {frame.dtype}; 8-bit colour or grey frames only")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"camera frame of shape {frame.shape}; (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) only")
+    if frame.shape[2] == 1:
+        return np.repeat(frame, 3, axis=2)
+    return np.ascontiguousarray(frame[:, :, 2::-1])  # BGR(A) -> RGB

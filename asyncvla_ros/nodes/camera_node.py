@@ -17,6 +17,7 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
+from asyncvla_ros.imaging import camera_frame_to_rgb
 from asyncvla_ros.msg import SimWorldState
 from asyncvla_ros.nodes.conversions import MessageError, from_time, to_time, world_snapshot
 from asyncvla_ros.nodes.images import rgb_to_image
@@ -89,12 +90,16 @@ class CameraNode(Node):
                 return None  # nothing new to show
             self.last_rendered_ns = stamp
             return self.view.render(self.camera_name, snap), stamp
-        ok, bgr = self.capture.read()
+        ok, frame = self.capture.read()
         stamp = time.time_ns()  # OpenCV gives no capture time; read() returns right after the grab
         if not ok:
             self.get_logger().error(f"camera {self.device!r} returned no frame", throttle_duration_sec=2.0)
             return None
-        return bgr[:, :, ::-1], stamp
+        try:
+            return camera_frame_to_rgb(frame), stamp
+        except ValueError as err:
+            self.rejections.reject(f"camera {self.device!r}: {err}; frame dropped")
+            return None
 
     def on_timer(self) -> None:
         try:

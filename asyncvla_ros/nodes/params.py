@@ -60,8 +60,10 @@ def declare_fields(node: Node, cls, prefix: str = "", skip: tuple[str, ...] = ()
         if "choices" in f.metadata:
             constraints.append("one of " + ", ".join(map(str, f.metadata["choices"])))
         desc.additional_constraints = "; ".join(constraints)
-        if kind in (float, tuple[float, ...]):
-            desc.dynamic_typing = True  # an integer in the YAML is converted below, not refused by rclpy
+        if kind in (float, tuple[float, ...], str):
+            # An integer in the YAML or on the command line is converted below, not refused by rclpy: 20 for
+            # a float, and device:=1 for a string (ROS reads an unquoted 1 as an integer).
+            desc.dynamic_typing = True
         elif low is not None and kind is int:
             desc.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
         try:
@@ -97,6 +99,8 @@ def _coerce(name: str, kind, value):
 def _fits(kind, value) -> bool:
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, (str, int)) and not isinstance(value, bool)
     return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 

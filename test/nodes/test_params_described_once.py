@@ -114,5 +114,26 @@ def test_a_nodes_declared_parameters_are_its_config_fields(tmp_path):
                              [Parameter("state_timeout_s", value=50.0)])
         with pytest.raises(ValueError, match="parameter command_timeout_s must be a float"):
             SafetyFilterNode(parameter_overrides=[Parameter("command_timeout_s", value="soon")])
+        # A string parameter set to an unquoted number (device:=1 on the command line, `device: 1` in YAML,
+        # which ROS reads as an integer) is taken as its text; a float or a bool is refused.
+        from dataclasses import dataclass
+
+        from asyncvla_ros.nodes.params import declare_fields
+        from asyncvla_ros.parameters import param
+
+        @dataclass
+        class Camera:
+            device: str = param("0", "device index or URL")
+
+        node = rclpy.create_node("params_probe", parameter_overrides=[Parameter("a.device", value=1), Parameter("b.device", value=1.5),
+                                                                      Parameter("c.device", value=True)])
+        try:
+            assert declare_fields(node, Camera, "a.") == {"device": "1"}
+            assert declare_fields(node, Camera, "z.") == {"device": "0"}
+            for prefix in ("b.", "c."):
+                with pytest.raises(ValueError, match=f"parameter {prefix}device must be a str"):
+                    declare_fields(node, Camera, prefix)
+        finally:
+            node.destroy_node()
     finally:
         rclpy.try_shutdown()

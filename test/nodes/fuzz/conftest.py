@@ -19,6 +19,7 @@ pytest.importorskip("hypothesis")
 def graph():
     require_ros_messages()
     pytest.importorskip("torch")
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Bool, String
@@ -61,6 +62,15 @@ def graph():
                                               "front/camera_info:=fuzz/camera_info")))
     except (ImportError, RuntimeError):
         pass  # no MuJoCo or no headless OpenGL here: the camera's own tests say so
+    try:
+        from asyncvla_ros.nodes.teleop_node import TeleopNode
+
+        # The expert demonstrator follows the same sim/world_state; its outputs are moved aside, and its
+        # `diagnostics` (where it learns that the driver is active) is the probe's to write.
+        nodes.append(TeleopNode(cli_args=args("joint_command:=fuzz/teleop_command", "instruction:=fuzz/teleop_instruction",
+                                              "sim/reset_episode:=fuzz/reset_episode", "diagnostics:=fuzz/teleop_diagnostics")))
+    except (ImportError, RuntimeError):
+        pass  # no MuJoCo here: the teleop node's own tests say so
     harness = Harness(nodes)
     images = np.zeros((policy.config.backbone.image_height_px, policy.config.backbone.image_width_px, 3), np.uint8)
     cond = policy.encode([images] * len(policy.config.backbone.camera_names), "put the red cube in the blue area",
@@ -76,9 +86,12 @@ def graph():
         "estop": probe.node.create_publisher(Bool, "estop", 10),
         "semantic_refresh": probe.node.create_publisher(RefreshRequest, "semantic_refresh", 10),
         "world_state": probe.node.create_publisher(SimWorldState, "sim/world_state", QoSProfile(depth=2)),
+        "teleop_diagnostics": probe.node.create_publisher(DiagnosticArray, "fuzz/teleop_diagnostics", 10),
     }
-    optional = {"action_chunk": "visualizer", "world_state": "front_camera"}  # topic -> the node that may be missing
+    # topic -> the node that may be missing
+    optional = {"action_chunk": "visualizer", "world_state": "front_camera", "teleop_diagnostics": "teleop"}
     probe.record(JointState, "safe_joint_command", 100)
+    probe.record(JointState, "fuzz/teleop_command", 10)
     probe.wait_for(lambda: all(p.get_subscription_count() > 0 for name, p in publishers.items()
                                if name not in optional or optional[name] in harness.nodes)
                    and probe.node.count_publishers("safe_joint_command") > 0, 30, "the nodes' subscriptions matched")

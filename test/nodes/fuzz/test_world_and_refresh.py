@@ -1,7 +1,9 @@
-"""Fuzzed sim world states (the camera node's subscription) and refresh requests (the semantic node's),
-over real rclpy (the nodes and profiles: conftest.py and test/conftest.py): each node keeps running,
-refuses a pose that is not one of the scene's with a counted reason and keeps showing the last good
-one, and passes on a refresh request's reason as one bounded line."""
+"""Fuzzed sim world states (the camera node's and the expert demonstrator's subscription) and refresh
+requests (the semantic node's), over real rclpy (the nodes and profiles: conftest.py and
+test/conftest.py): each node keeps running; the camera refuses a pose that is not one of the scene's
+with a counted reason and keeps showing the last good one; the expert refuses it too, and a task it
+does not know, and sends no command for either; the semantic node passes on a refresh request's
+reason as one bounded line."""
 
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from .support import CASES, TIMEOUT_S, Case, node, rejections_from, stamp_now  # noqa: E402
 
-WORLD_DEFECTS = ("none", "qpos_length", "mocap_length", "mocap_bodies", "nonfinite", "huge", "stamp_zero", "stamp_future")
-ACCEPTED = {"none", "stamp_zero", "stamp_future"}  # a stamp is the image's to carry; the semantic node judges its age
+WORLD_DEFECTS = ("none", "qpos_length", "mocap_length", "mocap_bodies", "nonfinite", "huge", "stamp_zero", "stamp_future",
+                 "instruction")
+# A stamp is the image's to carry (the semantic node judges its age); the camera renders any task's scene.
+ACCEPTED = {"none", "stamp_zero", "stamp_future", "instruction"}
+EXPERT_ACCEPTED = ACCEPTED - {"instruction"}  # the expert demonstrates only the tasks it knows
 
 
 @st.composite
@@ -61,6 +66,10 @@ def world_states(draw, model, defect: str):
         msg.header.stamp.sec, msg.header.stamp.nanosec = 0, 0
     elif defect == "stamp_future":
         msg.header.stamp = to_time(time.time_ns() + 10**9 * draw(st.integers(60, 10**8)))
+    elif defect == "instruction":  # not one of the task's: empty, unknown colours or area, any text, 1 MB
+        msg.instruction = draw(st.one_of(st.just(""), st.just("put the purple cube in the blue area"),
+                                         st.text(max_size=200).filter(lambda t: not t.startswith("put the")),
+                                         st.just("put the red cube in the " + "x" * 1_000_000)))
     return Case(msg, defect)
 
 
@@ -92,6 +101,31 @@ def test_the_camera_renders_scene_poses_and_refuses_the_rest(graph, defect, data
         assert camera.last_rendered_ns == stamp, "the accepted pose was not rendered"
     else:
         assert now is before  # the last good pose stays
+
+
+@pytest.mark.parametrize("defect", WORLD_DEFECTS)
+@settings(max_examples=max(1, settings().max_examples // 4))
+@given(data=st.data(), active=st.booleans())
+def test_the_expert_demonstrator_commands_only_on_scene_poses_of_known_tasks(graph, defect, data, active):
+    import numpy as np
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    teleop = node(graph, "teleop")
+    level = DiagnosticStatus.OK if active else DiagnosticStatus.WARN  # the driver's: active, or not
+    graph["harness"].deliver(graph["pub"]["teleop_diagnostics"], DiagnosticArray(status=[DiagnosticStatus(name="driver", level=level)]))
+    msg, _ = data.draw(world_states(teleop.source.arm.model, defect))
+    CASES["SimWorldState on sim/world_state (teleop)"][defect] += 1
+    probe, before = graph["probe"], teleop.commands
+    received = len(probe.messages("fuzz/teleop_command"))
+    grew = rejections_from(graph, "teleop", "world_state", msg)
+    assert grew == int(defect not in EXPERT_ACCEPTED), f"defect {defect}"
+    sent = teleop.commands - before
+    assert sent == int(active and defect in EXPERT_ACCEPTED), "a command only for a scene pose, while the driver is active"
+    if sent:
+        probe.wait_for(lambda: len(probe.messages("fuzz/teleop_command")) > received, TIMEOUT_S, "the expert's command")
+        command = probe.messages("fuzz/teleop_command")[-1]
+        assert list(command.name) == list(teleop.source.joint_names)
+        assert np.isfinite(command.position).all()
 
 
 @given(reason=st.one_of(st.just(""), st.text(max_size=300), st.just("x" * 1_000_000)),
