@@ -232,12 +232,13 @@ def _record_episode(arm, expert, dataset, episode_seed: int, config: RecordConfi
 NOISE_TIME_CONSTANT_S = 0.5  # correlation time of the DART noise: deviations the expert must correct
 
 
-def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tuple[list[dict], bool]:
+def expert_episode(arm, expert, episode_seed: int, config: RecordConfig, image_stride: int = 1) -> tuple[list[dict], bool]:
     """Run one scripted-expert episode; returns its frames, as the dataset stores them, and success.
 
     A frame is the observation the expert acted on (one image per camera under its dataset key, the
     measured joint positions, the privileged scene state), the joint-position targets it commanded
-    and the instruction. The episode succeeds when the expert is done and the task is solved within
+    and the instruction. With ``image_stride`` N > 1 only every Nth frame (steps 0, N, 2N, ...) has
+    images, and the arm renders nothing at the others; the physics, and so the episode, is the same. The episode succeeds when the expert is done and the task is solved within
     ``config.settle_steps`` more steps, and fails otherwise or after ``config.max_steps``. With
     ``config.action_noise_std_rad`` the arm executes the targets plus noise drawn from the episode's
     seed (an Ornstein-Uhlenbeck process, time constant ``NOISE_TIME_CONSTANT_S``); frames keep the
@@ -257,9 +258,11 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
     if displace_rng.random() < config.displace_fraction:
         first, last = (round(w * config.fps) for w in config.displace_window_s)
         displace_at = int(displace_rng.integers(first, last + 1))
+    if image_stride < 1:
+        raise ValueError(f"expert_episode: image_stride must be >= 1, got {image_stride}")
     for step in range(config.max_steps):
         action = expert.act()
-        frame = {key: observation.images[camera] for camera, key in CAMERA_KEYS.items()}
+        frame = {key: observation.images[camera] for camera, key in CAMERA_KEYS.items() if observation.images}
         frame[STATE] = observation.joint_positions_rad.astype(np.float32)
         frame[ENV_STATE] = arm.environment_state()
         frame[ACTION] = action.astype(np.float32)
@@ -271,7 +274,7 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig) -> tupl
             action = np.clip(action + noise, lower, upper)
         if step + 1 == displace_at:
             displace_cube(arm, episode_seed)  # the next observation shows it moved
-        observation = arm.step(action)
+        observation = arm.step(action, render=(step + 1) % image_stride == 0)
         if expert.done:
             if arm.is_success():
                 return frames, True

@@ -174,11 +174,12 @@ class SimArm:
             observation = self._observe()
         return self._with_images(observation)
 
-    def step(self, target_positions_rad) -> SimObservation:
+    def step(self, target_positions_rad, render: bool = True) -> SimObservation:
         """Hold ``target_positions_rad`` for one control period and return the new observation.
 
         Args:
             target_positions_rad: (6,) joint position targets in :attr:`joint_names` order, rad.
+            render: False leaves the observation's images empty (the physics is the same either way).
 
         Raises:
             JointTargetError: wrong shape, NaN/inf, or a target outside its joint's range.
@@ -196,7 +197,7 @@ class SimArm:
                 return self._observe()
             self._publish_snapshot()
             observation = self._observe()
-        return self._with_images(observation)
+        return self._with_images(observation) if render else observation
 
     def set_pose(self, snapshot: PoseSnapshot, instruction: str) -> None:
         """Mirror a world simulated elsewhere (the driver's `sim/world_state`): put every body in

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim-displace-fraction", type=float, default=0.0, metavar="F",
                    help="fraction of the --sim-episodes in which the cube is moved once mid-approach and the expert "
                         "starts its grasp over (as `demos --displace-fraction`); 0 = none")
+    p.add_argument("--sim-image-stride", type=int, default=1, metavar="N",
+                   help="render the --sim-episodes' cameras at every Nth step only (rendering is most of their cost); a "
+                        "sample's images are then the newest rendered ones, up to N - 1 steps older (needs time misalignment)")
     p.add_argument("--dagger-policy", default="", metavar="DIR",
                    help="also train on DAgger episodes: this policy drives the sim, the expert labels every state it reaches "
                         "with the chunk it would command (training/dagger.py)")
@@ -282,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     if not opts.dataset and opts.sim_episodes <= 0 and not opts.dagger_policy and not opts.dagger_data:
         raise SystemExit("asyncvla-ros train: give --dataset DIR (repeatable), --sim-episodes N, --dagger-policy DIR "
                          "and/or --dagger-data DIR")
+    if opts.sim_image_stride < 1:
+        raise SystemExit(f"--sim-image-stride: must be >= 1, got {opts.sim_image_stride}")
+    if opts.sim_image_stride > 1 and not config.time_misalignment:
+        raise SystemExit("--sim-image-stride > 1 gives samples older images than their state; drop --no-time-misalignment")
     if opts.dagger_save and not opts.dagger_policy:  # refused now, not after the demonstrations have run
         raise SystemExit("--dagger-save: give --dagger-policy, the policy whose episodes it keeps")
     if opts.dagger_save and Path(opts.dagger_save).exists() and any(Path(opts.dagger_save).iterdir()):
@@ -313,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dim = action_dim = len(task.JOINT_NAMES)
         sim, failed = sim_episodes(opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=main_process,
                                    action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise,
-                                   displace_fraction=opts.sim_displace_fraction)
+                                   displace_fraction=opts.sim_displace_fraction, image_stride=opts.sim_image_stride)
         logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
         episodes += sim
     if opts.dagger_policy or opts.dagger_data:

@@ -11,7 +11,9 @@ For a step t of an episode of length T (decoupling paper, Sec. 3):
 - the observation (images, and the state if the policy puts it in its prompt) comes from step
   max(episode start, t - d): d = 0 without time-misalignment training, else d ~ U{0..L} (up to one
   chunk older, as the action node sees semantics at deployment); the sample says how many steps older
-  it is (`semantic_delay`), which a policy with the semantic-age input reads, at the episodes' `fps`.
+  it is (`semantic_delay`), which a policy with the semantic-age input reads, at the episodes' `fps`;
+  in an episode with images at every Nth step only (`image_stride`, sim demonstrations rendered
+  sparsely), that step is the newest rendered one at or before it, so the delay grows by up to N - 1.
 
 The dataset is a deterministic accessor; every random draw (indices, delays, history noise) is made
 by the trainer from its own generator, so a resumed run draws exactly what the original would have.
@@ -39,6 +41,7 @@ class Episode:
     executed: np.ndarray | None = None  # (T, action_dim) what the arm was sent, where it was not `actions`
     chunk_labels: np.ndarray | None = None  # (T, L, action_dim) the target chunk from each step, where given
     fps: float | None = None  # steps per second it was recorded at, where known
+    image_stride: int = 1  # `frames` has the steps 0, N, 2N, ... only
 
     def __post_init__(self) -> None:
         if self.states.ndim != 2 or self.actions.ndim != 2 or len(self.states) != len(self.actions) or len(self.states) == 0:
@@ -48,6 +51,8 @@ class Episode:
         if self.chunk_labels is not None and (self.chunk_labels.ndim != 3 or self.chunk_labels.shape[0] != len(self.actions)
                                               or self.chunk_labels.shape[2] != self.actions.shape[1]):
             raise ValueError(f"Episode: chunk_labels {self.chunk_labels.shape} must be (T, L, action_dim) with T, action_dim = {self.actions.shape}")
+        if self.image_stride < 1:
+            raise ValueError(f"Episode: image_stride must be >= 1, got {self.image_stride}")
         if self.env_states is not None and (self.env_states.ndim != 2 or len(self.env_states) != len(self.states)):
             raise ValueError(f"Episode: env_states {self.env_states.shape} must be (T, dim) with the states' T = {len(self.states)}")
 
@@ -131,6 +136,7 @@ class ChunkSamples:
         executed = ep.actions if ep.executed is None else ep.executed
         history = executed[np.maximum(past, 0)]  # (K, A): empty slots are masked, their values unused
         obs_t = max(0, t - int(delay))
+        obs_t -= obs_t % ep.image_stride
         sample = {
             "images": ep.frames(obs_t),
             "task": ep.task,

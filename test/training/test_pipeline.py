@@ -33,6 +33,11 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
         train(args + ["--no-time-misalignment"])
     with pytest.raises(SystemExit, match="--renormalize"):
         train(args + ["--renormalize"])  # a new policy has no units of its own to keep
+    sparse = ["--dataset", str(tmp_path / "demos"), "--out", str(tmp_path / "sparse"), "--sim-episodes", "1", "--sim-image-stride"]
+    with pytest.raises(SystemExit, match="time-misalignment"):
+        train(sparse + ["2", "--no-time-misalignment"])  # refused before any episode runs
+    with pytest.raises(SystemExit, match=">= 1"):
+        train(sparse + ["0"])
     assert train(args) == 0
     printed = capsys.readouterr().out
     report = json.loads(printed[printed.index("{"):])
@@ -108,6 +113,35 @@ def test_sim_episodes_in_memory_are_the_recorded_demonstrations(tmp_path):
         for t in (0, len(a.states) - 1):
             for x, y in zip(a.frames(t), b.frames(t)):
                 np.testing.assert_array_equal(x, y)  # PNG round trip is lossless
+
+
+def test_a_sparsely_rendered_demonstration_is_the_same_episode_and_samples_read_the_newest_rendered_images():
+    import numpy as np
+
+    from asyncvla_ros.training.samples import ChunkSamples
+    from asyncvla_ros.training.sim_episodes import sim_episodes
+
+    (every,), _ = sim_episodes(1, seed=5, image_size_px=16)
+    (sparse,), failed = sim_episodes(1, seed=5, image_size_px=16, image_stride=3)
+    assert failed == [] and sparse.task == every.task and sparse.image_stride == 3
+    np.testing.assert_array_equal(sparse.states, every.states)  # rendering does not touch the physics
+    np.testing.assert_array_equal(sparse.actions, every.actions)
+    T = len(every.states)
+    assert len(sparse.frames.images) == -(-T // 3)  # steps 0, 3, 6, ...
+    for t in (0, 3, 3 * ((T - 1) // 3)):
+        for x, y in zip(sparse.frames(t), every.frames(t)):
+            np.testing.assert_array_equal(x, y)
+    with pytest.raises(IndexError, match="not rendered"):
+        sparse.frames(4)
+    samples = ChunkSamples([sparse], chunk_len=4, history_len=2)
+    for t, delay, obs_t in ((10, 0, 9), (10, 2, 6), (9, 0, 9), (2, 5, 0)):
+        x = samples.sample(t, delay)
+        assert x["semantic_delay"] == t - obs_t
+        np.testing.assert_array_equal(x["env_state"], sparse.env_states[obs_t])
+        np.testing.assert_array_equal(x["images"][0], every.frames(obs_t)[0])
+        np.testing.assert_array_equal(x["state"], every.states[t])  # the state is always the step's own
+    with pytest.raises(ValueError, match="image_stride"):
+        sim_episodes(1, seed=5, image_size_px=16, image_stride=0)
 
 
 def test_a_displaced_demonstration_moves_the_cube_once_in_its_window_and_the_expert_still_solves_it():
