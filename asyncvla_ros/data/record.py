@@ -237,14 +237,17 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig, image_s
 
     A frame is the observation the expert acted on (one image per camera under its dataset key, the
     measured joint positions, the privileged scene state), the joint-position targets it commanded
-    and the instruction. With ``image_stride`` N > 1 only every Nth frame (steps 0, N, 2N, ...) has
-    images, and the arm renders nothing at the others; the physics, and so the episode, is the same. The episode succeeds when the expert is done and the task is solved within
+    and the instruction. The episode succeeds when the expert is done and the task is solved within
     ``config.settle_steps`` more steps, and fails otherwise or after ``config.max_steps``. With
     ``config.action_noise_std_rad`` the arm executes the targets plus noise drawn from the episode's
     seed (an Ornstein-Uhlenbeck process, time constant ``NOISE_TIME_CONSTANT_S``); frames keep the
     expert's targets. With ``config.displace_fraction`` the episode's seed also decides whether, and at
-    which tick, the cube is moved (``RecordConfig.displace_window_s``).
+    which tick, the cube is moved (``RecordConfig.displace_window_s``). With ``image_stride`` N > 1
+    only the frames of steps 0, N, 2N, ... have images, and the arm renders nothing at the others; the
+    physics, and so the episode, is the same.
     """
+    if image_stride < 1:
+        raise ValueError(f"expert_episode: image_stride must be >= 1, got {image_stride}")
     observation = arm.reset(seed=episode_seed)
     expert.reset()
     rng = np.random.default_rng([episode_seed, 0xDA27])  # its own stream: the scene draws are unchanged
@@ -258,8 +261,6 @@ def expert_episode(arm, expert, episode_seed: int, config: RecordConfig, image_s
     if displace_rng.random() < config.displace_fraction:
         first, last = (round(w * config.fps) for w in config.displace_window_s)
         displace_at = int(displace_rng.integers(first, last + 1))
-    if image_stride < 1:
-        raise ValueError(f"expert_episode: image_stride must be >= 1, got {image_stride}")
     for step in range(config.max_steps):
         action = expert.act()
         frame = {key: observation.images[camera] for camera, key in CAMERA_KEYS.items() if observation.images}

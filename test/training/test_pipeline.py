@@ -33,7 +33,8 @@ def test_demos_train_reload_and_evaluate(tmp_path, capsys):
         train(args + ["--no-time-misalignment"])
     with pytest.raises(SystemExit, match="--renormalize"):
         train(args + ["--renormalize"])  # a new policy has no units of its own to keep
-    sparse = ["--dataset", str(tmp_path / "demos"), "--out", str(tmp_path / "sparse"), "--sim-episodes", "1", "--sim-image-stride"]
+    sparse = ["--dataset", str(tmp_path / "demos"), "--out", str(tmp_path / "sparse"), "--sim-episodes", "1",
+              "--sim-image-stride"]
     with pytest.raises(SystemExit, match="time-misalignment"):
         train(sparse + ["2", "--no-time-misalignment"])  # refused before any episode runs
     with pytest.raises(SystemExit, match=">= 1"):
