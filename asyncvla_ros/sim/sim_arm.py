@@ -345,13 +345,8 @@ class SimArm:
     def _observe(self) -> SimObservation:
         """The state part of the observation; call with the physics lock held (images come later)."""
         d = self._data
-        return SimObservation(
-            time_s=float(d.time),
-            joint_positions_rad=d.qpos[self._qpos_adr].copy(),
-            joint_velocities_rad_s=d.qvel[self._dof_adr].copy(),
-            images={},
-            instruction=self._instruction,
-        )
+        return SimObservation(time_s=float(d.time), joint_positions_rad=d.qpos[self._qpos_adr].copy(),
+                              joint_velocities_rad_s=d.qvel[self._dof_adr].copy(), images={}, instruction=self._instruction)
 
     def _with_images(self, observation: SimObservation) -> SimObservation:
         # Rendered after the physics lock is released: other threads' state queries need not wait,

@@ -58,7 +58,8 @@ def _episode_arrays(sim: tuple, seed: int, image_stride: int = 1) -> tuple | Non
     if not success:
         return None
     stack = lambda key, every=1: np.stack([f[key] for f in frames[::every]])  # noqa: E731
-    images = np.stack([stack(key, image_stride) for key in CAMERA_KEYS.values()], axis=1)  # (T / stride, cameras, H, W, 3)
+    # (ceil(T / stride), cameras, H, W, 3): only the rendered steps' frames have images
+    images = np.stack([stack(key, image_stride) for key in CAMERA_KEYS.values()], axis=1)
     return stack(STATE), stack(ACTION), stack(ENV_STATE), images, frames[0][TASK]
 
 
@@ -85,8 +86,6 @@ def sim_episodes(count: int, seed: int = 0, image_size_px: int = 112, fps: int =
     """
     if count < 1:
         raise ValueError(f"sim_episodes: count must be >= 1, got {count}")
-    if image_stride < 1:
-        raise ValueError(f"sim_episodes: image_stride must be >= 1, got {image_stride}")
     from tqdm import tqdm
 
     from asyncvla_ros.data.record import RecordConfig
