@@ -63,6 +63,11 @@ def probe_errors(features: np.ndarray, targets: np.ndarray, episode: np.ndarray,
     return np.concatenate(residuals)
 
 
+def rms_cm(offsets_m: np.ndarray) -> float:
+    """RMS length (cm, 2 decimals) of (N, 2) offsets in m."""
+    return round(float(np.sqrt((offsets_m ** 2).sum(1).mean()) * 100), 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="a dataset from `asyncvla-ros demos` (it records the scene state)")
@@ -79,10 +84,9 @@ def main() -> None:
             raise SystemExit(f"--dataset {args.dataset}: the probe needs at least 2 episodes (one per fold)")
         features, targets, episode = prefix_features(policy, episodes, args.every)
         residuals = probe_errors(features, targets, episode, args.ridge)
-        rms_cm = lambda cols, values: round(float(np.sqrt((values[:, cols] ** 2).sum(1).mean()) * 100), 2)  # noqa: E731
-        print(json.dumps({"model": model, "frames": len(features), "cube_xy_cm": rms_cm(CUBE_XY, residuals),
-                          "target_xy_cm": rms_cm(TARGET_XY, residuals),
-                          "cube_xy_spread_cm": rms_cm(CUBE_XY, targets - targets.mean(0))}), flush=True)
+        print(json.dumps({"model": model, "frames": len(features), "cube_xy_cm": rms_cm(residuals[:, CUBE_XY]),
+                          "target_xy_cm": rms_cm(residuals[:, TARGET_XY]),
+                          "cube_xy_spread_cm": rms_cm((targets - targets.mean(0))[:, CUBE_XY])}), flush=True)
 
 
 if __name__ == "__main__":
