@@ -22,6 +22,7 @@ from asyncvla_ros.data.load import load_dataset
 from asyncvla_ros.policy.policy import AsyncVLAPolicy
 from asyncvla_ros.sim.task import ENVIRONMENT_STATE_NAMES
 from asyncvla_ros.training.lerobot_episodes import episodes_from_lerobot, required_features
+from asyncvla_ros.training.scene_heads import last_layer_input
 
 CUBE_XY = [ENVIRONMENT_STATE_NAMES.index("cube_x"), ENVIRONMENT_STATE_NAMES.index("cube_y")]
 TARGET_XY = [ENVIRONMENT_STATE_NAMES.index("target_x"), ENVIRONMENT_STATE_NAMES.index("target_y")]
@@ -29,24 +30,15 @@ TARGET_XY = [ENVIRONMENT_STATE_NAMES.index("target_x"), ENVIRONMENT_STATE_NAMES.
 
 def prefix_features(policy, episodes, every: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features, scene states, episode number) of every `every`-th step of each episode."""
-    captured = {}
-
-    def grab(module, args, kwargs):
-        captured["hidden"] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
-
-    handle = policy.backbone.text_model.layers[-1].register_forward_pre_hook(grab, with_kwargs=True)
     features, targets, episode = [], [], []
-    try:
-        with torch.no_grad():
-            for number, ep in enumerate(episodes):
-                for t in range(0, len(ep.states), every):
-                    cond = policy.encode(ep.frames(t), ep.task)
-                    last = int(cond.num_prefix_tokens[0]) - 1
-                    features.append(captured["hidden"][0, last].float().numpy())
-                    targets.append(ep.env_states[t])
-                    episode.append(number)
-    finally:
-        handle.remove()
+    with torch.no_grad(), last_layer_input(policy.backbone) as captured:
+        for number, ep in enumerate(episodes):
+            for t in range(0, len(ep.states), every):
+                cond = policy.encode(ep.frames(t), ep.task)
+                last = int(cond.num_prefix_tokens[0]) - 1
+                features.append(captured["hidden"][0, last].float().numpy())
+                targets.append(ep.env_states[t])
+                episode.append(number)
     return np.array(features), np.array(targets), np.array(episode)
 
 
@@ -75,11 +67,15 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=2, help="probe every Nth step of each episode")
     parser.add_argument("--ridge", type=float, default=1e-2)
     args = parser.parse_args()
+    loaded = {}  # (cameras, image size) -> episodes: decoded once for the models that share them
     for model in args.model:
         policy = AsyncVLAPolicy.from_pretrained(model).eval()
         bb = policy.config.backbone
-        dataset = load_dataset(args.dataset, required=required_features(bb.camera_names) + ["observation.environment_state"])
-        episodes = episodes_from_lerobot(dataset, list(bb.camera_names), (bb.image_height_px, bb.image_width_px))
+        key = (tuple(bb.camera_names), bb.image_height_px, bb.image_width_px)
+        if key not in loaded:
+            dataset = load_dataset(args.dataset, required=required_features(bb.camera_names) + ["observation.environment_state"])
+            loaded[key] = episodes_from_lerobot(dataset, list(bb.camera_names), key[1:])
+        episodes = loaded[key]
         if len(episodes) < 2:
             raise SystemExit(f"--dataset {args.dataset}: the probe needs at least 2 episodes (one per fold)")
         features, targets, episode = prefix_features(policy, episodes, args.every)

@@ -12,11 +12,30 @@ scratch to look. Neither is saved with the policy.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
 KEYPOINTS = 16  # per camera
 KEYPOINT_STAGE = 4  # ConvImageEncoder.stages index whose output (stride 8) the keypoints read
+
+
+@contextlib.contextmanager
+def last_layer_input(backbone):
+    """While open, each prefix encode of `backbone` leaves its hidden states (B, T, d) as they enter the
+    decoder's last layer in the yielded dict, under "hidden": where the action tokens read the prefix,
+    and what the `prefix` head (and `benchmarks/localisation_probe.py`) read from its last token."""
+    captured: dict = {}
+
+    def grab(module, args, kwargs):
+        captured["hidden"] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+
+    handle = backbone.text_model.layers[-1].register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        yield captured
+    finally:
+        handle.remove()
 
 
 def soft_argmax(heatmaps: torch.Tensor) -> torch.Tensor:

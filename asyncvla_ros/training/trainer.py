@@ -40,7 +40,7 @@ from asyncvla_ros.training.batches import BatchPrefetcher, BatchSource, collate_
 from asyncvla_ros.training.batches import random_shift, step_generator  # noqa: F401 (imported from here by callers)
 from asyncvla_ros.training.config import TrainConfig, train_config_from_saved
 from asyncvla_ros.training.samples import ChunkSamples
-from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads
+from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads, last_layer_input
 from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
 
 logger = logging.getLogger(__name__)
@@ -321,21 +321,16 @@ class Trainer:
                     sfm_fraction=c.sfm_fraction, prefix_fraction=c.prefix_fraction)
         if self.env_head is None:
             return flow_matching_loss(policy, batch, **flow)
-        captured = {}
-
-        def grab(module, args, kwargs):
-            captured["hidden"] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
-
-        def grab_features(module, args, output):
-            captured["features"] = output
-
-        handles = [policy.backbone.text_model.layers[-1].register_forward_pre_hook(grab, with_kwargs=True)]
+        features = {}
+        handle = None
         if self.env_head.keypoints is not None:
-            handles.append(policy.backbone.conv_vision.stages[KEYPOINT_STAGE].register_forward_hook(grab_features))
+            handle = policy.backbone.conv_vision.stages[KEYPOINT_STAGE].register_forward_hook(
+                lambda module, args, output: features.__setitem__("map", output))
         try:
-            cond = policy.backbone.encode(batch["inputs"])
+            with last_layer_input(policy.backbone) as captured:
+                cond = policy.backbone.encode(batch["inputs"])
         finally:
-            for handle in handles:
+            if handle is not None:
                 handle.remove()
         loss = flow_matching_loss(policy, batch, cond=cond, **flow)
         target = batch["env_state"].float()
@@ -346,7 +341,7 @@ class Trainer:
         self._aux_losses.append(aux.item())
         loss = loss + c.env_state_loss_weight * aux
         if self.env_head.keypoints is not None:
-            encoder_aux = F.mse_loss(self.env_head.keypoints(captured["features"]), target)
+            encoder_aux = F.mse_loss(self.env_head.keypoints(features["map"]), target)
             self._encoder_aux_losses.append(encoder_aux.item())
             loss = loss + c.encoder_env_state_loss_weight * encoder_aux
         return loss
