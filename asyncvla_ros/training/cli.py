@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=defaults.num_workers,
                    help="processes that prepare batches ahead of the optimizer (0: in the training loop)")
     for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_rad", "state_noise_rad",
-                 "history_dropout", "sfm_fraction", "prefix_fraction", "env_state_loss_weight", "encoder_env_state_loss_weight"):
+                 "history_dropout", "sfm_fraction", "prefix_fraction", "env_state_loss_weight", "encoder_env_state_loss_weight",
+                 "action_env_state_loss_weight"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--device", default="cpu",
                    help="cpu or cuda[:N]; under accelerate launch / torchrun, cuda gives each process its own GPU")

@@ -40,6 +40,10 @@ class TrainConfig:
     # Weight of a second one on the conv vision encoder itself: spatial soft-argmax keypoints of its
     # feature map regress the same scene state (training/scene_heads.py). 0 = off.
     encoder_env_state_loss_weight: float = 0.0
+    # Weight of a third on the action expert: every action token's decoder output regresses the same
+    # scene state, so the action side learns early to take the cube and the instructed area from the
+    # prefix (training/scene_heads.py). 0 = off.
+    action_env_state_loss_weight: float = 0.0
     # Random-shift augmentation (DrQ, Kostrikov et al. 2020): each training image is padded by this
     # many pixels (edge replicated) and cropped back at a random offset (0 = off, the paper's setting).
     image_shift_px: int = 0
@@ -69,7 +73,7 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {value!r}")
         for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "weight_decay",
                      "grad_clip_norm", "history_noise_rad", "state_noise_rad", "env_state_loss_weight",
-                     "encoder_env_state_loss_weight"):
+                     "encoder_env_state_loss_weight", "action_env_state_loss_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")

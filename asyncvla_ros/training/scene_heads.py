@@ -8,6 +8,10 @@ scratch to look. Neither is saved with the policy.
   stride-8 feature map, K per camera, then a linear map of every camera's keypoint coordinates. Its
   gradient reaches the convolutions directly, not through the decoder's attention, so the encoder
   learns to find the objects early in training.
+- `actions`: a linear map from each action token's decoder output (the input of the expert's velocity
+  head), so the action side, not only the backbone, is pushed to hold where the cube and the
+  instructed area are. Without it a budget run's action tokens may take 15000 steps or more to start
+  using the instruction the backbone already reads.
 """
 
 from __future__ import annotations
@@ -60,10 +64,31 @@ class KeypointHead(nn.Module):
         return self.out(points.reshape(-1, self.cameras * points.shape[1] * 2))
 
 
+def _zero_linear(d_in: int, d_out: int) -> nn.Linear:
+    layer = nn.Linear(d_in, d_out)
+    nn.init.zeros_(layer.weight)  # deterministic; what it reads is reached from step 2 on
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+@contextlib.contextmanager
+def action_token_output(expert):
+    """While open, each velocity evaluation of `expert` leaves the action tokens' decoder output
+    (B, L, d), the velocity head's input, in the yielded dict under "hidden"."""
+    captured: dict = {}
+    handle = expert.velocity_out.register_forward_pre_hook(lambda module, args: captured.__setitem__("hidden", args[0]))
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
 class SceneStateHeads(nn.Module):
-    def __init__(self, hidden_size: int, env_dim: int, conv_channels: int = 0, cameras: int = 0) -> None:
+    """`prefix` always; `keypoints` with `conv_channels` (the conv encoder's), `actions` with `action_tokens`."""
+
+    def __init__(self, hidden_size: int, env_dim: int, conv_channels: int = 0, cameras: int = 0,
+                 action_tokens: bool = False) -> None:
         super().__init__()
-        self.prefix = nn.Linear(hidden_size, env_dim)
-        nn.init.zeros_(self.prefix.weight)  # deterministic; the backbone is reached from step 2 on
-        nn.init.zeros_(self.prefix.bias)
+        self.prefix = _zero_linear(hidden_size, env_dim)
         self.keypoints = KeypointHead(conv_channels, cameras, env_dim) if conv_channels else None
+        self.actions = _zero_linear(hidden_size, env_dim) if action_tokens else None

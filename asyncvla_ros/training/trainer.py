@@ -20,6 +20,7 @@ checkpoints, logs and the progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -40,7 +41,7 @@ from asyncvla_ros.training.batches import BatchPrefetcher, BatchSource, collate_
 from asyncvla_ros.training.batches import random_shift, step_generator  # noqa: F401 (imported from here by callers)
 from asyncvla_ros.training.config import TrainConfig, train_config_from_saved
 from asyncvla_ros.training.samples import ChunkSamples
-from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads, last_layer_input
+from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads, action_token_output, last_layer_input
 from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Trainer:
         if config.prefix_fraction and not policy.config.expert.continuation_prefix:
             raise ValueError("prefix_fraction > 0 needs a policy with expert.continuation_prefix >= 1 (a new policy "
                              "from `train --prefix-fraction` gets chunk_len // 2)")
-        if config.env_state_loss_weight or config.encoder_env_state_loss_weight:
+        if config.env_state_loss_weight or config.encoder_env_state_loss_weight or config.action_env_state_loss_weight:
             if self.env_state_stats is None:
                 raise ValueError("env_state_loss_weight > 0 needs episodes that record observation.environment_state "
                                  "(datasets from `asyncvla-ros demos`, or --sim-episodes); these have none")
@@ -103,12 +104,12 @@ class Trainer:
                 raise ValueError("encoder_env_state_loss_weight > 0 needs the conv vision encoder (--vision-encoder conv)")
             channels = conv.stages[KEYPOINT_STAGE][0].out_channels if config.encoder_env_state_loss_weight else 0
             self.env_head = SceneStateHeads(policy.backbone.hidden_size, len(self.env_state_stats.mean), channels,
-                                            len(policy.config.backbone.camera_names)).to(self.device)
+                                            len(policy.config.backbone.camera_names),
+                                            action_tokens=bool(config.action_env_state_loss_weight)).to(self.device)
         self.optimizer = self._optimizer(1)
         self._writer = None
         self._prefetcher: BatchPrefetcher | None = None
-        self._aux_losses: list[float] = []
-        self._encoder_aux_losses: list[float] = []
+        self._aux_losses: dict[str, list[float]] = {}  # logged name -> this log window's values
         if config.gradient_checkpointing:
             # Non-reentrant: the reentrant kind hides the checkpointed parameters from DDP's unused-parameter
             # search (same gradients either way).
@@ -242,7 +243,7 @@ class Trainer:
         bar = tqdm(total=total, initial=self.step, desc=f"stage {self.stage}", unit="step", dynamic_ncols=True,
                    disable=not acc.is_main_process)
         t0, losses = time.perf_counter(), []
-        self._aux_losses, self._encoder_aux_losses = [], []
+        self._aux_losses = {}
         while self.step < total:
             # The schedule is a function of the step (not an LR scheduler object): a resumed run needs no
             # scheduler state, and accelerate's prepared schedulers step once per process.
@@ -264,12 +265,10 @@ class Trainer:
             if self.step % c.log_every == 0 or self.step == total:
                 self._log(f"stage{self.stage}/loss", float(np.mean(losses)))
                 self._log(f"stage{self.stage}/steps_per_s", len(losses) / (time.perf_counter() - t0))
-                if self._aux_losses:
-                    self._log(f"stage{self.stage}/env_state_loss", self._mean_over_processes(self._aux_losses))
-                if self._encoder_aux_losses:
-                    self._log(f"stage{self.stage}/encoder_env_state_loss", self._mean_over_processes(self._encoder_aux_losses))
+                for name, values in self._aux_losses.items():
+                    self._log(f"stage{self.stage}/{name}", self._mean_over_processes(values))
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-                t0, losses, self._aux_losses, self._encoder_aux_losses = time.perf_counter(), [], [], []
+                t0, losses, self._aux_losses = time.perf_counter(), [], {}
             if self.step % c.checkpoint_every == 0 or self.step == total:
                 self.save_checkpoint()
         bar.close()
@@ -306,44 +305,51 @@ class Trainer:
         return rater_training_loss(policy, batch, self.generator, shard=self.shard)
 
     def _stage1_loss(self, policy, batch: dict) -> torch.Tensor:
-        """Unified flow matching, plus the weighted environment-state loss where configured.
+        """Unified flow matching, plus the weighted scene-state losses where configured.
 
-        The auxiliary head regresses the normalised scene state of the observed frame (cube pose, the
-        instructed area) from the last prefix token (it attends to every image and the instruction)
-        as it enters the backbone's last layer. That is where the action tokens can read it: they
-        attend to each layer's prefix keys and values, and the last layer's are computed from exactly
-        this input, while the backbone's final output reaches no action token. The loss gives the
-        backbone a direct signal to find the objects and read the instruction, which flow matching
-        alone gives a small policy trained from scratch only weakly. The head is not part of the policy.
+        The auxiliary heads regress the normalised scene state of the observed frame (cube pose, the
+        instructed area). The `prefix` head reads the last prefix token (it attends to every image and
+        the instruction) as it enters the backbone's last layer. That is where the action tokens can
+        read it: they attend to each layer's prefix keys and values, and the last layer's are computed
+        from exactly this input, while the backbone's final output reaches no action token. The loss
+        gives the backbone a direct signal to find the objects and read the instruction, which flow
+        matching alone gives a small policy trained from scratch only weakly. The `keypoints` head
+        reads the conv encoder's feature map, the `actions` head every action token's decoder output.
+        The heads are not part of the policy.
         """
         c = self.config
         flow = dict(generator=self.generator, shard=self.shard, sfm_only=not c.unified,
                     sfm_fraction=c.sfm_fraction, prefix_fraction=c.prefix_fraction)
-        if self.env_head is None:
+        heads = self.env_head
+        if heads is None:
             return flow_matching_loss(policy, batch, **flow)
         features = {}
-        handle = None
-        if self.env_head.keypoints is not None:
-            handle = policy.backbone.conv_vision.stages[KEYPOINT_STAGE].register_forward_hook(
-                lambda module, args, output: features.__setitem__("map", output))
-        try:
-            with last_layer_input(policy.backbone) as captured:
-                cond = policy.backbone.encode(batch["inputs"])
-        finally:
-            if handle is not None:
-                handle.remove()
-        loss = flow_matching_loss(policy, batch, cond=cond, **flow)
+        with contextlib.ExitStack() as hooks:  # the prefix encode only: the action tokens run the same layers
+            if heads.keypoints is not None:
+                handle = policy.backbone.conv_vision.stages[KEYPOINT_STAGE].register_forward_hook(
+                    lambda module, args, output: features.__setitem__("map", output))
+                hooks.callback(handle.remove)
+            prefix = hooks.enter_context(last_layer_input(policy.backbone))
+            cond = policy.backbone.encode(batch["inputs"])
+        with contextlib.ExitStack() as hooks:
+            actions = hooks.enter_context(action_token_output(policy.expert)) if heads.actions is not None else None
+            loss = flow_matching_loss(policy, batch, cond=cond, **flow)
         target = batch["env_state"].float()
-        hidden = captured["hidden"]  # (B, T, d)
+        hidden = prefix["hidden"]  # (B, T, d)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         last = hidden[rows, cond.num_prefix_tokens.to(hidden.device) - 1]
-        aux = F.mse_loss(self.env_head.prefix(last.float()), target)  # a mean over the rows, as the flow loss
-        self._aux_losses.append(aux.item())
-        loss = loss + c.env_state_loss_weight * aux
-        if self.env_head.keypoints is not None:
-            encoder_aux = F.mse_loss(self.env_head.keypoints(features["map"]), target)
-            self._encoder_aux_losses.append(encoder_aux.item())
-            loss = loss + c.encoder_env_state_loss_weight * encoder_aux
+        # Each a mean over the rows, as the flow loss is.
+        terms = [("env_state_loss", c.env_state_loss_weight, F.mse_loss(heads.prefix(last.float()), target))]
+        if heads.keypoints is not None:
+            terms.append(("encoder_env_state_loss", c.encoder_env_state_loss_weight,
+                          F.mse_loss(heads.keypoints(features["map"]), target)))
+        if actions is not None:
+            per_token = heads.actions(actions["hidden"].float())  # (B, L, env_dim)
+            terms.append(("action_env_state_loss", c.action_env_state_loss_weight,
+                          F.mse_loss(per_token, target.unsqueeze(1).expand_as(per_token))))
+        for name, weight, term in terms:
+            self._aux_losses.setdefault(name, []).append(term.item())
+            loss = loss + weight * term
         return loss
 
     def save_checkpoint(self) -> Path:

@@ -165,6 +165,43 @@ def test_environment_state_head_trains_saves_and_resumes(tmp_path):
         Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS), ChunkSamples(episodes(), 8, 4), cfg, tmp_path / "c")
 
 
+def test_the_action_token_head_reads_the_velocity_heads_input_and_trains_saves_and_resumes(tmp_path):
+    import torch.nn.functional as F
+
+    from asyncvla_ros.training.scene_heads import action_token_output, last_layer_input
+
+    samples = ChunkSamples(episodes(env_state=True), chunk_len=8, history_len=4)
+    cfg = TrainConfig(steps=4, rater_steps=0, batch_size=3, checkpoint_every=2, log_every=1, warmup_steps=0,
+                      env_state_loss_weight=1.0, action_env_state_loss_weight=1.0, lr_action_expert=1e-2)
+    trainer = Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=1), samples, cfg, tmp_path / "a")
+    trainer.fit()
+    assert float(trainer.env_head.actions.weight.detach().abs().sum()) > 0  # zero-initialised, then trained
+    lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert len([m for m in lines if "stage1/action_env_state_loss" in m]) == 4
+    resumed = Trainer.resume(tmp_path / "a" / "checkpoints" / "stage1-step000002", samples, tmp_path / "b")
+    resumed.fit()
+    assert torch.equal(resumed.env_head.actions.weight, trainer.env_head.actions.weight)
+
+    # The hook hands over exactly what the velocity head maps, and is gone afterwards.
+    policy, batch = trainer.policy, trainer.batch()
+    cond = policy.backbone.encode(batch["inputs"])
+    ctx = policy.action_context(cond, batch["state"], batch["history"], batch["history_valid"])
+    noisy, time = torch.randn_like(batch["actions"]), torch.rand(batch["actions"].shape[:2])
+    with action_token_output(policy.expert) as captured:
+        velocity = policy.velocity(ctx, noisy, time)
+    assert captured["hidden"].shape == (3, 8, policy.backbone.hidden_size)
+    torch.testing.assert_close(policy.expert.velocity(captured["hidden"]), velocity)
+    assert not policy.expert.velocity_out._forward_pre_hooks
+    # The prefix head still reads the prefix's last token, not the action tokens' pass through the same layers.
+    trainer._aux_losses = {}
+    trainer._stage1_loss(policy, batch)
+    with last_layer_input(policy.backbone) as prefix:
+        cond = policy.backbone.encode(batch["inputs"])
+    last = prefix["hidden"][torch.arange(3), cond.num_prefix_tokens - 1]
+    expected = F.mse_loss(trainer.env_head.prefix(last), batch["env_state"])
+    assert trainer._aux_losses["env_state_loss"] == [pytest.approx(expected.item(), rel=1e-5)]
+
+
 def test_the_conv_encoder_trains_on_shifted_images(tmp_path):
     from asyncvla_ros.policy.config import BackboneConfig
 
