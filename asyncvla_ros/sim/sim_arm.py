@@ -310,7 +310,8 @@ class SimArm:
 
     def environment_state(self) -> np.ndarray:
         """Privileged scene state, float32 in :data:`task.ENVIRONMENT_STATE_NAMES` order."""
-        return task.environment_state(*self.cube_pose(), self.target_position())
+        return task.environment_state(*self.cube_pose(), self.target_position(),
+                                      [self.target_position(colour) for colour in task.TARGET_COLOURS])
 
     def cube_touches_robot(self) -> bool:
         """Whether any robot geom is in contact with the cube."""

@@ -35,8 +35,10 @@ INSTRUCTIONS = tuple(INSTRUCTION_TEMPLATE.format(colour=colour) for colour in TA
 # Privileged scene state recorded with the demonstrations (LeRobot's `observation.environment_state`):
 # what the cameras show that the joint state does not. The cube's yaw enters as sin/cos of 4 x yaw (a
 # cube looks the same every quarter turn); the target is the area the instruction names, so reading it
-# off an image takes the instruction too. World frame, m.
-ENVIRONMENT_STATE_NAMES = ("cube_x", "cube_y", "cube_z", "cube_sin_4yaw", "cube_cos_4yaw", "target_x", "target_y")
+# off an image takes the instruction too; then every area by colour, which the images alone show.
+# World frame, m. (Datasets recorded before 2026-12-07 end at target_y.)
+ENVIRONMENT_STATE_NAMES = ("cube_x", "cube_y", "cube_z", "cube_sin_4yaw", "cube_cos_4yaw", "target_x", "target_y",
+                           *(f"{colour}_area_{axis}" for colour in TARGET_COLOURS for axis in "xy"))
 # Success: the cube rests (on the table, nearly still) with its centre inside the area (and untouched:
 # SimArm.is_success checks the contacts).
 REST_HEIGHT_TOLERANCE_M = 0.004
@@ -80,11 +82,15 @@ def target_slot_xy(slot: int) -> np.ndarray:
     return np.array([radius * np.cos(bearing), radius * np.sin(bearing)])
 
 
-def environment_state(cube_position, cube_quat_wxyz, target_position) -> np.ndarray:
-    """The privileged scene state, float32 in ENVIRONMENT_STATE_NAMES order (world frame, m)."""
+def environment_state(cube_position, cube_quat_wxyz, target_position, area_positions) -> np.ndarray:
+    """The privileged scene state, float32 in ENVIRONMENT_STATE_NAMES order (world frame, m).
+    `area_positions`: each area's centre, in TARGET_COLOURS order."""
     w, x, y, z = cube_quat_wxyz
     yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-    return np.array([*cube_position, np.sin(4.0 * yaw), np.cos(4.0 * yaw), *target_position[:2]], dtype=np.float32)
+    if len(area_positions) != len(TARGET_COLOURS):
+        raise ValueError(f"area_positions: one per colour {tuple(TARGET_COLOURS)}, got {len(area_positions)}")
+    areas = [c for p in area_positions for c in p[:2]]
+    return np.array([*cube_position, np.sin(4.0 * yaw), np.cos(4.0 * yaw), *target_position[:2], *areas], dtype=np.float32)
 
 
 def in_area(cube_position, target_position) -> bool:

@@ -62,7 +62,13 @@ def test_the_success_rule_and_the_environment_state_without_mujoco():
     # A quarter turn looks the same: yaw enters as 4 x yaw.
     yaw = 0.3
     quat = lambda a: [np.cos(a / 2), 0.0, 0.0, np.sin(a / 2)]
-    state = task.environment_state([0.1, -0.05, on_table], quat(yaw), target)
-    assert state.dtype == np.float32 and len(state) == len(task.ENVIRONMENT_STATE_NAMES)
-    np.testing.assert_allclose(state, [0.1, -0.05, on_table, np.sin(4 * yaw), np.cos(4 * yaw), 0.2, 0.1], atol=1e-6)
-    np.testing.assert_allclose(task.environment_state([0.1, -0.05, on_table], quat(yaw + np.pi / 2), target), state, atol=1e-6)
+    areas = [[0.1, 0.2, 0.0], target, [0.3, -0.2, 0.0]]
+    state = task.environment_state([0.1, -0.05, on_table], quat(yaw), target, areas)
+    assert state.dtype == np.float32 and len(state) == len(task.ENVIRONMENT_STATE_NAMES) == 13
+    np.testing.assert_allclose(state, [0.1, -0.05, on_table, np.sin(4 * yaw), np.cos(4 * yaw), 0.2, 0.1,
+                                       0.1, 0.2, 0.2, 0.1, 0.3, -0.2], atol=1e-6)
+    assert task.ENVIRONMENT_STATE_NAMES[7:9] == ("blue_area_x", "blue_area_y")
+    np.testing.assert_allclose(task.environment_state([0.1, -0.05, on_table], quat(yaw + np.pi / 2), target, areas), state,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="one per colour"):
+        task.environment_state([0.1, -0.05, on_table], quat(yaw), target, areas[:2])

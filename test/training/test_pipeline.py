@@ -97,6 +97,7 @@ def test_sim_episodes_in_memory_are_the_recorded_demonstrations(tmp_path):
 
     from asyncvla_ros.data.load import load_dataset
     from asyncvla_ros.data.record import record_demos
+    from asyncvla_ros.sim.task import ENVIRONMENT_STATE_NAMES
     from asyncvla_ros.training.lerobot_episodes import camera_names, episodes_from_lerobot
     from asyncvla_ros.training.sim_episodes import sim_episodes
 
@@ -110,7 +111,7 @@ def test_sim_episodes_in_memory_are_the_recorded_demonstrations(tmp_path):
         np.testing.assert_array_equal(a.states, b.states)
         np.testing.assert_array_equal(a.actions, b.actions)
         np.testing.assert_array_equal(a.env_states, b.env_states)
-        assert a.env_states.shape[1] == 7
+        assert a.env_states.shape[1] == len(ENVIRONMENT_STATE_NAMES)
         for t in (0, len(a.states) - 1):
             for x, y in zip(a.frames(t), b.frames(t)):
                 np.testing.assert_array_equal(x, y)  # PNG round trip is lossless
