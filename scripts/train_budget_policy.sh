@@ -9,6 +9,8 @@
 # scene-state losses), plus a third scene-state loss on the action tokens' decoder output
 # (--action-env-state-loss-weight), cut to the budget. About 57 min on 2 otherwise idle cores (13 of
 # them for the 800 demonstrations). The bundled default is the longer recipe's, which solves more.
+# Measured on held-out seeds 1000-1199 (README, 2026-12-07): this script (runs/ab2) 129/200; the same
+# flags at commit 5de02f7, before the scene state held every area's position (runs/ab1), 153/200.
 #
 #   bash scripts/train_budget_policy.sh                  # writes runs/budget/final
 #   ASYNCVLA_RUN=runs/b2 bash scripts/train_budget_policy.sh --seed 1
