@@ -15,21 +15,13 @@
 #   bash scripts/train_budget_policy.sh                  # writes runs/budget/final
 #   ASYNCVLA_RUN=runs/b2 bash scripts/train_budget_policy.sh --seed 1
 # Extra arguments go to both `asyncvla-ros train` runs and override these.
-set -euo pipefail
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$REPO/scripts/setup_env.sh"
-# shellcheck disable=SC1091
-source "${ASYNCVLA_WS:-$REPO/.ws}/activate.sh"
-cd "$REPO"
+# shellcheck source=scripts/recipe_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/recipe_common.sh"
 RUN="${ASYNCVLA_RUN:-runs/budget}"
-COMMON=(--sim-episodes 400 --sim-workers 2 --sim-start-noise 0.15 --image-shift-px 4 --batch-size 8
-  --warmup-steps 300 --checkpoint-every 5000 --lr-rater 1e-3
-  --state-noise-rad 0.02 --history-noise-rad 0.02 --history-dropout 0.5 --sfm-fraction 0.2
-  --env-state-loss-weight 1 --encoder-env-state-loss-weight 1 --action-env-state-loss-weight 1)
+COMMON=("${RECIPE[@]}" --batch-size 8 --checkpoint-every 5000 --action-env-state-loss-weight 1)
 start=$(date +%s)
-asyncvla-ros train "${COMMON[@]}" --sim-seed 0 --out "$RUN/base" --rater-steps 0 \
-  --image-size-px 112 --vision-encoder conv --chunk-len 10 --history-len 20 --layers 4 --steps 19000 \
-  --lr-vision 1e-3 --lr-language-model 1e-3 --lr-action-expert 1e-3 "$@"
+asyncvla-ros train "${COMMON[@]}" --sim-seed 0 --out "$RUN/base" --rater-steps 0 "${NEW_POLICY[@]}" --steps 19000 \
+  "${BASE_LR[@]}" "$@"
 asyncvla-ros train "${COMMON[@]}" --sim-seed 3000 --out "$RUN" --init "$RUN/base/final" --semantic-age-input \
-  --steps 10000 --rater-steps 400 --lr-vision 5e-4 --lr-language-model 5e-4 --lr-action-expert 5e-4 "$@"
+  --steps 10000 --rater-steps 400 "${CONTINUATION_LR[@]}" "$@"
 echo "$RUN/final: trained in $(( $(date +%s) - start )) s"

@@ -31,28 +31,17 @@
 # for the rater), 44 for run 2 (6, 37 at ~5.5/s, 1), and about 25-30 each for runs 3, 4 and 5 (6, 18-20
 # at ~7/s, 1).
 # Extra arguments go to every `asyncvla-ros train` run and override these.
-set -euo pipefail
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$REPO/scripts/setup_env.sh"
-# shellcheck disable=SC1091
-source "${ASYNCVLA_WS:-$REPO/.ws}/activate.sh"
-cd "$REPO"
+# shellcheck source=scripts/recipe_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/recipe_common.sh"
 RUN="${ASYNCVLA_RUN:-runs/default}"
-COMMON=(--sim-episodes 400 --sim-workers 2 --sim-start-noise 0.15 --image-shift-px 4 --rater-steps 400 --batch-size 16
-  --warmup-steps 300 --checkpoint-every 4000 --log-every 100 --lr-rater 1e-3
-  --state-noise-rad 0.02 --history-noise-rad 0.02 --history-dropout 0.5 --sfm-fraction 0.2
-  --env-state-loss-weight 1 --encoder-env-state-loss-weight 1)
-asyncvla-ros train "${COMMON[@]}" --sim-seed 0 --out "$RUN/base" \
-  --image-size-px 112 --vision-encoder conv --chunk-len 10 --history-len 20 --layers 4 --steps 16000 \
-  --lr-vision 1e-3 --lr-language-model 1e-3 --lr-action-expert 1e-3 "$@"
+COMMON=("${RECIPE[@]}" --rater-steps 400 --batch-size 16 --checkpoint-every 4000 --log-every 100)
+asyncvla-ros train "${COMMON[@]}" --sim-seed 0 --out "$RUN/base" "${NEW_POLICY[@]}" --steps 16000 "${BASE_LR[@]}" "$@"
 asyncvla-ros train "${COMMON[@]}" --sim-seed 400 --out "$RUN/cont" --init "$RUN/base/final" --renormalize --steps 12000 \
-  --lr-vision 5e-4 --lr-language-model 5e-4 --lr-action-expert 5e-4 "$@"
+  "${CONTINUATION_LR[@]}" "$@"
 asyncvla-ros train "${COMMON[@]}" --sim-seed 3000 --out "$RUN/age" --init "$RUN/cont/final" --semantic-age-input --steps 8000 \
-  --lr-vision 5e-4 --lr-language-model 5e-4 --lr-action-expert 5e-4 "$@"
-asyncvla-ros train "${COMMON[@]}" --sim-seed 3400 --out "$RUN/age2" --init "$RUN/age/final" --steps 8000 \
-  --lr-vision 5e-4 --lr-language-model 5e-4 --lr-action-expert 5e-4 "$@"
-asyncvla-ros train "${COMMON[@]}" --sim-seed 3800 --out "$RUN" --init "$RUN/age2/final" --steps 8000 \
-  --lr-vision 5e-4 --lr-language-model 5e-4 --lr-action-expert 5e-4 "$@"
+  "${CONTINUATION_LR[@]}" "$@"
+asyncvla-ros train "${COMMON[@]}" --sim-seed 3400 --out "$RUN/age2" --init "$RUN/age/final" --steps 8000 "${CONTINUATION_LR[@]}" "$@"
+asyncvla-ros train "${COMMON[@]}" --sim-seed 3800 --out "$RUN" --init "$RUN/age2/final" --steps 8000 "${CONTINUATION_LR[@]}" "$@"
 if [[ "${ASYNCVLA_INSTALL:-0}" == 1 ]]; then
   rm -rf asyncvla_ros/models/default
   mkdir -p asyncvla_ros/models

@@ -36,6 +36,15 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, min_period: float, max_perio
     return torch.cat([angle.sin(), angle.cos()], dim=-1).to(t.dtype)
 
 
+def zero_linear(d_in: int, d_out: int) -> nn.Linear:
+    """A linear map whose weight and bias start at zero: an added input or head that changes nothing
+    until trained."""
+    layer = nn.Linear(d_in, d_out)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 AGE_PERIODS = (0.5, 8.0)  # shortest and longest period of the semantic-age embedding, in units of the largest age
 
 
@@ -61,14 +70,7 @@ class ActionExpert(nn.Module):
             self.history_slot = nn.Parameter(torch.randn(K, d) * 0.02)  # which of the K past steps
             self.history_empty = nn.Parameter(torch.randn(d) * 0.02)  # a slot before the episode began
         self.velocity_out = nn.Linear(d, config.action_dim)
-        self.age_in = self._zero_linear(d) if config.semantic_age_max_s else None
-
-    @staticmethod
-    def _zero_linear(d: int) -> nn.Linear:
-        layer = nn.Linear(d, d)
-        nn.init.zeros_(layer.weight)
-        nn.init.zeros_(layer.bias)
-        return layer
+        self.age_in = zero_linear(d, d) if config.semantic_age_max_s else None
 
     def add_semantic_age_input(self, max_age_s: float) -> None:
         """Give an expert built without it the semantic-age input (fine-tuning into one); it changes no
@@ -76,7 +78,7 @@ class ActionExpert(nn.Module):
         if self.age_in is not None:
             raise ValueError("the action expert already reads the semantic age")
         self.config = dataclasses.replace(self.config, semantic_age_max_s=float(max_age_s))
-        self.age_in = self._zero_linear(self.hidden_size).to(self.velocity_out.weight)
+        self.age_in = zero_linear(self.hidden_size, self.hidden_size).to(self.velocity_out.weight)
 
     @property
     def num_context_tokens(self) -> int:

@@ -21,6 +21,8 @@ import contextlib
 import torch
 from torch import nn
 
+from asyncvla_ros.policy.action_expert import zero_linear
+
 KEYPOINTS = 16  # per camera
 KEYPOINT_STAGE = 4  # ConvImageEncoder.stages index whose output (stride 8) the keypoints read
 
@@ -64,13 +66,6 @@ class KeypointHead(nn.Module):
         return self.out(points.reshape(-1, self.cameras * points.shape[1] * 2))
 
 
-def _zero_linear(d_in: int, d_out: int) -> nn.Linear:
-    layer = nn.Linear(d_in, d_out)
-    nn.init.zeros_(layer.weight)  # deterministic; what it reads is reached from step 2 on
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
 @contextlib.contextmanager
 def action_token_output(expert):
     """While open, each velocity evaluation of `expert` leaves the action tokens' decoder output
@@ -89,6 +84,7 @@ class SceneStateHeads(nn.Module):
     def __init__(self, hidden_size: int, env_dim: int, conv_channels: int = 0, cameras: int = 0,
                  action_tokens: bool = False) -> None:
         super().__init__()
-        self.prefix = _zero_linear(hidden_size, env_dim)
+        # Zero-initialised: deterministic, and what they read is reached from step 2 on.
+        self.prefix = zero_linear(hidden_size, env_dim)
         self.keypoints = KeypointHead(conv_channels, cameras, env_dim) if conv_channels else None
-        self.actions = _zero_linear(hidden_size, env_dim) if action_tokens else None
+        self.actions = zero_linear(hidden_size, env_dim) if action_tokens else None

@@ -324,15 +324,14 @@ class Trainer:
         if heads is None:
             return flow_matching_loss(policy, batch, **flow)
         features = {}
-        with contextlib.ExitStack() as hooks:  # the prefix encode only: the action tokens run the same layers
+        with contextlib.ExitStack() as hooks:  # around the prefix encode only
             if heads.keypoints is not None:
                 handle = policy.backbone.conv_vision.stages[KEYPOINT_STAGE].register_forward_hook(
                     lambda module, args, output: features.__setitem__("map", output))
                 hooks.callback(handle.remove)
             prefix = hooks.enter_context(last_layer_input(policy.backbone))
             cond = policy.backbone.encode(batch["inputs"])
-        with contextlib.ExitStack() as hooks:
-            actions = hooks.enter_context(action_token_output(policy.expert)) if heads.actions is not None else None
+        with action_token_output(policy.expert) if heads.actions is not None else contextlib.nullcontext() as actions:
             loss = flow_matching_loss(policy, batch, cond=cond, **flow)
         target = batch["env_state"].float()
         hidden = prefix["hidden"]  # (B, T, d)

@@ -192,7 +192,7 @@ def test_the_action_token_head_reads_the_velocity_heads_input_and_trains_saves_a
     assert captured["hidden"].shape == (3, 8, policy.backbone.hidden_size)
     torch.testing.assert_close(policy.expert.velocity(captured["hidden"]), velocity)
     assert not policy.expert.velocity_out._forward_pre_hooks
-    # The prefix head still reads the prefix's last token, not the action tokens' pass through the same layers.
+    # With the action-token head on, the prefix head's logged loss is still the one on the prefix's last token.
     trainer._aux_losses = {}
     trainer._stage1_loss(policy, batch)
     with last_layer_input(policy.backbone) as prefix:
