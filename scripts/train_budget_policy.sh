@@ -7,10 +7,12 @@
 #      steps at half the learning rate -> stage 2 (rater, 400 steps).
 # The recipe is scripts/train_default_policy.sh's (the conv encoder, the regularisers, the two
 # scene-state losses), plus a third scene-state loss on the action tokens' decoder output
-# (--action-env-state-loss-weight), cut to the budget. About 57 min on 2 otherwise idle cores (13 of
-# them for the 800 demonstrations). The bundled default is the longer recipe's, which solves more.
-# Measured on held-out seeds 1000-1199 (README, 2026-12-07): this script (runs/ab2) 129/200; the same
-# flags at commit 5de02f7, before the scene state held every area's position (runs/ab1), 153/200.
+# (--action-env-state-loss-weight), cut to the budget. The three heads regress the first 7 scene-state
+# values, the cube pose and the instructed area (--env-state-dims, --action-env-state-dims), not each
+# area's position as well. About 57 min on 2 otherwise idle cores (13 of them for the 800
+# demonstrations). The bundled default is the longer recipe's, which solves more.
+# Measured on held-out seeds 1000-1199 (README, 2026-12-07): this recipe (runs/ab1) 153/200; with every
+# area's position in all three heads' targets (runs/ab2) 129/200.
 #
 #   bash scripts/train_budget_policy.sh                  # writes runs/budget/final
 #   ASYNCVLA_RUN=runs/b2 bash scripts/train_budget_policy.sh --seed 1
@@ -18,7 +20,8 @@
 # shellcheck source=scripts/recipe_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/recipe_common.sh"
 RUN="${ASYNCVLA_RUN:-runs/budget}"
-COMMON=("${RECIPE[@]}" --batch-size 8 --checkpoint-every 5000 --action-env-state-loss-weight 1)
+COMMON=("${RECIPE[@]}" --batch-size 8 --checkpoint-every 5000 --action-env-state-loss-weight 1
+  --env-state-dims 7 --action-env-state-dims 7)
 start=$(date +%s)
 asyncvla-ros train "${COMMON[@]}" --sim-seed 0 --out "$RUN/base" --rater-steps 0 "${NEW_POLICY[@]}" --steps 19000 \
   "${BASE_LR[@]}" "$@"

@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     for name in ("steps", "rater_steps", "batch_size", "warmup_steps", "checkpoint_every", "log_every", "seed", "image_shift_px"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name, heads in (("env_state_dims", "the prefix and encoder scene-state heads"),
+                        ("action_env_state_dims", "the action-token scene-state head")):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name),
+                       help=f"how many of the recorded scene state's values, from the first, {heads} regress "
+                            "(0 = all; the sim's first 7 are the cube pose and the instructed area)")
     p.add_argument("--num-workers", type=int, default=defaults.num_workers,
                    help="processes that prepare batches ahead of the optimizer (0: in the training loop)")
     for name in ("lr_language_model", "lr_action_expert", "lr_vision", "lr_rater", "history_noise_rad", "state_noise_rad",

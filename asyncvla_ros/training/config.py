@@ -44,6 +44,12 @@ class TrainConfig:
     # scene state, so the action side learns early to take the cube and the instructed area from the
     # prefix (training/scene_heads.py). 0 = off.
     action_env_state_loss_weight: float = 0.0
+    # How many of the recorded scene state's values, counted from the first, the prefix and encoder heads
+    # (`env_state_dims`) and the action-token head (`action_env_state_dims`) regress; 0 = all of them.
+    # The sim records the cube pose and the instructed area first (7 values), then each area's position
+    # by colour (task.ENVIRONMENT_STATE_NAMES).
+    env_state_dims: int = 0
+    action_env_state_dims: int = 0
     # Random-shift augmentation (DrQ, Kostrikov et al. 2020): each training image is padded by this
     # many pixels (edge replicated) and cropped back at a random offset (0 = off, the paper's setting).
     image_shift_px: int = 0
@@ -67,7 +73,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
-        for name in ("rater_steps", "warmup_steps", "num_workers", "image_shift_px"):
+        for name in ("rater_steps", "warmup_steps", "num_workers", "image_shift_px", "env_state_dims", "action_env_state_dims"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {value!r}")

@@ -79,12 +79,13 @@ def action_token_output(expert):
 
 
 class SceneStateHeads(nn.Module):
-    """`prefix` always; `keypoints` with `conv_channels` (the conv encoder's), `actions` with `action_tokens`."""
+    """`prefix` always; `keypoints` with `conv_channels` (the conv encoder's); `actions` with `action_dims`,
+    the number of scene-state values it regresses (the first `action_dims`; the others the first `env_dim`)."""
 
     def __init__(self, hidden_size: int, env_dim: int, conv_channels: int = 0, cameras: int = 0,
-                 action_tokens: bool = False) -> None:
+                 action_dims: int = 0) -> None:
         super().__init__()
         # Zero-initialised: deterministic, and what they read is reached from step 2 on.
         self.prefix = zero_linear(hidden_size, env_dim)
         self.keypoints = KeypointHead(conv_channels, cameras, env_dim) if conv_channels else None
-        self.actions = zero_linear(hidden_size, env_dim) if action_tokens else None
+        self.actions = zero_linear(hidden_size, action_dims) if action_dims else None

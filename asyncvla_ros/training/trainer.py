@@ -102,10 +102,16 @@ class Trainer:
             conv = policy.backbone.conv_vision
             if config.encoder_env_state_loss_weight and conv is None:
                 raise ValueError("encoder_env_state_loss_weight > 0 needs the conv vision encoder (--vision-encoder conv)")
+            recorded = len(self.env_state_stats.mean)
+            for name in ("env_state_dims", "action_env_state_dims"):
+                if getattr(config, name) > recorded:
+                    raise ValueError(f"{name} = {getattr(config, name)}: the episodes record {recorded} scene-state values")
+            self._env_dims = (config.env_state_dims or recorded, config.action_env_state_dims or recorded)
             channels = conv.stages[KEYPOINT_STAGE][0].out_channels if config.encoder_env_state_loss_weight else 0
-            self.env_head = SceneStateHeads(policy.backbone.hidden_size, len(self.env_state_stats.mean), channels,
+            self.env_head = SceneStateHeads(policy.backbone.hidden_size, self._env_dims[0], channels,
                                             len(policy.config.backbone.camera_names),
-                                            action_tokens=bool(config.action_env_state_loss_weight)).to(self.device)
+                                            action_dims=self._env_dims[1] if config.action_env_state_loss_weight else 0
+                                            ).to(self.device)
         self.optimizer = self._optimizer(1)
         self._writer = None
         self._prefetcher: BatchPrefetcher | None = None
@@ -333,7 +339,7 @@ class Trainer:
             cond = policy.backbone.encode(batch["inputs"])
         with action_token_output(policy.expert) if heads.actions is not None else contextlib.nullcontext() as actions:
             loss = flow_matching_loss(policy, batch, cond=cond, **flow)
-        target = batch["env_state"].float()
+        target = batch["env_state"].float()[:, :self._env_dims[0]]
         hidden = prefix["hidden"]  # (B, T, d)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         last = hidden[rows, cond.num_prefix_tokens.to(hidden.device) - 1]
@@ -343,9 +349,10 @@ class Trainer:
             terms.append(("encoder_env_state_loss", c.encoder_env_state_loss_weight,
                           F.mse_loss(heads.keypoints(features["map"]), target)))
         if actions is not None:
-            per_token = heads.actions(actions["hidden"].float())  # (B, L, env_dim)
+            per_token = heads.actions(actions["hidden"].float())  # (B, L, action_dims)
+            action_target = batch["env_state"].float()[:, None, :self._env_dims[1]]
             terms.append(("action_env_state_loss", c.action_env_state_loss_weight,
-                          F.mse_loss(per_token, target.unsqueeze(1).expand_as(per_token))))
+                          F.mse_loss(per_token, action_target.expand_as(per_token))))
         for name, weight, term in terms:
             self._aux_losses.setdefault(name, []).append(term.item())
             loss = loss + weight * term

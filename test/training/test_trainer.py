@@ -202,6 +202,36 @@ def test_the_action_token_head_reads_the_velocity_heads_input_and_trains_saves_a
     assert trainer._aux_losses["env_state_loss"] == [pytest.approx(expected.item(), rel=1e-5)]
 
 
+def test_the_scene_state_heads_regress_only_the_first_values_they_are_given(tmp_path):
+    import torch.nn.functional as F
+
+    from asyncvla_ros.training.scene_heads import action_token_output, last_layer_input
+
+    samples = ChunkSamples(episodes(env_state=True), chunk_len=8, history_len=4)  # 3 recorded values
+    cfg = TrainConfig(steps=2, rater_steps=0, batch_size=3, log_every=1, warmup_steps=0, env_state_loss_weight=1.0,
+                      action_env_state_loss_weight=1.0, env_state_dims=2, action_env_state_dims=1)
+    trainer = Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS, seed=1), samples, cfg, tmp_path / "a")
+    trainer.fit()
+    assert trainer.env_head.prefix.out_features == 2 and trainer.env_head.actions.out_features == 1
+    policy, batch = trainer.policy, trainer.batch()
+    trainer._aux_losses = {}
+    trainer._stage1_loss(policy, batch)
+    with last_layer_input(policy.backbone) as prefix:
+        cond = policy.backbone.encode(batch["inputs"])
+    last = prefix["hidden"][torch.arange(3), cond.num_prefix_tokens - 1]
+    expected = F.mse_loss(trainer.env_head.prefix(last), batch["env_state"][:, :2])
+    assert trainer._aux_losses["env_state_loss"] == [pytest.approx(expected.item(), rel=1e-5)]
+    # The action-token head's target is the first value alone, at every token.
+    ctx = policy.action_context(cond, batch["state"], batch["history"], batch["history_valid"])
+    with action_token_output(policy.expert) as captured:
+        policy.velocity(ctx, torch.randn_like(batch["actions"]), torch.rand(batch["actions"].shape[:2]))
+    per_token = trainer.env_head.actions(captured["hidden"])
+    assert per_token.shape == (3, 8, 1)
+    with pytest.raises(ValueError, match="action_env_state_dims = 4: the episodes record 3"):
+        Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS), samples,
+                TrainConfig(action_env_state_loss_weight=1.0, action_env_state_dims=4), tmp_path / "b")
+
+
 def test_the_conv_encoder_trains_on_shifted_images(tmp_path):
     from asyncvla_ros.policy.config import BackboneConfig
 
