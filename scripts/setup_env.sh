@@ -95,6 +95,14 @@ fi
 
 # -------------------------------------------------------------------------------------------------
 stage "python venv ($VENV)"
+# Every checkout shares the venv: two set-ups at once (two clones, a test clone beside a training run)
+# would race on its packages and its editable install, so each holds a lock on it to the end.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+if ! flock -n 9; then
+  note "another setup_env.sh is using the venv; waiting for it"
+  flock 9
+fi
 if [[ -x "$VENV/bin/python" ]]; then
   venv_version="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   if [[ "$venv_version" != "$py_version" ]]; then
