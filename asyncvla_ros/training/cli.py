@@ -194,12 +194,13 @@ def require_sim_shapes(flag: str, cameras, state_dim, action_dim) -> None:
         raise SystemExit(f"{flag}: the sim's state/action size {len(JOINT_NAMES)} is not the dataset's {state_dim}/{action_dim}")
 
 
-def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int, main_process: bool = True) -> list:
+def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int, accelerator) -> list:
     """The --dagger-data episodes and the --dagger-policy ones (labelled with chunks of `chunk_len`, the
     trained policy's; written to --dagger-save by the main process), checked against the rest of the data
     (sim cameras, joints, image size)."""
     from asyncvla_ros.policy.checkpoint import POLICY_FILE, CheckpointError
     from asyncvla_ros.training.dagger import dagger_episodes, load_episodes, save_episodes
+    from asyncvla_ros.training.data_parallel import once_for_all
 
     flag = "--dagger-policy" if opts.dagger_policy else "--dagger-data"
     require_sim_shapes(flag, cameras, state_dim, action_dim)
@@ -213,11 +214,12 @@ def dagger_data(opts, cameras, state_dim, action_dim, size: int, chunk_len: int,
         if not (Path(opts.dagger_policy) / POLICY_FILE).is_file():
             raise SystemExit(f"--dagger-policy {opts.dagger_policy}: no policy checkpoint there ({POLICY_FILE} missing)")
         try:
-            episodes, solved = dagger_episodes(opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len,
-                                               max_steps=opts.dagger_max_steps, workers=max(1, opts.sim_workers), progress=main_process)
+            episodes, solved = once_for_all(accelerator, lambda: dagger_episodes(
+                opts.dagger_policy, opts.dagger_episodes, opts.dagger_seed, chunk_len, max_steps=opts.dagger_max_steps,
+                workers=max(1, opts.sim_workers), progress=True))
         except (ValueError, CheckpointError) as exc:  # a directory that holds no policy, bad counts
             raise SystemExit(f"--dagger-policy {opts.dagger_policy}: {exc}") from exc
-        if opts.dagger_save and main_process:
+        if opts.dagger_save and accelerator.is_main_process:
             save_episodes(episodes, opts.dagger_save, {"policy": str(opts.dagger_policy), "seed": opts.dagger_seed,
                                                        "count": opts.dagger_episodes, "max_steps": opts.dagger_max_steps,
                                                        "chunk_len": chunk_len, "solved": solved})
@@ -271,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     from asyncvla_ros.policy.checkpoint import POLICY_FILE
     from asyncvla_ros.policy.policy import AsyncVLAPolicy
-    from asyncvla_ros.training.data_parallel import new_accelerator
+    from asyncvla_ros.training.data_parallel import new_accelerator, once_for_all
     from asyncvla_ros.training.lerobot_episodes import episodes_from_lerobot
     from asyncvla_ros.training.samples import ChunkSamples
     from asyncvla_ros.training.trainer import Trainer
@@ -324,9 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         cameras = list(CAMERA_KEYS)
         tasks = list(dict.fromkeys(tasks + list(task.INSTRUCTIONS)))
         state_dim = action_dim = len(task.JOINT_NAMES)
-        sim, failed = sim_episodes(opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=main_process,
-                                   action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise,
-                                   displace_fraction=opts.sim_displace_fraction, image_stride=opts.sim_image_stride)
+        sim, failed = once_for_all(accelerator, lambda: sim_episodes(
+            opts.sim_episodes, opts.sim_seed, image_size_px=size, workers=opts.sim_workers, progress=True,
+            action_noise_std_rad=opts.sim_action_noise_std, start_noise_rad=opts.sim_start_noise,
+            displace_fraction=opts.sim_displace_fraction, image_stride=opts.sim_image_stride))
         logging.getLogger(__name__).info("sim demonstrations: %d of %d episodes succeeded", len(sim), opts.sim_episodes)
         episodes += sim
     if opts.dagger_policy or opts.dagger_data:
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         from asyncvla_ros.sim.task import INSTRUCTIONS, JOINT_NAMES
 
         chunk_len = policy.config.expert.chunk_len if policy is not None else opts.chunk_len
-        episodes += dagger_data(opts, cameras, state_dim, action_dim, size, chunk_len, main_process)
+        episodes += dagger_data(opts, cameras, state_dim, action_dim, size, chunk_len, accelerator)
         cameras, state_dim = cameras or list(CAMERA_KEYS), state_dim or len(JOINT_NAMES)
         action_dim, tasks = state_dim, list(dict.fromkeys(tasks + list(INSTRUCTIONS)))
     joints = joint_space(datasets if opts.dataset else [], action_dim, opts.joint_units)

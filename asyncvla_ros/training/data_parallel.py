@@ -52,6 +52,20 @@ def process_device(accelerator, device: str) -> torch.device:
     return accelerator.device if accelerator.num_processes > 1 else torch.device(device)
 
 
+def once_for_all(accelerator, make):
+    """`make()` run on process 0 alone, its result handed to every process (pickled through the process
+    group); a single process just calls it. For what each process needs the same copy of and would
+    otherwise make once per process on the same cores: the sim demonstrations or DAgger rollouts a run
+    trains on (process 0 runs them with its --sim-workers while the others wait)."""
+    if accelerator.num_processes == 1:
+        return make()
+    from accelerate.utils import broadcast_object_list
+
+    box = [make() if accelerator.is_main_process else None]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
 def check_engine(accelerator) -> None:
     """Refuse the engines whose sharded parameters or optimizer state the checkpoints cannot hold.
 

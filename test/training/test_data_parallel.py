@@ -139,3 +139,29 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused():
     assert [shard_rows(8, r, 2) for r in (0, 1)] == [slice(0, 4), slice(4, 8)]
     with pytest.raises(ValueError, match="give a multiple of 4"):
         shard_rows(6, 0, 4)
+
+
+ONCE_FOR_ALL = """
+import json, sys
+import numpy as np
+from asyncvla_ros.training.data_parallel import new_accelerator, once_for_all
+acc = new_accelerator("cpu")
+def make():
+    with open(sys.argv[1], "a") as marks:
+        marks.write(f"{acc.process_index}\\n")
+    return [np.arange(5) * 2, "episodes"]
+got = once_for_all(acc, make)
+print(json.dumps({"process": acc.process_index, "got": [got[0].tolist(), got[1]]}))
+"""
+
+
+def test_what_every_process_needs_is_made_once_by_process_0_and_handed_to_the_others(tmp_path):
+    marks = tmp_path / "made_by"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(free_port()), "--no-python", sys.executable, "-c", ONCE_FOR_ALL, str(marks)]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-4000:]
+    reports = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")), key=lambda r: r["process"])
+    assert reports == [{"process": p, "got": [[0, 2, 4, 6, 8], "episodes"]} for p in (0, 1)]
+    assert marks.read_text() == "0\n"  # made by process 0 alone
