@@ -11,8 +11,9 @@
 # values, the cube pose and the instructed area (--env-state-dims, --action-env-state-dims), not each
 # area's position as well. About 57 min on 2 otherwise idle cores (13 of them for the 800
 # demonstrations). The bundled default is the longer recipe's, which solves more.
-# Measured on held-out seeds 1000-1199 (README, 2026-12-07): this recipe (runs/ab1) 153/200; with every
-# area's position in all three heads' targets (runs/ab2) 129/200.
+# Measured on held-out seeds 1000-1199 (README, 2026-12-07): this recipe 153/200 (runs/ab1, seed 0) and
+# 155/200 (runs/ab3, --seed 1); with every area's position in the prefix and encoder heads' targets too,
+# 129/200 and 131/200 (runs/ab2, runs/ab4).
 #
 #   bash scripts/train_budget_policy.sh                  # writes runs/budget/final
 #   ASYNCVLA_RUN=runs/b2 bash scripts/train_budget_policy.sh --seed 1
