@@ -215,18 +215,17 @@ def test_the_scene_state_heads_regress_only_the_first_values_they_are_given(tmp_
     assert trainer.env_head.prefix.out_features == 2 and trainer.env_head.actions.out_features == 1
     policy, batch = trainer.policy, trainer.batch()
     trainer._aux_losses = {}
-    trainer._stage1_loss(policy, batch)
+    with action_token_output(policy.expert) as captured:  # what the loss's own hook sees
+        trainer._stage1_loss(policy, batch)
     with last_layer_input(policy.backbone) as prefix:
         cond = policy.backbone.encode(batch["inputs"])
     last = prefix["hidden"][torch.arange(3), cond.num_prefix_tokens - 1]
     expected = F.mse_loss(trainer.env_head.prefix(last), batch["env_state"][:, :2])
     assert trainer._aux_losses["env_state_loss"] == [pytest.approx(expected.item(), rel=1e-5)]
     # The action-token head's target is the first value alone, at every token.
-    ctx = policy.action_context(cond, batch["state"], batch["history"], batch["history_valid"])
-    with action_token_output(policy.expert) as captured:
-        policy.velocity(ctx, torch.randn_like(batch["actions"]), torch.rand(batch["actions"].shape[:2]))
     per_token = trainer.env_head.actions(captured["hidden"])
-    assert per_token.shape == (3, 8, 1)
+    expected = F.mse_loss(per_token, batch["env_state"][:, None, :1].expand_as(per_token))
+    assert trainer._aux_losses["action_env_state_loss"] == [pytest.approx(expected.item(), rel=1e-5)]
     with pytest.raises(ValueError, match="action_env_state_dims = 4: the episodes record 3"):
         Trainer(AsyncVLAPolicy.build(tiny_config(), INSTRUCTIONS), samples,
                 TrainConfig(action_env_state_loss_weight=1.0, action_env_state_dims=4), tmp_path / "b")
