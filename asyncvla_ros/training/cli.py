@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "history_dropout", "sfm_fraction", "prefix_fraction", "env_state_loss_weight", "encoder_env_state_loss_weight",
                  "action_env_state_loss_weight"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    p.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                   help="stage 1 keeps an exponential moving average of its weights with this decay (e.g. 0.999); "
+                        "checkpoints and the final policy hold the average. 0 = off")
     p.add_argument("--device", default="cpu",
                    help="cpu or cuda[:N]; under accelerate launch / torchrun, cuda gives each process its own GPU")
     p.add_argument("--mixed-precision", choices=MIXED_PRECISIONS, default=None,

@@ -50,6 +50,9 @@ class TrainConfig:
     # by colour (task.ENVIRONMENT_STATE_NAMES).
     env_state_dims: int = 0
     action_env_state_dims: int = 0
+    # Decay of an exponential moving average of the weights stage 1 trains (training/ema.py); the average
+    # is what checkpoints and the final policy hold, and what the rater is trained on. 0 = off.
+    ema_decay: float = 0.0
     # Random-shift augmentation (DrQ, Kostrikov et al. 2020): each training image is padded by this
     # many pixels (edge replicated) and cropped back at a random offset (0 = off, the paper's setting).
     image_shift_px: int = 0
@@ -65,6 +68,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISIONS:
             raise ValueError(f"TrainConfig.mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {self.mixed_precision!r}")
+        if not (isinstance(self.ema_decay, (int, float)) and 0.0 <= self.ema_decay < 1.0):
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay!r}")
         for name in ("history_dropout", "sfm_fraction", "prefix_fraction"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):

@@ -40,6 +40,7 @@ from asyncvla_ros.training import data_parallel as dp
 from asyncvla_ros.training.batches import BatchPrefetcher, BatchSource, collate_batch, shard_rows
 from asyncvla_ros.training.batches import random_shift, step_generator  # noqa: F401 (imported from here by callers)
 from asyncvla_ros.training.config import TrainConfig, train_config_from_saved
+from asyncvla_ros.training.ema import WeightAverage
 from asyncvla_ros.training.samples import ChunkSamples
 from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads, action_token_output, last_layer_input
 from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
@@ -47,6 +48,8 @@ from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
 logger = logging.getLogger(__name__)
 
 ENV_HEAD_FILE = "env_state_head.safetensors"  # the auxiliary head, beside a checkpoint (training only)
+# With ema_decay, a stage-1 checkpoint's policy is the weight average; the optimised weights are kept here.
+LIVE_WEIGHTS_FILE = "live_weights.safetensors"
 
 
 def lr_scale(step: int, total: int, warmup: int) -> float:
@@ -113,6 +116,7 @@ class Trainer:
                                             action_dims=self._env_dims[1] if config.action_env_state_loss_weight else 0
                                             ).to(self.device)
         self.optimizer = self._optimizer(1)
+        self.ema: WeightAverage | None = None  # stage 1's weight average, with ema_decay
         self._writer = None
         self._prefetcher: BatchPrefetcher | None = None
         self._aux_losses: dict[str, list[float]] = {}  # logged name -> this log window's values
@@ -165,6 +169,12 @@ class Trainer:
             trainer.env_head.load_state_dict(load_file(head_file))  # copied onto the head's device
         if trainer.stage == 2:
             trainer.optimizer = trainer._optimizer(2)
+        elif config.ema_decay:  # the checkpoint's policy is the average; the optimised weights are beside it
+            live = Path(policy_checkpoint) / LIVE_WEIGHTS_FILE
+            if not live.is_file():
+                raise ValueError(f"{policy_checkpoint}: no {LIVE_WEIGHTS_FILE}, but the run averages its weights (ema_decay)")
+            trainer.ema = WeightAverage(trainer.policy, config.ema_decay)
+            trainer.ema.load_live_state(load_file(live))
         load_trainer_state(Path(policy_checkpoint), trainer.optimizer, trainer.generator)
         trainer.step = progress["step"]
         return trainer
@@ -265,6 +275,8 @@ class Trainer:
             params = [q for g in self.optimizer.param_groups for q in g["params"]]
             acc.clip_grad_norm_(params, c.grad_clip_norm)
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update()
             self.step += 1
             losses.append(global_loss.item())
             bar.update(1)
@@ -290,7 +302,12 @@ class Trainer:
                     self.policy.normalizer = data
                 elif delta and self.policy.normalizer.delta is None:  # fine-tuned into delta actions
                     self.policy.normalizer = dataclasses.replace(self.policy.normalizer, delta=data.delta)
+            if c.ema_decay and self.ema is None:
+                self.ema = WeightAverage(self.policy, c.ema_decay)
             self._train_stage(c.steps, self._stage1_loss)
+            if self.ema is not None:  # the average is the policy from here on (the rater learns its errors)
+                self.ema.copy_to_module()
+                self.ema = None
             if c.rater_steps:
                 self.stage, self.step = 2, 0
                 self.accelerator.free_memory()  # stage 1's prepared optimizer (its moments) and DDP wrapper
@@ -364,7 +381,10 @@ class Trainer:
         path = self.out_dir / "checkpoints" / f"stage{self.stage}-step{self.step:06d}"
         if not self.accelerator.is_main_process:
             return path
-        self.policy.save_pretrained(path)
+        with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
+            self.policy.save_pretrained(path)
+        if self.ema is not None:
+            save_file(self.ema.live_state(), path / LIVE_WEIGHTS_FILE)
         if self.env_head is not None:
             save_file({k: v.detach().contiguous().cpu() for k, v in self.env_head.state_dict().items()}, path / ENV_HEAD_FILE)
         if dp.uses_deepspeed(self.accelerator):

@@ -1,0 +1,71 @@
+"""An exponential moving average of the weights stage 1 trains (`TrainConfig.ema_decay`).
+
+Flow-matching and diffusion policies are commonly deployed with averaged weights (Diffusion Policy,
+Chi et al. 2023; openpi's training config): at small batches a single step's weights carry the
+noise of its last few gradients. The update rule is torch's (`swa_utils.get_ema_multi_avg_fn`, one
+fused lerp over the parameters); this class keeps the average beside the live parameters, swaps it in
+for saving and hands it over at the end of stage 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+
+class WeightAverage:
+    """The average of `module`'s parameters that require gradients when it is made, starting from their
+    current values.
+
+    Args:
+        module: the policy being trained (its trainable parameters are averaged; the rest are left alone).
+        decay: the weight of the old average at each update, in (0, 1).
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema decay must be in (0, 1), got {decay!r}")
+        self.names = [n for n, p in module.named_parameters() if p.requires_grad]
+        self._live = [p for p in module.parameters() if p.requires_grad]
+        self.average = [p.detach().clone() for p in self._live]
+        self._update = get_ema_multi_avg_fn(decay)
+
+    def update(self) -> None:
+        """Fold the live parameters in (after each optimizer step)."""
+        self._update(self.average, [p.detach() for p in self._live], None)
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        """The module holds the average inside the block and its live weights again after it."""
+        live = [p.detach().clone() for p in self._live]
+        self.copy_to_module()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self._live, live)
+
+    @torch.no_grad()
+    def copy_to_module(self) -> None:
+        """Replace the module's live parameters by the average (for good: the end of stage 1)."""
+        torch._foreach_copy_(self._live, self.average)
+
+    def live_state(self) -> dict[str, torch.Tensor]:
+        """The live parameters by name, on the CPU (a checkpoint's policy holds the average)."""
+        return {n: p.detach().contiguous().cpu() for n, p in zip(self.names, self._live)}
+
+    @torch.no_grad()
+    def load_live_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the live parameters `live_state` saved (resuming a run).
+
+        Raises:
+            ValueError: the saved names are not this module's averaged parameters.
+        """
+        if sorted(state) != sorted(self.names):
+            missing, extra = sorted(set(self.names) - set(state)), sorted(set(state) - set(self.names))
+            raise ValueError(f"the saved training weights do not match the model (missing {missing[:3]}, "
+                             f"unexpected {extra[:3]})")
+        for name, p in zip(self.names, self._live):
+            p.copy_(state[name])
