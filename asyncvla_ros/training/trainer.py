@@ -9,8 +9,9 @@ run resumes from one at the same step with the same optimizer state and random d
 
 Beyond the paper, for small policies trained from scratch (all off by default): an auxiliary loss on
 the privileged scene state where the data records it (`env_state_loss_weight`), extra all-masked
-samples (`sfm_fraction`), state noise and whole-history dropout. Batches are a function of
-(seed, stage, step), so `num_workers` processes can prepare them ahead of the optimizer.
+samples (`sfm_fraction`), state noise, whole-history dropout and a moving average of the weights
+(`ema_decay`, ema.py). Batches are a function of (seed, stage, step), so `num_workers` processes can
+prepare them ahead of the optimizer.
 
 The loop runs under an `accelerate.Accelerator`: a plain process, or data-parallel processes started by
 `accelerate launch` / `torchrun` that each train on their rows of the same global batch and give the
