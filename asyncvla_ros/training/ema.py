@@ -21,20 +21,19 @@ class WeightAverage:
 
     Args:
         module: the policy being trained (its trainable parameters are averaged; the rest are left alone).
-        decay: the weight of the old average at each update, in (0, 1).
+        decay: the weight of the old average at each update (TrainConfig checks its range).
     """
 
     def __init__(self, module: torch.nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema decay must be in (0, 1), got {decay!r}")
-        self.names = [n for n, p in module.named_parameters() if p.requires_grad]
-        self._live = [p for p in module.parameters() if p.requires_grad]
+        trained = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in trained]
+        self._live = [p for _, p in trained]
         self.average = [p.detach().clone() for p in self._live]
-        self._update = get_ema_multi_avg_fn(decay)
+        self._update = get_ema_multi_avg_fn(decay)  # one fused lerp, under no_grad
 
     def update(self) -> None:
         """Fold the live parameters in (after each optimizer step)."""
-        self._update(self.average, [p.detach() for p in self._live], None)
+        self._update(self.average, self._live, None)
 
     @contextlib.contextmanager
     def swapped_in(self):
