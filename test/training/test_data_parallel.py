@@ -152,6 +152,7 @@ def make():
     return [np.arange(5) * 2, "episodes"]
 got = once_for_all(acc, make)
 print(json.dumps({"process": acc.process_index, "got": [got[0].tolist(), got[1]]}))
+acc.end_training()  # leave the process group, as `train` does: exiting inside it can abort in gloo's teardown
 """
 
 
