@@ -16,3 +16,12 @@ RECIPE=(--sim-episodes 400 --sim-workers 2 --sim-start-noise 0.15 --image-shift-
 NEW_POLICY=(--image-size-px 112 --vision-encoder conv --chunk-len 10 --history-len 20 --layers 4)
 BASE_LR=(--lr-vision 1e-3 --lr-language-model 1e-3 --lr-action-expert 1e-3)
 CONTINUATION_LR=(--lr-vision 5e-4 --lr-language-model 5e-4 --lr-action-expert 5e-4)
+# ASYNCVLA_INSTALL=1: the trained policy in $1 replaces the bundled default (asyncvla_ros/models/default).
+install_if_asked() {
+  if [[ "${ASYNCVLA_INSTALL:-0}" == 1 ]]; then
+    rm -rf asyncvla_ros/models/default
+    mkdir -p asyncvla_ros/models
+    cp -r "$1" asyncvla_ros/models/default
+    echo "default policy written to asyncvla_ros/models/default ($(du -sh asyncvla_ros/models/default | cut -f1))"
+  fi
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Trains the embedded default policy from scratch, on 2 CPU cores, in five runs of `asyncvla-ros train`:
+# The long recipe: the embedded default policy until 2026-12-07 (runs/agec3; the default is now
+# scripts/train_budget_policy.sh's, in 57 min), from scratch, on 2 CPU cores, in five runs of `asyncvla-ros train`:
 #   1. 400 scripted-expert episodes run in the sim (seeds 0-399, in memory, the same demonstrations
 #      `asyncvla-ros demos --seed 0 --start-noise 0.15` records) -> stage 1 (unified SFM/AFM, history
 #      20, time misalignment, the two auxiliary scene-state losses, 16000 steps) -> stage 2 (rater);
@@ -17,7 +18,7 @@
 #   ASYNCVLA_RUN=runs/naive bash scripts/train_default_policy.sh --history-len 0 --no-time-misalignment \
 #       --no-semantic-age-input     (the eval's "naive cache reuse" baseline)
 #
-# The bundled default (asyncvla_ros/models/default/) is this recipe's output (runs/agec3, 2026-12-06:
+# The bundled default from 2026-12-06 to 07 was this recipe's output (runs/agec3, 2026-12-06:
 # 85/100 on seeds 2000-2099 with fresh semantics, against 79/100 for runs 1-4 alone, runs/agec2, 64/100
 # for runs 1-3, runs/agec1, and 45/100 for runs 1-2, runs/cont1, the defaults before it). Choices that
 # differ from the paper, for a backbone trained from random weights on 2000 episodes (the paper
@@ -42,9 +43,4 @@ asyncvla-ros train "${COMMON[@]}" --sim-seed 3000 --out "$RUN/age" --init "$RUN/
   "${CONTINUATION_LR[@]}" "$@"
 asyncvla-ros train "${COMMON[@]}" --sim-seed 3400 --out "$RUN/age2" --init "$RUN/age/final" --steps 8000 "${CONTINUATION_LR[@]}" "$@"
 asyncvla-ros train "${COMMON[@]}" --sim-seed 3800 --out "$RUN" --init "$RUN/age2/final" --steps 8000 "${CONTINUATION_LR[@]}" "$@"
-if [[ "${ASYNCVLA_INSTALL:-0}" == 1 ]]; then
-  rm -rf asyncvla_ros/models/default
-  mkdir -p asyncvla_ros/models
-  cp -r "$RUN/final" asyncvla_ros/models/default
-  echo "default policy written to asyncvla_ros/models/default ($(du -sh asyncvla_ros/models/default | cut -f1))"
-fi
+install_if_asked "$RUN/final"

@@ -1,7 +1,7 @@
 """The embedded default policy, used when no model directory is given.
 
 The trained checkpoint shipped in the package (`asyncvla_ros/models/default/`, made by
-`scripts/train_default_policy.sh` from sim demonstrations) is used when present. Without it (a tree it
+`scripts/train_budget_policy.sh` from sim demonstrations) is used when present. Without it (a tree it
 was removed from), the fallback is the real model code with an untrained tiny configuration, built
 deterministically (fixed seed, fixed vocabulary) so that separate semantic and action processes hold
 identical weights. Its actions are noise around the arm's home pose, scaled down by the normalisation
