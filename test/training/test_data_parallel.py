@@ -151,7 +151,9 @@ def make():
         marks.write(f"{acc.process_index}\\n")
     return [np.arange(5) * 2, "episodes"]
 got = once_for_all(acc, make)
-print(json.dumps({"process": acc.process_index, "got": [got[0].tolist(), got[1]]}))
+# A file per process: two processes printing to one pipe can interleave their lines.
+with open(f"{sys.argv[2]}/process{acc.process_index}.json", "w") as report:
+    json.dump({"process": acc.process_index, "got": [got[0].tolist(), got[1]]}, report)
 acc.end_training()  # leave the process group, as `train` does: exiting inside it can abort in gloo's teardown
 """
 
@@ -160,9 +162,9 @@ def test_what_every_process_needs_is_made_once_by_process_0_and_handed_to_the_ot
     marks = tmp_path / "made_by"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(free_port()), "--no-python", sys.executable, "-c", ONCE_FOR_ALL, str(marks)]
+           "--master-port", str(free_port()), "--no-python", sys.executable, "-c", ONCE_FOR_ALL, str(marks), str(tmp_path)]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-4000:]
-    reports = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")), key=lambda r: r["process"])
+    reports = [json.loads((tmp_path / f"process{p}.json").read_text()) for p in (0, 1)]
     assert reports == [{"process": p, "got": [[0, 2, 4, 6, 8], "episodes"]} for p in (0, 1)]
     assert marks.read_text() == "0\n"  # made by process 0 alone
