@@ -28,6 +28,7 @@ LOG="$WS/setup_env.log"
 REQ_TORCH="$REPO/requirements/torch.txt"
 REQ_ENV="$REPO/requirements/env.txt"
 REQ_NODEPS="$REPO/requirements/nodeps.txt"
+REQ_DEEPSPEED="$REPO/requirements/deepspeed.txt"
 
 # libegl1/libosmesa6/libgl1: MuJoCo renders headless through EGL or OSMesa.
 # cmake/g++/make: colcon builds the messages' C type support and Python bindings.
@@ -117,9 +118,9 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip)
 
 # -------------------------------------------------------------------------------------------------
-stage "python packages (requirements/torch.txt, env.txt, nodeps.txt)"
+stage "python packages (requirements/torch.txt, env.txt, nodeps.txt, deepspeed.txt)"
 req_stamp="$VENV/.asyncvla_requirements.sha256"
-req_hash="$(sha_of "$REQ_TORCH" "$REQ_ENV" "$REQ_NODEPS")"
+req_hash="$(sha_of "$REQ_TORCH" "$REQ_ENV" "$REQ_NODEPS" "$REQ_DEEPSPEED")"
 if [[ -f "$req_stamp" && "$(cat "$req_stamp")" == "$req_hash" ]]; then
   note "up to date"
 else
@@ -130,6 +131,8 @@ else
   run "${PIP[@]}" install -r "$REQ_ENV"
   # --no-deps: these packages' own metadata asks for more than we use (see the file).
   run "${PIP[@]}" install --no-deps -r "$REQ_NODEPS"
+  # A source package whose build imports torch: built against this venv's (see the file).
+  run "${PIP[@]}" install --no-build-isolation -c "$REQ_ENV" -r "$REQ_DEEPSPEED"
   # Every other package must be consistent; what pip says of the --no-deps ones is expected.
   nodeps_names="$(sed -e 's/#.*//' -e 's/[=<>~!;[ ].*//' "$REQ_NODEPS" | tr 'A-Z_' 'a-z-' | grep -v '^$' || true)"
   check_out="$("${PIP[@]}" check 2>&1 || true)"

@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     final = trainer.fit()
     report = {"final": str(final), "episodes": len(episodes), "sim_failed_seeds": failed, "frames": len(samples),
               "seconds": round(time.perf_counter() - t0, 1), "device": config.device,
-              "processes": accelerator.num_processes, "config": dataclasses.asdict(config)}
+              "processes": accelerator.num_processes, "engine": accelerator.distributed_type.value,
+              "config": dataclasses.asdict(config)}
     accelerator.end_training()  # leaves the process group (a no-op for a single process)
     if main_process:
         print(json.dumps(report, indent=2))

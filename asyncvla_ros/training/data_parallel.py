@@ -9,6 +9,7 @@ processes the global batch's loss is described there).
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 from torch import nn
@@ -19,15 +20,16 @@ logger = logging.getLogger(__name__)
 
 
 def new_accelerator(device: str, mixed_precision: str | None = None):
-    """The `accelerate.Accelerator` of a training run on `device` ("cpu": gloo between processes, else
-    each process on its own GPU, NCCL).
+    """The `accelerate.Accelerator` of a training run on `device` ("cpu": gloo between processes, under
+    DDP or DeepSpeed's CPU accelerator; else each process on its own GPU, NCCL).
 
     Args:
         mixed_precision: "no" or "bf16" (autocast around each step's forward); None takes the
             launcher's (`accelerate launch --mixed_precision`, or its config file), else "no".
 
     Raises:
-        ValueError: an unknown precision, or an engine this trainer does not support (see `check_engine`).
+        ValueError: an unknown precision, an engine this trainer does not support (see `check_engine`),
+            or DeepSpeed on the CPU of a machine with GPUs.
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
@@ -36,9 +38,20 @@ def new_accelerator(device: str, mixed_precision: str | None = None):
     # A configuration may leave a trained parameter without a gradient in a step (none of those the
     # tests run does); plain DDP stops the run there. This costs one autograd-graph walk per step.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    handlers = [ddp]
+    on_cpu = torch.device(device).type == "cpu"
+    if on_cpu and launched_with_deepspeed():
+        # DeepSpeed's CPU accelerator, between processes over gloo (accelerate's cpu=True would drop
+        # DeepSpeed for plain DDP): how the tests run ZeRO-2 without a GPU.
+        if torch.cuda.is_available():
+            raise ValueError("DeepSpeed on a machine with GPUs trains on them: give --device cuda")
+        from accelerate import InitProcessGroupKwargs
+
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+        on_cpu = False
     # The trainer places the policy itself (a single process keeps `--device cuda:1` as given).
-    accelerator = Accelerator(cpu=torch.device(device).type == "cpu", mixed_precision=mixed_precision,
-                              device_placement=False, kwargs_handlers=[ddp])
+    accelerator = Accelerator(cpu=on_cpu, mixed_precision=mixed_precision, device_placement=False,
+                              kwargs_handlers=handlers)
     check_engine(accelerator)
     if accelerator.num_processes > 1 and accelerator.device.type == "cpu" and torch.cuda.is_available():
         logger.warning("%d processes train on the CPU (--device %s) on a machine with GPUs: give --device cuda",
@@ -85,6 +98,11 @@ def check_engine(accelerator) -> None:
     if accelerator.mixed_precision not in MIXED_PRECISIONS:
         raise ValueError(f"mixed precision {accelerator.mixed_precision!r} (from the launcher's config): "
                          f"expected one of {', '.join(MIXED_PRECISIONS)}")
+
+
+def launched_with_deepspeed() -> bool:
+    """Whether `accelerate launch` was given a DeepSpeed config (config/accelerate/zero2.yaml)."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
 
 def uses_deepspeed(accelerator) -> bool:

@@ -32,8 +32,10 @@ class WeightAverage:
         self._update = get_ema_multi_avg_fn(decay)  # one fused lerp, under no_grad
 
     def update(self) -> None:
-        """Fold the live parameters in (after each optimizer step)."""
-        self._update(self.average, self._live, None)
+        """Fold the live parameters in (after each optimizer step). The average keeps the dtype the
+        parameters had when it was made: DeepSpeed's bf16 casts the live ones to bf16 after that."""
+        live = [p if p.dtype == a.dtype else p.to(a.dtype) for p, a in zip(self._live, self.average)]
+        self._update(self.average, live, None)
 
     @contextlib.contextmanager
     def swapped_in(self):

@@ -61,9 +61,11 @@ class KeypointHead(nn.Module):
         self.out = nn.Linear(cameras * keypoints * 2, env_dim)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(B * cameras, C, H, W) encoder features, cameras of one sample adjacent -> (B, env_dim)."""
-        points = soft_argmax(self.heatmaps(features.float()))  # (B * cameras, K, 2)
-        return self.out(points.reshape(-1, self.cameras * points.shape[1] * 2))
+        """(B * cameras, C, H, W) encoder features, cameras of one sample adjacent -> (B, env_dim), in the
+        head's dtype (the soft argmax in float32)."""
+        dt = self.out.weight.dtype
+        points = soft_argmax(self.heatmaps(features.to(dt)).float())  # (B * cameras, K, 2)
+        return self.out(points.reshape(-1, self.cameras * points.shape[1] * 2).to(dt))
 
 
 @contextlib.contextmanager

@@ -34,7 +34,8 @@ def save_trainer_state(directory: Path, stage: int, step: int, optimizer: torch.
 def read_progress(directory: Path) -> dict:
     path = Path(directory) / STATE_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{directory} is not a training checkpoint: no {STATE_FILE}")
+        raise FileNotFoundError(f"{directory} is not a training checkpoint: no {STATE_FILE} (a policy alone, as a "
+                                "DeepSpeed run's checkpoints are, continues with --init)")
     return json.loads(path.read_text())
 
 

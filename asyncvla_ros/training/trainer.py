@@ -361,13 +361,15 @@ class Trainer:
         hidden = prefix["hidden"]  # (B, T, d)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         last = hidden[rows, cond.num_prefix_tokens.to(hidden.device) - 1]
-        # Each a mean over the rows, as the flow loss is.
-        terms = [("env_state_loss", c.env_state_loss_weight, F.mse_loss(heads.prefix(last.float()), target))]
+        # The heads' own dtype in (bf16 where DeepSpeed casts the weights), float32 out. Each loss is a mean
+        # over the rows, as the flow loss is.
+        dt = next(heads.parameters()).dtype
+        terms = [("env_state_loss", c.env_state_loss_weight, F.mse_loss(heads.prefix(last.to(dt)).float(), target))]
         if heads.keypoints is not None:
             terms.append(("encoder_env_state_loss", c.encoder_env_state_loss_weight,
-                          F.mse_loss(heads.keypoints(features["map"]), target)))
+                          F.mse_loss(heads.keypoints(features["map"]).float(), target)))
         if actions is not None:
-            per_token = heads.actions(actions["hidden"].float())  # (B, L, action_dims)
+            per_token = heads.actions(actions["hidden"].to(dt)).float()  # (B, L, action_dims)
             action_target = batch["env_state"].float()[:, None, :self._env_dims[1]]
             terms.append(("action_env_state_loss", c.action_env_state_loss_weight,
                           F.mse_loss(per_token, action_target.expand_as(per_token))))

@@ -1,5 +1,6 @@
 """Data-parallel training: `asyncvla-ros train` in 2 CPU processes (torchrun, gloo), each on half of every
-global batch, gives the losses, optimizer moments and weights of 1 process with the whole batch.
+global batch, gives the losses, optimizer moments and weights of 1 process with the whole batch; so
+does DeepSpeed ZeRO-2 (accelerate launch with config/accelerate/zero2.yaml).
 
 The run covers what could make a shard differ from its part of the combined batch: the batch's own
 draws (indices, delays, image shifts, state and history noise, history dropout), Alg. 2's draws
@@ -76,15 +77,31 @@ def runs(tmp_path_factory):
     return root, two, one
 
 
-def test_two_processes_train_what_one_does_with_the_combined_batch(runs):
-    root, two, one = runs
-    assert (two["processes"], one["processes"]) == (2, 1)
-    a, b = losses(root / "one"), losses(root / "two")
+def assert_same_losses(root: Path, run: str) -> None:
+    a, b = losses(root / "one"), losses(root / run)
     assert sorted({k[:2] for k in a if k[2].endswith("/loss")}) == [(1, s) for s in range(1, 5)] + [(2, 1), (2, 2)]
     assert a.keys() == b.keys()
     keys = sorted(a)
     np.testing.assert_allclose([b[k] for k in keys], [a[k] for k in keys], rtol=1e-5, err_msg=str(keys))
-    print("loss rel. diff", max(abs(b[k] - a[k]) / abs(a[k]) for k in keys))
+    print(run, "loss rel. diff", max(abs(b[k] - a[k]) / abs(a[k]) for k in keys))
+
+
+def assert_same_weights(root: Path, run: str) -> None:
+    # Adam moves a parameter whose gradient is rounding noise (a key bias) by up to a few percent of a
+    # step, here 1e-4: about 2e-6; a wrong batch moves weights by a whole step.
+    x = tensors(root / "one", "final/**/*.safetensors") | tensors(root / "one", "checkpoints/*/env_state_head.safetensors")
+    y = tensors(root / run, "final/**/*.safetensors") | tensors(root / run, "checkpoints/*/env_state_head.safetensors")
+    assert x.keys() == y.keys() and any("backbone" in k for k in x) and any("env_state_head" in k for k in x)
+    # The VLM's output head is neither used nor trained, and differs between two builds of the same seed.
+    worst = max((float((x[k] - y[k]).abs().max()), k) for k in x if not k.endswith("lm_head.weight"))
+    print(run, "weights max abs diff", worst)
+    assert worst[0] < 1e-5, worst
+
+
+def test_two_processes_train_what_one_does_with_the_combined_batch(runs):
+    root, two, one = runs
+    assert (two["processes"], two["engine"], one["processes"], one["engine"]) == (2, "MULTI_CPU", 1, "NO")
+    assert_same_losses(root, "two")
 
     # The optimizer moments are the averaged gradients themselves (Adam's step hides a scale error).
     for pattern in ("checkpoints/stage1-*/trainer_state.safetensors", "checkpoints/stage2-*/trainer_state.safetensors"):
@@ -92,15 +109,48 @@ def test_two_processes_train_what_one_does_with_the_combined_batch(runs):
         assert x.keys() == y.keys() and x
         for k in x:
             torch.testing.assert_close(y[k], x[k], rtol=1e-4, atol=1e-9, msg=lambda m, k=k: f"{k}: {m}")
-    # Weights: Adam moves a parameter whose gradient is rounding noise (a key bias) by up to a few
-    # percent of a step, here 1e-4: about 2e-6; a wrong batch moves weights by a whole step.
-    x = tensors(root / "one", "final/**/*.safetensors") | tensors(root / "one", "checkpoints/*/env_state_head.safetensors")
-    y = tensors(root / "two", "final/**/*.safetensors") | tensors(root / "two", "checkpoints/*/env_state_head.safetensors")
-    assert x.keys() == y.keys() and any("backbone" in k for k in x)
-    # The VLM's output head is neither used nor trained, and differs between two builds of the same seed.
-    worst = max((float((x[k] - y[k]).abs().max()), k) for k in x if not k.endswith("lm_head.weight"))
-    print("weights max abs diff", worst)
-    assert worst[0] < 1e-5, worst
+    assert_same_weights(root, "two")
+
+
+def test_deepspeed_zero2_in_two_processes_trains_what_one_does_with_the_combined_batch(runs):
+    """config/accelerate/zero2.yaml, the 3B model's engine, as given to `accelerate launch`, on DeepSpeed's
+    CPU accelerator: ZeRO-2 splits the optimizer moments and gradients between the processes, applies
+    the clipping itself and steps inside `accelerator.backward`; none of that may change the run."""
+    root, _, _ = runs
+    port = str(free_port())
+    zero2 = train([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "config/accelerate/zero2.yaml"),
+                   "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", port],
+                  root / "data", root / "zero2", "--device", "cpu")
+    assert (zero2["processes"], zero2["engine"]) == (2, "DEEPSPEED")
+    assert_same_losses(root, "zero2")
+    assert_same_weights(root, "zero2")
+    # ZeRO holds the optimizer moments in parts: its checkpoints are the policy alone, for --init.
+    for checkpoint in (root / "zero2" / "checkpoints").iterdir():
+        assert (checkpoint / "asyncvla_policy.json").is_file() and not (checkpoint / "trainer_state.json").exists()
+
+
+def test_deepspeed_zero2_as_shipped_trains_in_bf16_and_writes_a_policy_that_plans(runs):
+    """zero2.yaml's bf16: DeepSpeed casts the weights themselves to bf16 (float32 masters in the optimizer),
+    unlike DDP's autocast, so every module the losses call must take bf16 inputs."""
+    from asyncvla_ros.policy.policy import AsyncVLAPolicy
+
+    from ..policy.conftest import INSTRUCTIONS
+
+    root, _, _ = runs
+    bf16 = train([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "config/accelerate/zero2.yaml"),
+                  "--num_processes", "2", "--main_process_port", str(free_port())], root / "data", root / "bf16", "--device", "cpu")
+    assert (bf16["engine"], bf16["config"]["mixed_precision"]) == ("DEEPSPEED", "bf16")
+    # The weights DeepSpeed trained, and the policy saved, are bf16 (a policy loads them in its own dtype).
+    assert {v.dtype for v in load_file(root / "bf16" / "final" / "action_model.safetensors").values()} == {torch.bfloat16}
+    a, b = losses(root / "one"), losses(root / "bf16")
+    assert a.keys() == b.keys()
+    # bf16 rounds each loss by a few percent; a wrong batch or a diverging step moves it by far more.
+    np.testing.assert_allclose([b[k] for k in sorted(a)], [a[k] for k in sorted(a)], rtol=0.1, err_msg=str(sorted(a)))
+    policy = AsyncVLAPolicy.from_pretrained(root / "bf16" / "final", device="cpu")
+    e, vision = policy.config.expert, policy.config.backbone
+    images = [np.zeros((vision.image_height_px, vision.image_width_px, 3), np.uint8) for _ in vision.camera_names]
+    plan = policy.act(policy.encode(images, INSTRUCTIONS[0]), np.zeros(e.state_dim, np.float32))
+    assert plan.actions.shape == (e.chunk_len, e.action_dim) and np.isfinite(plan.actions).all()
 
 
 def test_the_shards_of_a_batch_and_of_its_loss_draws_are_the_rows_of_the_combined_one():
