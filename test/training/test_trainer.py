@@ -16,13 +16,13 @@ from asyncvla_ros.training.trainer import Trainer, lr_scale
 from ..policy.conftest import INSTRUCTIONS, tiny_config
 
 
-def episodes(n=3, T=12, seed=0, env_state=False, fps=None):
+def episodes(n=3, T=12, seed=0, env_state=False, fps=None, image_px=56):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         states = np.cumsum(rng.normal(0, 0.05, (T, 6)), axis=0).astype(np.float32)
         actions = np.roll(states, -1, axis=0)
-        images = rng.integers(0, 256, (T, 2, 56, 56, 3), dtype=np.uint8)
+        images = rng.integers(0, 256, (T, 2, image_px, image_px, 3), dtype=np.uint8)
         env = rng.normal(0, 1, (T, 3)).astype(np.float32) if env_state else None
         out.append(Episode(states, actions, INSTRUCTIONS[i % 2], ArrayFrames(images), env, fps=fps))
     return out
