@@ -1,3 +1,4 @@
+import importlib
 import json
 import subprocess
 import sys
@@ -57,6 +58,32 @@ def test_bench_policy_prints_stage_latencies_per_path_as_json():
     assert report["paths"]["static"]["graphs_captured"] == []
     assert report["prefix_tokens"] > 0 and report["semantic_condition_bytes"] > 0
     assert "encode p50/p99" in out.stderr and "rebuild" in out.stderr
+
+
+def test_bench_policy_plans_the_3b_shapes_alike_on_the_static_path_on_cpu():
+    """Qwen2.5-VL-3B's widths (GQA 16/2 with 128-wide heads, its rotary sections, a 1280-wide vision tower
+    over 224 px cameras in windows, the paper's rater) at one layer: what scripts/bench_gpu.sh runs at 36."""
+    pytest.importorskip("torch")
+    out = subprocess.run(
+        [sys.executable, "-m", "asyncvla_ros.cli", "bench-policy", "--size", "3b", "--depth", "1", "--device", "cpu",
+         "--iters", "1", "--warmup", "0", "--paths", "eager,static"],
+        capture_output=True, text=True, check=True, timeout=600,
+    )
+    report = json.loads(out.stdout)
+    assert (report["size"], report["depth"], report["dtype"]) == ("3b", 1, "float32")
+    assert report["prefix_tokens"] > 2 * 64  # two cameras of 64 merged tokens each, and the instruction
+    assert report["paths"]["static"]["max_abs_diff_vs_eager"] < 1e-5
+
+
+@pytest.mark.parametrize("bench", ["policy_latency", "train_throughput"])
+def test_bench_size_3b_wants_a_gpu_or_a_depth(bench, capsys):
+    pytest.importorskip("torch")
+    main = importlib.import_module(f"asyncvla_ros.bench.{bench}").main
+    for argv, message in ((["--size", "3b", "--device", "cpu"], "needs --device cuda"),
+                          (["--depth", "2"], "--depth is for --size 3b")):
+        with pytest.raises(SystemExit) as exit:
+            main(argv)
+        assert exit.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_bench_train_prints_samples_per_second_as_json():

@@ -31,9 +31,11 @@ from asyncvla_ros.policy.policy import AsyncVLAPolicy
 INSTRUCTION = "put the red cube in the blue area"
 
 
-def qwen25_vl_3b_config() -> dict:
-    """Qwen2.5-VL-3B-Instruct's published architecture (random weights here)."""
-    return {
+def qwen25_vl_3b_config(depth: int | None = None) -> dict:
+    """Qwen2.5-VL-3B-Instruct's published architecture (random weights here). `depth`: that many decoder
+    layers and vision blocks of the 3B widths instead of 36 and 32 (the last vision block attends over
+    the whole image, as every 8th does in the model), which runs on a CPU."""
+    config = {
         "text_config": {
             "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
             "num_attention_heads": 16, "num_key_value_heads": 2, "max_position_embeddings": 128000,
@@ -47,14 +49,19 @@ def qwen25_vl_3b_config() -> dict:
         },
         "tie_word_embeddings": True,
     }
+    if depth is not None:
+        config["text_config"]["num_hidden_layers"] = depth
+        config["vision_config"].update(depth=depth, fullatt_block_indexes=[depth - 1])
+    return config
 
 
-def make_config(size: str, dtype: str) -> PolicyConfig:
+def make_config(size: str, dtype: str, depth: int | None = None) -> PolicyConfig:
+    """The bench's policy: "tiny", or "3b" (with `depth`, fewer layers of the 3B widths)."""
     if size == "tiny":
         backbone = BackboneConfig(vlm_config=tiny_vlm_config(), image_height_px=56, image_width_px=56, max_prefix_tokens=128)
         return PolicyConfig(backbone=backbone, expert=ActionExpertConfig(chunk_len=10, history_len=20), dtype=dtype)
     if size == "3b":
-        backbone = BackboneConfig(vlm_config=qwen25_vl_3b_config(), image_height_px=224, image_width_px=224, max_prefix_tokens=256)
+        backbone = BackboneConfig(vlm_config=qwen25_vl_3b_config(depth), image_height_px=224, image_width_px=224, max_prefix_tokens=256)
         rater = RaterConfig(num_layers=4, num_heads=32, hidden_size=2048, ffn_size=6144)
         return PolicyConfig(backbone=backbone, expert=ActionExpertConfig(chunk_len=10, history_len=20), rater=rater, dtype=dtype, model_id="qwen2.5-vl-3b-shape-random")
     raise ValueError(f"--size must be 'tiny' or '3b', got {size!r}")
@@ -103,8 +110,9 @@ def time_path(policy, path: str, cond, obs: dict, iters: int, warmup: int, mode:
     return report, chunks
 
 
-def run(size: str, device: str, dtype: str, iters: int, warmup: int, mode: str, paths: list[str], rebuild_iters: int) -> dict:
-    config = make_config(size, dtype)
+def run(size: str, device: str, dtype: str, iters: int, warmup: int, mode: str, paths: list[str], rebuild_iters: int,
+        depth: int | None = None) -> dict:
+    config = make_config(size, dtype, depth)
     t = time.perf_counter()
     with torch.device(device):  # initialised where it runs: a 3B model built on the CPU takes minutes
         policy = AsyncVLAPolicy.build(config, [INSTRUCTION]).to(device).eval()
@@ -141,6 +149,7 @@ def run(size: str, device: str, dtype: str, iters: int, warmup: int, mode: str, 
     fastest = min(chunk_p50, key=chunk_p50.get) if chunk_p50 else None
     return {
         "size": size,
+        "depth": depth,
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu",
         "torch": torch.__version__,
         "dtype": dtype,
@@ -161,9 +170,18 @@ def run(size: str, device: str, dtype: str, iters: int, warmup: int, mode: str, 
     }
 
 
+def check_depth(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--depth: only for --size 3b, at least 1; the whole 3B model wants a GPU (minutes per chunk on a CPU)."""
+    if args.depth is not None and (args.size != "3b" or args.depth < 1):
+        parser.error("--depth is for --size 3b, and at least 1")
+    if args.size == "3b" and args.depth is None and not args.device.startswith("cuda"):
+        parser.error("--size 3b needs --device cuda (a 3B model takes minutes per chunk on a CPU), or a --depth")
+
+
 def table(report: dict) -> str:
     """A short text table of the report: p50 / p99 per stage and path, ms."""
-    rows = [f"{report['size']} on {report['device']} ({report['dtype']}): encode p50/p99 "
+    size = report["size"] + (f" (depth {report['depth']})" if report.get("depth") else "")
+    rows = [f"{size} on {report['device']} ({report['dtype']}): encode p50/p99 "
             f"{report['encode_ms']['p50']:.1f} / {report['encode_ms']['p99']:.1f} ms",
             f"{'path':<10}{'chunk':>18}{'sfm':>18}{'rater':>16}{'afm':>18}  regen  x fastest"]
     for path, r in report["paths"].items():
@@ -186,16 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild-iters", type=int, default=10, help="chunks timed on the rebuild path (the slowest)")
     parser.add_argument("--mode", choices=("asyncvla", "sfm_only", "random_mask"), default="random_mask",
                         help="random_mask makes AFM run on about half the tokens even with an untrained rater")
+    parser.add_argument("--depth", type=int, default=None,
+                        help="--size 3b with this many decoder layers and vision blocks (a check of the 3B shapes on a CPU)")
     parser.add_argument("--out", default="", help="also write the JSON report here")
     args = parser.parse_args(argv)
     dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
-    if args.size == "3b" and not args.device.startswith("cuda"):
-        parser.error("--size 3b needs --device cuda (a 3B model in float32 on CPU takes minutes per chunk)")
+    check_depth(parser, args)
     paths = [p for p in args.paths.split(",") if p]
     unknown = sorted(set(paths) - set(PATHS))
     if unknown or not paths:
         parser.error(f"--paths: unknown {unknown}; choose from {', '.join(PATHS)}")
-    report = run(args.size, args.device, dtype, args.iters, args.warmup, args.mode, paths, args.rebuild_iters)
+    report = run(args.size, args.device, dtype, args.iters, args.warmup, args.mode, paths, args.rebuild_iters, args.depth)
     print(table(report), file=sys.stderr)
     emit(report, args.out)
     return 0

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from asyncvla_ros.bench.report import emit
-from asyncvla_ros.bench.policy_latency import INSTRUCTION, gpu_memory_mb, make_config
+from asyncvla_ros.bench.policy_latency import INSTRUCTION, check_depth, gpu_memory_mb, make_config
 from asyncvla_ros.policy.policy import AsyncVLAPolicy
 from asyncvla_ros.training.config import TrainConfig
 from asyncvla_ros.training.samples import ChunkSamples, Episode
@@ -46,8 +46,8 @@ def synthetic_samples(config, seed: int = 0) -> ChunkSamples:
 
 
 def run(size: str, device: str, dtype: str, steps: int, warmup: int, batch_size: int, gradient_checkpointing: bool,
-        num_workers: int, mixed_precision: str) -> dict:
-    config = make_config(size, dtype)
+        num_workers: int, mixed_precision: str, depth: int | None = None) -> dict:
+    config = make_config(size, dtype, depth)
     with torch.device(device):
         policy = AsyncVLAPolicy.build(config, [INSTRUCTION]).to(device)
     samples = synthetic_samples(config)
@@ -75,6 +75,7 @@ def run(size: str, device: str, dtype: str, steps: int, warmup: int, batch_size:
     per_step = np.diff(times)[warmup:]  # loss of step i to loss of step i + 1: one whole step
     return {
         "size": size,
+        "depth": depth,
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         "torch": torch.__version__,
         "dtype": dtype,
@@ -103,15 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--depth", type=int, default=None,
+                        help="--size 3b with this many decoder layers and vision blocks (a check of the 3B shapes on a CPU)")
     parser.add_argument("--out", default="", help="also write the JSON report here")
     args = parser.parse_args(argv)
-    if args.size == "3b" and not args.device.startswith("cuda"):
-        parser.error("--size 3b needs --device cuda")
+    check_depth(parser, args)
     if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.num_workers < 0:
         parser.error("--steps and --batch-size must be >= 1, --warmup and --num-workers >= 0")
     dtype = args.dtype or ("bfloat16" if args.size == "3b" else "float32")
     report = run(args.size, args.device, dtype, args.steps, args.warmup, args.batch_size, args.gradient_checkpointing,
-                 args.num_workers, args.mixed_precision)
+                 args.num_workers, args.mixed_precision, args.depth)
     print(f"{report['size']} on {report['device']}: {report['samples_per_s']} samples/s "
           f"(step p50 {report['step_s']['p50']} s, batch {report['batch_size']})", file=sys.stderr)
     emit(report, args.out)
