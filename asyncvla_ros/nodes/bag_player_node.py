@@ -67,9 +67,15 @@ class BagPlayerNode(Node):
         self.exit_status = 0  # 1 after a replay that failed or skipped messages (nodes/runner.py returns it)
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self.play, name="bag-player", daemon=True)
-        self.worker.start()
+        # Started by the first spin, not here: a bag that ends at once would otherwise interrupt the node's
+        # own construction, and runner.run would never see its exit status.
+        self._start_timer = self.create_timer(0.0, self._start_playing)
         names = ", ".join(t.topic if t.topic == t.out_topic else f"{t.topic} -> {t.out_topic}" for t in self.topics)
         self.get_logger().info(f"playing {bag} at x{self.config.rate}: {names}")
+
+    def _start_playing(self) -> None:
+        self.destroy_timer(self._start_timer)
+        self.worker.start()
 
     def play(self) -> None:
         try:
@@ -145,7 +151,8 @@ class BagPlayerNode(Node):
     def close(self) -> None:
         """Stop the playing thread (before the node and the rclpy context go away)."""
         self.stopping.set()
-        self.worker.join(timeout=5.0)
+        if self.worker.ident is not None:  # started
+            self.worker.join(timeout=5.0)
 
 
 def main(args=None) -> None:

@@ -123,3 +123,26 @@ def test_a_bag_that_is_not_one_of_ours_ends_with_one_error_line(bags, tmp_path, 
         assert code == 0 and "end of bag: 1 messages published" in err, err
         return
     assert_one_line_error(code, err, f"{command} on {storage} bag: {how}")
+
+
+SLOW_BUILD = """
+import sys, time
+from rclpy.parameter import Parameter
+from asyncvla_ros.nodes.bag_player_node import BagPlayerNode
+from asyncvla_ros.nodes.runner import run
+
+def build():  # a machine busy enough that the node is added to the executor after the bag could have ended
+    node = BagPlayerNode(parameter_overrides=[Parameter("bag", value=sys.argv[1]), Parameter("publish_clock", value=False)])
+    time.sleep(1.0)
+    return node
+
+sys.exit(run(build, []))
+"""
+
+
+def test_a_replay_that_ends_before_its_node_is_spun_still_fails(tmp_path):
+    """The bag of garbage messages ends in milliseconds: its status must not depend on whether that
+    happens before the runner has the node (it came back 0 once, on a fresh clone under load)."""
+    write_foreign(tmp_path / "bag", "mcap", "garbage_messages")
+    proc = subprocess.run([sys.executable, "-c", SLOW_BUILD, str(tmp_path / "bag")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "end of bag: 0 messages published, 9 not" in proc.stderr, proc.stderr
