@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -119,6 +120,21 @@ def configure_deepspeed(accelerator, rows: int, grad_clip_norm: float) -> None:
     ds["gradient_accumulation_steps"] = 1
     ds["train_batch_size"] = rows * accelerator.num_processes
     ds["gradient_clipping"] = grad_clip_norm
+
+
+def load_deepspeed_checkpoint(engine, directory, tag: str) -> None:
+    """Load this process's part of a checkpoint the DeepSpeed `engine.save_checkpoint` wrote (the
+    trainable weights, ZeRO's float32 master weights and optimizer moments) into the prepared `engine`.
+    The frozen weights are not in it: they come from the policy the run was resumed from.
+
+    Raises:
+        ValueError: no checkpoint of that tag there, or one DeepSpeed could not load.
+    """
+    if not (Path(directory) / tag).is_dir():
+        raise ValueError(f"{directory}: no DeepSpeed checkpoint {tag!r} to resume from")
+    loaded, _ = engine.load_checkpoint(str(directory), tag=tag, load_module_strict=False, load_lr_scheduler_states=False)
+    if loaded is None:
+        raise ValueError(f"{directory}: DeepSpeed could not load its checkpoint {tag!r}")
 
 
 class StageLoss(nn.Module):

@@ -64,9 +64,29 @@ class WeightAverage:
         Raises:
             ValueError: the saved names are not this module's averaged parameters.
         """
-        if sorted(state) != sorted(self.names):
-            missing, extra = sorted(set(self.names) - set(state)), sorted(set(state) - set(self.names))
-            raise ValueError(f"the saved training weights do not match the model (missing {missing[:3]}, "
-                             f"unexpected {extra[:3]})")
+        self._check_names(state, "training weights")
         for name, p in zip(self.names, self._live):
             p.copy_(state[name])
+
+    def finer_than_live(self) -> bool:
+        """Whether the average is kept at a higher precision than the live parameters (float32 under
+        DeepSpeed's bf16), so that a checkpoint's policy holds only its rounding."""
+        return any(a.dtype != p.dtype for a, p in zip(self.average, self._live))
+
+    def average_state(self) -> dict[str, torch.Tensor]:
+        """The average by name, on the CPU, at its own precision."""
+        return {n: a.contiguous().cpu() for n, a in zip(self.names, self.average)}
+
+    def load_average_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the average `average_state` saved, at the precision it was saved at (resuming a run).
+
+        Raises:
+            ValueError: the saved names are not this module's averaged parameters.
+        """
+        self._check_names(state, "weight average")
+        self.average = [state[n].to(p.device) for n, p in zip(self.names, self._live)]
+
+    def _check_names(self, state: dict[str, torch.Tensor], what: str) -> None:
+        if sorted(state) != sorted(self.names):
+            missing, extra = sorted(set(self.names) - set(state)), sorted(set(state) - set(self.names))
+            raise ValueError(f"the saved {what} do not match the model (missing {missing[:3]}, unexpected {extra[:3]})")

@@ -4,8 +4,9 @@ Stage 1 trains backbone and action expert with the unified SFM/AFM loss (Alg. 2)
 conditioning (Gaussian-perturbed ground-truth history) and time-misalignment sampling; per-group
 learning rates (vision encoder 2e-5, language model and action expert 1e-4), AdamW with weight decay 0,
 linear warm-up then cosine decay. Stage 2 trains the confidence rater alone on the frozen model with
-the Eq. 6 pseudo-labels. Checkpoints are the policy's own save format plus the optimizer state, and a
-run resumes from one at the same step with the same optimizer state and random draws.
+the Eq. 6 pseudo-labels. Checkpoints are the policy's own save format plus the optimizer state (under
+DeepSpeed ZeRO, the engine's own checkpoint of it, one part per process), and a run resumes from one at
+the same step with the same optimizer state and random draws.
 
 Beyond the paper, for small policies trained from scratch (all off by default): an auxiliary loss on
 the privileged scene state where the data records it (`env_state_loss_weight`), extra all-masked
@@ -44,13 +45,15 @@ from asyncvla_ros.training.config import TrainConfig, train_config_from_saved
 from asyncvla_ros.training.ema import WeightAverage
 from asyncvla_ros.training.samples import ChunkSamples
 from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads, action_token_output, last_layer_input
-from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
+from asyncvla_ros.training.state import DEEPSPEED_DIR, DEEPSPEED_TAG, load_trainer_state, save_trainer_state
 
 logger = logging.getLogger(__name__)
 
 ENV_HEAD_FILE = "env_state_head.safetensors"  # the auxiliary head, beside a checkpoint (training only)
 # With ema_decay, a stage-1 checkpoint's policy is the weight average; the optimised weights are kept here.
 LIVE_WEIGHTS_FILE = "live_weights.safetensors"
+# ... and, where the average is finer than the weights (float32 under DeepSpeed's bf16), the average itself.
+AVERAGE_WEIGHTS_FILE = "average_weights.safetensors"
 
 
 def lr_scale(step: int, total: int, warmup: int) -> float:
@@ -121,6 +124,8 @@ class Trainer:
         self._writer = None
         self._prefetcher: BatchPrefetcher | None = None
         self._aux_losses: dict[str, list[float]] = {}  # logged name -> this log window's values
+        self._engine = None  # the stage's DeepSpeed engine (accelerate's prepared model), under DeepSpeed
+        self._engine_checkpoint: Path | None = None  # where a resumed DeepSpeed run's engine state is
         if config.gradient_checkpointing:
             # Non-reentrant: the reentrant kind hides the checkpointed parameters from DDP's unused-parameter
             # search (same gradients either way).
@@ -175,8 +180,14 @@ class Trainer:
             if not live.is_file():
                 raise ValueError(f"{policy_checkpoint}: no {LIVE_WEIGHTS_FILE}, but the run averages its weights (ema_decay)")
             trainer.ema = WeightAverage(trainer.policy, config.ema_decay)
+            if (Path(policy_checkpoint) / AVERAGE_WEIGHTS_FILE).is_file():
+                trainer.ema.load_average_state(load_file(Path(policy_checkpoint) / AVERAGE_WEIGHTS_FILE))
             trainer.ema.load_live_state(load_file(live))
-        load_trainer_state(Path(policy_checkpoint), trainer.optimizer, trainer.generator)
+        if dp.uses_deepspeed(accelerator):  # the engine loads its state once prepared (_train_stage)
+            load_trainer_state(Path(policy_checkpoint), None, trainer.generator, accelerator.num_processes)
+            trainer._engine_checkpoint = Path(policy_checkpoint) / DEEPSPEED_DIR
+        else:
+            load_trainer_state(Path(policy_checkpoint), trainer.optimizer, trainer.generator)
         trainer.step = progress["step"]
         return trainer
 
@@ -256,6 +267,11 @@ class Trainer:
             dp.configure_deepspeed(acc, self.shard.rows.stop - self.shard.rows.start, c.grad_clip_norm)
         # Mixed precision is accelerate's autocast around this module's forward.
         model, self.optimizer = acc.prepare(dp.StageLoss(self.policy, self.env_head, loss_fn), self.optimizer)
+        if dp.uses_deepspeed(acc):
+            self._engine = model
+            if self._engine_checkpoint is not None:  # a resumed run: ZeRO's master weights and moments, this process's part
+                dp.load_deepspeed_checkpoint(model, self._engine_checkpoint, DEEPSPEED_TAG)
+                self._engine_checkpoint = None
         model.train()
         bar = tqdm(total=total, initial=self.step, desc=f"stage {self.stage}", unit="step", dynamic_ncols=True,
                    disable=not acc.is_main_process)
@@ -380,21 +396,24 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write the checkpoint of the current (stage, step) from process 0 (every process holds the same
-        weights, optimizer state and generator). Returns its directory."""
+        weights, optimizer state and generator; under DeepSpeed, every process also writes its part of
+        the optimizer state). Returns its directory."""
         path = self.out_dir / "checkpoints" / f"stage{self.stage}-step{self.step:06d}"
+        deepspeed = dp.uses_deepspeed(self.accelerator)
+        if deepspeed:  # collective: ZeRO partitions the optimizer moments and master weights between the processes
+            self._engine.save_checkpoint(str(path / DEEPSPEED_DIR), tag=DEEPSPEED_TAG, save_latest=False,
+                                         exclude_frozen_parameters=True)
         if not self.accelerator.is_main_process:
             return path
         with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
             self.policy.save_pretrained(path)
         if self.ema is not None:
             save_file(self.ema.live_state(), path / LIVE_WEIGHTS_FILE)
+            if self.ema.finer_than_live():
+                save_file(self.ema.average_state(), path / AVERAGE_WEIGHTS_FILE)
         if self.env_head is not None:
             save_file({k: v.detach().contiguous().cpu() for k, v in self.env_head.state_dict().items()}, path / ENV_HEAD_FILE)
-        if dp.uses_deepspeed(self.accelerator):
-            # ZeRO partitions the optimizer moments between the processes; process 0 holds only its part.
-            logger.warning("checkpoint %s: the policy only (DeepSpeed holds the optimizer state in parts); "
-                           "use it as --init, it cannot be resumed", path)
-            return path
-        save_trainer_state(path, self.stage, self.step, self.optimizer, self.generator, dataclasses.asdict(self.config))
+        save_trainer_state(path, self.stage, self.step, None if deepspeed else self.optimizer, self.generator,
+                           dataclasses.asdict(self.config), self.accelerator.num_processes if deepspeed else 0)
         logger.info("checkpoint %s", path)
         return path

@@ -1,6 +1,7 @@
 """Data-parallel training: `asyncvla-ros train` in 2 CPU processes (torchrun, gloo), each on half of every
 global batch, gives the losses, optimizer moments and weights of 1 process with the whole batch; so
-does DeepSpeed ZeRO-2 (accelerate launch with config/accelerate/zero2.yaml).
+does DeepSpeed ZeRO-2 (accelerate launch with config/accelerate/zero2.yaml), and a ZeRO-2 run resumed
+from its checkpoint gives the uninterrupted run's.
 
 The run covers what could make a shard differ from its part of the combined batch: the batch's own
 draws (indices, delays, image shifts, state and history noise, history dropout), Alg. 2's draws
@@ -89,8 +90,9 @@ def assert_same_losses(root: Path, run: str) -> None:
 def assert_same_weights(root: Path, run: str) -> None:
     # Adam moves a parameter whose gradient is rounding noise (a key bias) by up to a few percent of a
     # step, here 1e-4: about 2e-6; a wrong batch moves weights by a whole step.
-    x = tensors(root / "one", "final/**/*.safetensors") | tensors(root / "one", "checkpoints/*/env_state_head.safetensors")
-    y = tensors(root / run, "final/**/*.safetensors") | tensors(root / run, "checkpoints/*/env_state_head.safetensors")
+    head = "checkpoints/stage1-step000004/env_state_head.safetensors"  # stage 1's last
+    x = tensors(root / "one", "final/**/*.safetensors") | tensors(root / "one", head)
+    y = tensors(root / run, "final/**/*.safetensors") | tensors(root / run, head)
     assert x.keys() == y.keys() and any("backbone" in k for k in x) and any("env_state_head" in k for k in x)
     # The VLM's output head is neither used nor trained, and differs between two builds of the same seed.
     worst = max((float((x[k] - y[k]).abs().max()), k) for k in x if not k.endswith("lm_head.weight"))
@@ -112,21 +114,56 @@ def test_two_processes_train_what_one_does_with_the_combined_batch(runs):
     assert_same_weights(root, "two")
 
 
-def test_deepspeed_zero2_in_two_processes_trains_what_one_does_with_the_combined_batch(runs):
-    """config/accelerate/zero2.yaml, the 3B model's engine, as given to `accelerate launch`, on DeepSpeed's
-    CPU accelerator: ZeRO-2 splits the optimizer moments and gradients between the processes, applies
-    the clipping itself and steps inside `accelerator.backward`; none of that may change the run."""
+def zero2(*options: str) -> list[str]:
+    """`accelerate launch` of config/accelerate/zero2.yaml, the 3B model's engine, on 2 processes."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "config/accelerate/zero2.yaml"),
+            "--num_processes", "2", "--main_process_port", str(free_port()), *options]
+
+
+@pytest.fixture(scope="module")
+def zero2_run(runs):
+    """The DeepSpeed ZeRO-2 run in float32, with a checkpoint every 2 steps (the run is the same)."""
     root, _, _ = runs
-    port = str(free_port())
-    zero2 = train([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "config/accelerate/zero2.yaml"),
-                   "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", port],
-                  root / "data", root / "zero2", "--device", "cpu")
-    assert (zero2["processes"], zero2["engine"]) == (2, "DEEPSPEED")
+    return train(zero2("--mixed_precision", "no"), root / "data", root / "zero2", "--device", "cpu", "--checkpoint-every", "2")
+
+
+def test_deepspeed_zero2_in_two_processes_trains_what_one_does_with_the_combined_batch(runs, zero2_run):
+    """zero2.yaml as given to `accelerate launch`, on DeepSpeed's CPU accelerator: ZeRO-2 splits the
+    optimizer moments and gradients between the processes, applies the clipping itself and steps inside
+    `accelerator.backward`; none of that may change the run."""
+    root, _, _ = runs
+    assert (zero2_run["processes"], zero2_run["engine"]) == (2, "DEEPSPEED")
     assert_same_losses(root, "zero2")
     assert_same_weights(root, "zero2")
-    # ZeRO holds the optimizer moments in parts: its checkpoints are the policy alone, for --init.
-    for checkpoint in (root / "zero2" / "checkpoints").iterdir():
-        assert (checkpoint / "asyncvla_policy.json").is_file() and not (checkpoint / "trainer_state.json").exists()
+
+
+def test_a_deepspeed_zero2_run_resumes_where_its_checkpoint_left_off(runs, zero2_run):
+    """ZeRO holds the optimizer moments and float32 master weights in parts, one per process; each
+    process saves and loads its own (DeepSpeed's checkpoint, beside the policy). A resumed run then
+    gives the uninterrupted run's losses and weights; a run with another number of processes, or
+    none under DeepSpeed, is refused with what to do instead."""
+    root, _, _ = runs
+    mid = root / "zero2" / "checkpoints" / "stage1-step000002"
+    parts = sorted(p.name for p in (mid / "deepspeed" / "state").glob("*optim_states.pt"))
+    assert len(parts) == 2, parts
+    assert json.loads((mid / "trainer_state.json").read_text())["deepspeed_processes"] == 2
+    train(zero2("--mixed_precision", "no"), root / "data", root / "zero2_resumed", "--device", "cpu", "--resume", str(mid))
+    a, b = losses(root / "zero2"), losses(root / "zero2_resumed")
+    assert sorted({k[:2] for k in b}) == [(1, 3), (1, 4), (2, 1), (2, 2)]
+    for k in b:
+        assert abs(b[k] - a[k]) <= 1e-6 * abs(a[k]), (k, a[k], b[k])
+    x, y = tensors(root / "zero2", "final/**/*.safetensors"), tensors(root / "zero2_resumed", "final/**/*.safetensors")
+    assert x.keys() == y.keys()
+    worst = max((float((x[k] - y[k]).abs().max()), k) for k in x if not k.endswith("lm_head.weight"))  # (as above)
+    print("resumed ZeRO-2 run: weights max abs diff", worst)
+    assert worst[0] < 1e-6, worst
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "asyncvla_ros.cli", "train", "--dagger-data", str(root / "data"),
+                           "--out", str(root / "zero2_one"), *TRAIN, "--resume", str(mid)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode != 0 and "in 2 parts" in done.stderr and "--num_processes 2" in done.stderr, done.stderr[-2000:]
+    assert not (root / "zero2_one" / "final").exists()
 
 
 def test_deepspeed_zero2_as_shipped_trains_in_bf16_and_writes_a_policy_that_plans(runs):
@@ -142,9 +179,7 @@ def test_deepspeed_zero2_as_shipped_trains_in_bf16_and_writes_a_policy_that_plan
     data = save_episodes(episodes(n=3, T=10, env_state=True, fps=20, image_px=64), root / "data64", {"synthetic": True})
     recipe = ["--vision-encoder", "conv", "--image-size-px", "64", "--encoder-env-state-loss-weight", "1", "--action-env-state-loss-weight", "1",
               "--ema-decay", "0.9", "--gradient-checkpointing", "--semantic-age-input"]
-    bf16 = train([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "config/accelerate/zero2.yaml"),
-                  "--num_processes", "2", "--main_process_port", str(free_port())], data, root / "bf16", "--device", "cpu",
-                 *recipe)
+    bf16 = train(zero2(), data, root / "bf16", "--device", "cpu", *recipe, "--checkpoint-every", "2")
     assert (bf16["engine"], bf16["config"]["mixed_precision"]) == ("DEEPSPEED", "bf16")
     logged = losses(root / "bf16")
     assert {k[2] for k in logged} == {"stage1/loss", "stage1/env_state_loss", "stage1/encoder_env_state_loss",
@@ -157,6 +192,19 @@ def test_deepspeed_zero2_as_shipped_trains_in_bf16_and_writes_a_policy_that_plan
     images = [np.zeros((vision.image_height_px, vision.image_width_px, 3), np.uint8) for _ in vision.camera_names]
     plan = policy.act(policy.encode(images, INSTRUCTIONS[0]), np.zeros(e.state_dim, np.float32), semantic_age_s=0.1)
     assert plan.actions.shape == (e.chunk_len, e.action_dim) and np.isfinite(plan.actions).all()
+
+    # Resumed in bf16 from stage 1's middle: the same losses and weights. The float32 master weights
+    # come from DeepSpeed's checkpoint, the float32 weight average from its own file (the checkpoint's
+    # bf16 policy is only their rounding: stage 2's loss, on the average, moved by 1 % without it).
+    train(zero2(), data, root / "bf16_resumed", "--device", "cpu", *recipe, "--resume",
+          str(root / "bf16" / "checkpoints" / "stage1-step000002"))
+    resumed = losses(root / "bf16_resumed")
+    assert sorted({k[:2] for k in resumed}) == [(1, 3), (1, 4), (2, 1), (2, 2)]
+    for k in resumed:
+        assert abs(resumed[k] - logged[k]) <= 1e-6 * abs(logged[k]), (k, logged[k], resumed[k])
+    x, y = tensors(root / "bf16", "final/**/*.safetensors"), tensors(root / "bf16_resumed", "final/**/*.safetensors")
+    assert x.keys() == y.keys()
+    assert max(float((x[k] - y[k]).abs().max()) for k in x if not k.endswith("lm_head.weight")) == 0
 
 
 def test_the_shards_of_a_batch_and_of_its_loss_draws_are_the_rows_of_the_combined_one():
@@ -224,3 +272,27 @@ def test_what_every_process_needs_is_made_once_by_process_0_and_handed_to_the_ot
     reports = [json.loads((tmp_path / f"process{p}.json").read_text()) for p in (0, 1)]
     assert reports == [{"process": p, "got": [[0, 2, 4, 6, 8], "episodes"]} for p in (0, 1)]
     assert marks.read_text() == "0\n"  # made by process 0 alone
+
+
+def test_optimizer_state_that_a_run_cannot_take_is_refused_with_what_to_do(tmp_path):
+    from asyncvla_ros.training.state import load_trainer_state, save_trainer_state
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([weight])
+    weight.grad = torch.ones(3)
+    optimizer.step()
+    generator = torch.Generator()
+    torch_state, zero_state = tmp_path / "ddp", tmp_path / "zero2"
+    for path in (torch_state, zero_state):
+        path.mkdir()
+    save_trainer_state(torch_state, 1, 5, optimizer, generator, {})
+    save_trainer_state(zero_state, 1, 5, None, generator, {}, deepspeed_processes=4)
+
+    with pytest.raises(ValueError, match="which DeepSpeed cannot take"):
+        load_trainer_state(torch_state, None, generator, deepspeed_processes=2)
+    with pytest.raises(ValueError, match="in 4 parts.*this run has 2.*--num_processes 4"):
+        load_trainer_state(zero_state, None, generator, deepspeed_processes=2)
+    with pytest.raises(ValueError, match="in 4 parts.*not under DeepSpeed"):
+        load_trainer_state(zero_state, optimizer, generator)
+    assert load_trainer_state(zero_state, None, generator, deepspeed_processes=4)["step"] == 5
+    assert load_trainer_state(torch_state, optimizer, generator)["step"] == 5
