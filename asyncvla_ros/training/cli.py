@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     for name in ("steps", "rater_steps", "batch_size", "warmup_steps", "checkpoint_every", "log_every", "seed", "image_shift_px"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    p.add_argument("--keep-checkpoints", type=int, default=defaults.keep_checkpoints, metavar="N",
+                   help="keep the run's N newest checkpoints, deleting older ones after each save (0 = all)")
     for name, heads in (("env_state_dims", "the prefix and encoder scene-state heads"),
                         ("action_env_state_dims", "the action-token scene-state head")):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name),

@@ -57,6 +57,9 @@ class TrainConfig:
     # many pixels (edge replicated) and cropped back at a random offset (0 = off, the paper's setting).
     image_shift_px: int = 0
     checkpoint_every: int = 500  # steps; the final step is always saved
+    # How many of the run's newest checkpoints to keep: each save deletes the older ones (a 3B ZeRO-2
+    # checkpoint, optimizer state included, is about 60 GB). 0 = keep them all.
+    keep_checkpoints: int = 0
     log_every: int = 10  # steps between logged scalars
     seed: int = 0
     device: str = "cpu"
@@ -78,7 +81,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
-        for name in ("rater_steps", "warmup_steps", "num_workers", "image_shift_px", "env_state_dims", "action_env_state_dims"):
+        for name in ("rater_steps", "warmup_steps", "num_workers", "image_shift_px", "env_state_dims", "action_env_state_dims",
+                     "keep_checkpoints"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {value!r}")

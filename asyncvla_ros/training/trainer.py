@@ -27,6 +27,8 @@ import dataclasses
 import json
 import logging
 import math
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -416,4 +418,15 @@ class Trainer:
         save_trainer_state(path, self.stage, self.step, None if deepspeed else self.optimizer, self.generator,
                            dataclasses.asdict(self.config), self.accelerator.num_processes if deepspeed else 0)
         logger.info("checkpoint %s", path)
+        if self.config.keep_checkpoints:
+            for old in checkpoints_by_age(path.parent)[:-self.config.keep_checkpoints]:
+                shutil.rmtree(old)
+                logger.info("checkpoint %s deleted (--keep-checkpoints %d)", old, self.config.keep_checkpoints)
         return path
+
+
+def checkpoints_by_age(directory: Path) -> list[Path]:
+    """A run's checkpoint directories (stage<S>-step<N>), oldest first; other entries are left out."""
+    found = [(int(m[1]), int(m[2]), p) for p in directory.iterdir()
+             if p.is_dir() and (m := re.fullmatch(r"stage(\d+)-step(\d+)", p.name))]
+    return [p for *_, p in sorted(found)]
