@@ -309,6 +309,7 @@ class Trainer:
             if self.step % c.checkpoint_every == 0 or self.step == total:
                 self.save_checkpoint()
         bar.close()
+        self._engine = None  # its optimizer state is the stage's alone (ZeRO's moments and master weights)
 
     def fit(self) -> Path:
         """Run what remains of stage 1 and stage 2. Returns the final checkpoint directory."""
