@@ -3,7 +3,7 @@ cube pose and the instructed area) from inside the policy, to teach a small poli
 scratch to look. Neither is saved with the policy.
 
 - `prefix`: a linear map from the last prefix token as it enters the backbone's last layer (where the
-  action tokens read from; see Trainer._stage1_loss).
+  action tokens read from; see `flow_and_scene_state_losses`).
 - `keypoints` (conv encoder only): spatial soft-argmax keypoints (Levine et al. 2016) of the encoder's
   stride-8 feature map, K per camera, then a linear map of every camera's keypoint coordinates. Its
   gradient reaches the convolutions directly, not through the decoder's attention, so the encoder
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from asyncvla_ros.policy.action_expert import zero_linear
@@ -91,3 +92,44 @@ class SceneStateHeads(nn.Module):
         self.prefix = zero_linear(hidden_size, env_dim)
         self.keypoints = KeypointHead(conv_channels, cameras, env_dim) if conv_channels else None
         self.actions = zero_linear(hidden_size, action_dims) if action_dims else None
+
+
+def flow_and_scene_state_losses(policy, heads: SceneStateHeads, batch: dict, flow_loss) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """`flow_loss(cond)`, the flow-matching loss given the batch's prefix encode, and each head's loss by
+    its logged name (`env_state_loss`, `encoder_env_state_loss`, `action_env_state_loss`).
+
+    The heads regress the normalised scene state of the observed frame (`batch["env_state"]`: cube pose,
+    the instructed area; each its first values, as many as the head has outputs). The `prefix` head
+    reads the last prefix token (it attends to every image and the instruction) as it enters the
+    backbone's last layer. That is where the action tokens can read it: they attend to each layer's
+    prefix keys and values, and the last layer's are computed from exactly this input, while the
+    backbone's final output reaches no action token. The loss gives the backbone a direct signal to
+    find the objects and read the instruction, which flow matching alone gives a small policy trained
+    from scratch only weakly. The `keypoints` head reads the conv encoder's feature map, the `actions`
+    head every action token's decoder output. Each loss is a mean over the rows, as the flow loss is.
+    """
+    features = {}
+    with contextlib.ExitStack() as hooks:  # around the prefix encode only
+        if heads.keypoints is not None:
+            handle = policy.backbone.conv_vision.stages[KEYPOINT_STAGE].register_forward_hook(
+                lambda module, args, output: features.__setitem__("map", output))
+            hooks.callback(handle.remove)
+        prefix = hooks.enter_context(last_layer_input(policy.backbone))
+        cond = policy.backbone.encode(batch["inputs"])
+    with action_token_output(policy.expert) if heads.actions is not None else contextlib.nullcontext() as actions:
+        loss = flow_loss(cond)
+    state = batch["env_state"].float()
+    target = state[:, :heads.prefix.out_features]
+    hidden = prefix["hidden"]  # (B, T, d)
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    last = hidden[rows, cond.num_prefix_tokens.to(hidden.device) - 1]
+    # The heads' own dtype in (bf16 where DeepSpeed casts the weights), float32 out.
+    dt = heads.prefix.weight.dtype
+    terms = {"env_state_loss": F.mse_loss(heads.prefix(last.to(dt)).float(), target)}
+    if heads.keypoints is not None:
+        terms["encoder_env_state_loss"] = F.mse_loss(heads.keypoints(features["map"]).float(), target)
+    if actions is not None:
+        per_token = heads.actions(actions["hidden"].to(dt)).float()  # (B, L, action_dims)
+        action_target = state[:, None, :heads.actions.out_features]
+        terms["action_env_state_loss"] = F.mse_loss(per_token, action_target.expand_as(per_token))
+    return loss, terms

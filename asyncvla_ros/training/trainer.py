@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -46,7 +45,7 @@ from asyncvla_ros.training.batches import random_shift, step_generator  # noqa: 
 from asyncvla_ros.training.config import TrainConfig, train_config_from_saved
 from asyncvla_ros.training.ema import WeightAverage
 from asyncvla_ros.training.samples import ChunkSamples
-from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads, action_token_output, last_layer_input
+from asyncvla_ros.training.scene_heads import KEYPOINT_STAGE, SceneStateHeads, flow_and_scene_state_losses
 from asyncvla_ros.training.state import DEEPSPEED_DIR, DEEPSPEED_TAG, load_trainer_state, save_trainer_state
 
 logger = logging.getLogger(__name__)
@@ -115,11 +114,11 @@ class Trainer:
             for name in ("env_state_dims", "action_env_state_dims"):
                 if getattr(config, name) > recorded:
                     raise ValueError(f"{name} = {getattr(config, name)}: the episodes record {recorded} scene-state values")
-            self._env_dims = (config.env_state_dims or recorded, config.action_env_state_dims or recorded)
+            dims = (config.env_state_dims or recorded, config.action_env_state_dims or recorded)
             channels = conv.stages[KEYPOINT_STAGE][0].out_channels if config.encoder_env_state_loss_weight else 0
-            self.env_head = SceneStateHeads(policy.backbone.hidden_size, self._env_dims[0], channels,
+            self.env_head = SceneStateHeads(policy.backbone.hidden_size, dims[0], channels,
                                             len(policy.config.backbone.camera_names),
-                                            action_dims=self._env_dims[1] if config.action_env_state_loss_weight else 0
+                                            action_dims=dims[1] if config.action_env_state_loss_weight else 0
                                             ).to(self.device)
         self.optimizer = self._optimizer(1)
         self.ema: WeightAverage | None = None  # stage 1's weight average, with ema_decay
@@ -348,53 +347,19 @@ class Trainer:
         return rater_training_loss(policy, batch, self.generator, shard=self.shard)
 
     def _stage1_loss(self, policy, batch: dict) -> torch.Tensor:
-        """Unified flow matching, plus the weighted scene-state losses where configured.
-
-        The auxiliary heads regress the normalised scene state of the observed frame (cube pose, the
-        instructed area). The `prefix` head reads the last prefix token (it attends to every image and
-        the instruction) as it enters the backbone's last layer. That is where the action tokens can
-        read it: they attend to each layer's prefix keys and values, and the last layer's are computed
-        from exactly this input, while the backbone's final output reaches no action token. The loss
-        gives the backbone a direct signal to find the objects and read the instruction, which flow
-        matching alone gives a small policy trained from scratch only weakly. The `keypoints` head
-        reads the conv encoder's feature map, the `actions` head every action token's decoder output.
-        The heads are not part of the policy.
-        """
+        """Unified flow matching, plus the weighted scene-state losses where configured (scene_heads.py)."""
         c = self.config
         flow = dict(generator=self.generator, shard=self.shard, sfm_only=not c.unified,
                     sfm_fraction=c.sfm_fraction, prefix_fraction=c.prefix_fraction)
-        heads = self.env_head
-        if heads is None:
+        if self.env_head is None:
             return flow_matching_loss(policy, batch, **flow)
-        features = {}
-        with contextlib.ExitStack() as hooks:  # around the prefix encode only
-            if heads.keypoints is not None:
-                handle = policy.backbone.conv_vision.stages[KEYPOINT_STAGE].register_forward_hook(
-                    lambda module, args, output: features.__setitem__("map", output))
-                hooks.callback(handle.remove)
-            prefix = hooks.enter_context(last_layer_input(policy.backbone))
-            cond = policy.backbone.encode(batch["inputs"])
-        with action_token_output(policy.expert) if heads.actions is not None else contextlib.nullcontext() as actions:
-            loss = flow_matching_loss(policy, batch, cond=cond, **flow)
-        target = batch["env_state"].float()[:, :self._env_dims[0]]
-        hidden = prefix["hidden"]  # (B, T, d)
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        last = hidden[rows, cond.num_prefix_tokens.to(hidden.device) - 1]
-        # The heads' own dtype in (bf16 where DeepSpeed casts the weights), float32 out. Each loss is a mean
-        # over the rows, as the flow loss is.
-        dt = next(heads.parameters()).dtype
-        terms = [("env_state_loss", c.env_state_loss_weight, F.mse_loss(heads.prefix(last.to(dt)).float(), target))]
-        if heads.keypoints is not None:
-            terms.append(("encoder_env_state_loss", c.encoder_env_state_loss_weight,
-                          F.mse_loss(heads.keypoints(features["map"]).float(), target)))
-        if actions is not None:
-            per_token = heads.actions(actions["hidden"].to(dt)).float()  # (B, L, action_dims)
-            action_target = batch["env_state"].float()[:, None, :self._env_dims[1]]
-            terms.append(("action_env_state_loss", c.action_env_state_loss_weight,
-                          F.mse_loss(per_token, action_target.expand_as(per_token))))
-        for name, weight, term in terms:
+        loss, terms = flow_and_scene_state_losses(policy, self.env_head, batch,
+                                                  lambda cond: flow_matching_loss(policy, batch, cond=cond, **flow))
+        weights = {"env_state_loss": c.env_state_loss_weight, "encoder_env_state_loss": c.encoder_env_state_loss_weight,
+                   "action_env_state_loss": c.action_env_state_loss_weight}
+        for name, term in terms.items():
             self._aux_losses.setdefault(name, []).append(term.item())
-            loss = loss + weight * term
+            loss = loss + weights[name] * term
         return loss
 
     def save_checkpoint(self) -> Path:

@@ -45,12 +45,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train(launcher: list[str], data: Path, out: Path, *extra: str) -> dict:
-    """Run `asyncvla-ros train` under `launcher`; returns the report process 0 printed."""
+def run_train(launcher: list[str], data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`asyncvla-ros train` under `launcher`, on the episodes in `data`, with TRAIN and `extra`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     cmd = [*launcher, "-m", "asyncvla_ros.cli", "train", "--dagger-data", str(data), "--out", str(out), *TRAIN, *extra]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+
+
+def train(launcher: list[str], data: Path, out: Path, *extra: str) -> dict:
+    """Run `asyncvla-ros train` under `launcher`; returns the report process 0 printed."""
+    done = run_train(launcher, data, out, *extra)
+    assert done.returncode == 0, f"{' '.join(done.args)}\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
     return json.loads(done.stdout[done.stdout.index("{"):])
 
 
@@ -158,10 +163,7 @@ def test_a_deepspeed_zero2_run_resumes_where_its_checkpoint_left_off(runs, zero2
     print("resumed ZeRO-2 run: weights max abs diff", worst)
     assert worst[0] < 1e-6, worst
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "asyncvla_ros.cli", "train", "--dagger-data", str(root / "data"),
-                           "--out", str(root / "zero2_one"), *TRAIN, "--resume", str(mid)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    done = run_train([sys.executable], root / "data", root / "zero2_one", "--resume", str(mid))
     assert done.returncode != 0 and "in 2 parts" in done.stderr and "--num_processes 2" in done.stderr, done.stderr[-2000:]
     assert not (root / "zero2_one" / "final").exists()
 
