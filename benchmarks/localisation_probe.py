@@ -1,8 +1,8 @@
 """How precisely does a policy's backbone know where the cube is, and which area the instruction names?
 
 A linear probe (ridge regression) from the last prefix token as it enters the decoder's last layer
-(what the training-only scene-state head reads, `scene_heads.flow_and_scene_state_losses`) to the privileged scene state
-that `asyncvla-ros demos` records. It is fitted on half of the dataset's episodes and scored on the
+(what the training-only scene-state head reads, `scene_heads.flow_and_scene_state_losses`) to the
+privileged scene state that `asyncvla-ros demos` records. It is fitted on half of the dataset's episodes and scored on the
 other half, then the halves swap; the RMS error is in cm. The action tokens attend to every prefix
 token of every layer, so this is a lower bound on what the policy can read, not its grasp error.
 
